@@ -1,0 +1,365 @@
+//! Command-line definitions (clap) and the one place that turns clap's
+//! matches into a plain [`RunRequest`]. Nothing below this module sees clap.
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::error::Error;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nook",
+    version,
+    about = "Rootless sandbox: run a command in fresh namespaces, without root, setuid or daemon"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run COMMAND in a new sandbox
+    Run(RunArgs),
+}
+
+/// Filesystem flags are applied in the order they are given on the command
+/// line (later operations cover earlier ones), after the default view.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Identity")]
+pub struct RunArgs {
+    /// User id inside the sandbox (default: your own; 0 gives a fake root)
+    #[arg(long, value_name = "N")]
+    pub uid: Option<u32>,
+    /// Group id inside the sandbox (default: your own)
+    #[arg(long, value_name = "N")]
+    pub gid: Option<u32>,
+    /// Map your whole subordinate id range from /etc/subuid and /etc/subgid
+    /// (needs newuidmap/newgidmap from the uidmap package)
+    #[arg(long)]
+    pub subids: bool,
+
+    /// Share the host's network namespace
+    #[arg(long, help_heading = "Namespaces")]
+    pub share_net: bool,
+    /// Share the host's IPC namespace
+    #[arg(long, help_heading = "Namespaces")]
+    pub share_ipc: bool,
+    /// Share the host's UTS namespace (hostname)
+    #[arg(long, help_heading = "Namespaces")]
+    pub share_uts: bool,
+    /// Share the host's pid namespace
+    #[arg(long, help_heading = "Namespaces")]
+    pub share_pid: bool,
+    /// Share the host's cgroup namespace
+    #[arg(long, help_heading = "Namespaces")]
+    pub share_cgroup: bool,
+
+    /// Start from an empty root instead of the default view
+    /// (/usr, /etc read-only, /proc, /dev, /tmp, empty $HOME, the current directory)
+    #[arg(long, help_heading = "Filesystem")]
+    pub no_default_view: bool,
+    /// Bind SRC read-only at DST (default: the same path)
+    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
+    pub ro_bind: Vec<String>,
+    /// Bind SRC read-write at DST (default: the same path)
+    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
+    pub bind: Vec<String>,
+    /// Like --ro-bind, but skip it when SRC does not exist
+    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
+    pub ro_bind_try: Vec<String>,
+    /// Like --bind, but skip it when SRC does not exist
+    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
+    pub bind_try: Vec<String>,
+    /// Mount a fresh tmpfs at DST, optionally limited in size (k, m, g suffixes)
+    #[arg(long, value_name = "DST[:size=N]", help_heading = "Filesystem")]
+    pub tmpfs: Vec<String>,
+    /// Create an empty directory DST
+    #[arg(long, value_name = "DST", help_heading = "Filesystem")]
+    pub dir: Vec<String>,
+    /// Create a symbolic link LINK pointing to TARGET
+    #[arg(long, value_name = "TARGET:LINK", help_heading = "Filesystem")]
+    pub symlink: Vec<String>,
+    /// Place a read-only file DST holding CONTENT
+    #[arg(long, value_name = "DST:CONTENT", help_heading = "Filesystem")]
+    pub file: Vec<String>,
+    /// Place a read-only file DST holding a copy of the host file SRC
+    #[arg(long, value_name = "DST:SRC", help_heading = "Filesystem")]
+    pub file_from: Vec<String>,
+    /// Keep PATH present but empty and unreadable
+    #[arg(long, value_name = "PATH", help_heading = "Filesystem")]
+    pub hide: Vec<String>,
+    /// Mount a fresh /proc for the sandbox's pid namespace at DST
+    #[arg(long, value_name = "DST", help_heading = "Filesystem")]
+    pub proc: Vec<String>,
+    /// Mount a minimal /dev at DST (null zero full random urandom tty, pts, shm)
+    #[arg(long, value_name = "DST", help_heading = "Filesystem")]
+    pub dev: Vec<String>,
+
+    /// Working directory inside the sandbox (default: the current directory)
+    #[arg(long, value_name = "DIR", help_heading = "Process")]
+    pub chdir: Option<String>,
+    /// Hostname inside the sandbox
+    #[arg(long, value_name = "NAME", help_heading = "Process")]
+    pub hostname: Option<String>,
+    /// Set an environment variable
+    #[arg(long, value_name = "K=V", help_heading = "Process")]
+    pub setenv: Vec<String>,
+    /// Remove an environment variable
+    #[arg(long, value_name = "K", help_heading = "Process")]
+    pub unsetenv: Vec<String>,
+    /// Start from an empty environment
+    #[arg(long, help_heading = "Process")]
+    pub clearenv: bool,
+    /// Keep this inherited file descriptor open (0, 1 and 2 always are)
+    #[arg(long, value_name = "N", help_heading = "Process")]
+    pub pass_fd: Vec<i32>,
+
+    /// Print the resolved sandbox as JSON and exit
+    #[arg(long, help_heading = "Diagnostics")]
+    pub print_spec: bool,
+    /// Print the ordered setup plan and exit
+    #[arg(long, help_heading = "Diagnostics")]
+    pub print_plan: bool,
+    /// Trace each setup step to stderr
+    #[arg(short, long, help_heading = "Diagnostics")]
+    pub verbose: bool,
+
+    /// The command to run and its arguments
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
+    pub command: Vec<String>,
+}
+
+/// The filesystem flags, in the form the spec resolver needs: which flag, and
+/// its raw value, in command-line order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsFlag {
+    RoBind,
+    Bind,
+    RoBindTry,
+    BindTry,
+    Tmpfs,
+    Dir,
+    Symlink,
+    File,
+    FileFrom,
+    Hide,
+    Proc,
+    Dev,
+}
+
+impl FsFlag {
+    const ALL: [(FsFlag, &'static str); 12] = [
+        (FsFlag::RoBind, "ro_bind"),
+        (FsFlag::Bind, "bind"),
+        (FsFlag::RoBindTry, "ro_bind_try"),
+        (FsFlag::BindTry, "bind_try"),
+        (FsFlag::Tmpfs, "tmpfs"),
+        (FsFlag::Dir, "dir"),
+        (FsFlag::Symlink, "symlink"),
+        (FsFlag::File, "file"),
+        (FsFlag::FileFrom, "file_from"),
+        (FsFlag::Hide, "hide"),
+        (FsFlag::Proc, "proc"),
+        (FsFlag::Dev, "dev"),
+    ];
+
+    /// The flag as the user typed it, for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsFlag::RoBind => "--ro-bind",
+            FsFlag::Bind => "--bind",
+            FsFlag::RoBindTry => "--ro-bind-try",
+            FsFlag::BindTry => "--bind-try",
+            FsFlag::Tmpfs => "--tmpfs",
+            FsFlag::Dir => "--dir",
+            FsFlag::Symlink => "--symlink",
+            FsFlag::File => "--file",
+            FsFlag::FileFrom => "--file-from",
+            FsFlag::Hide => "--hide",
+            FsFlag::Proc => "--proc",
+            FsFlag::Dev => "--dev",
+        }
+    }
+}
+
+/// Everything `nook run` was asked for, free of clap types.
+#[derive(Debug, Default)]
+pub struct RunRequest {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub subids: bool,
+    pub share_net: bool,
+    pub share_ipc: bool,
+    pub share_uts: bool,
+    pub share_pid: bool,
+    pub share_cgroup: bool,
+    pub no_default_view: bool,
+    /// Filesystem flags in command-line order.
+    pub fs: Vec<(FsFlag, String)>,
+    pub chdir: Option<String>,
+    pub hostname: Option<String>,
+    pub setenv: Vec<String>,
+    pub unsetenv: Vec<String>,
+    pub clearenv: bool,
+    pub pass_fds: Vec<i32>,
+    pub print_spec: bool,
+    pub print_plan: bool,
+    pub verbose: bool,
+    pub command: Vec<String>,
+}
+
+pub enum Parsed {
+    Run(RunRequest),
+    /// Help or version text, already rendered; print it and exit 0.
+    Info(String),
+}
+
+/// Parse the process arguments. Usage errors become one line.
+pub fn parse<I, T>(args: I) -> Result<Parsed, Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = match Cli::command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => return clap_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return clap_error(e),
+    };
+    match cli.command {
+        Command::Run(args) => {
+            let sub = matches
+                .subcommand_matches("run")
+                .expect("clap returned the run subcommand without its matches");
+            Ok(Parsed::Run(run_request(args, sub)))
+        }
+    }
+}
+
+fn run_request(a: RunArgs, m: &ArgMatches) -> RunRequest {
+    // clap keeps each flag's values apart; the order across flags comes from
+    // their argument indices, which is what makes "later covers earlier" work.
+    let mut fs: Vec<(usize, FsFlag, String)> = Vec::new();
+    for (flag, id) in FsFlag::ALL {
+        if let (Some(idx), Some(vals)) = (m.indices_of(id), m.get_many::<String>(id)) {
+            fs.extend(idx.zip(vals).map(|(i, v)| (i, flag, v.clone())));
+        }
+    }
+    fs.sort_by_key(|(i, _, _)| *i);
+    RunRequest {
+        uid: a.uid,
+        gid: a.gid,
+        subids: a.subids,
+        share_net: a.share_net,
+        share_ipc: a.share_ipc,
+        share_uts: a.share_uts,
+        share_pid: a.share_pid,
+        share_cgroup: a.share_cgroup,
+        no_default_view: a.no_default_view,
+        fs: fs.into_iter().map(|(_, f, v)| (f, v)).collect(),
+        chdir: a.chdir,
+        hostname: a.hostname,
+        setenv: a.setenv,
+        unsetenv: a.unsetenv,
+        clearenv: a.clearenv,
+        pass_fds: a.pass_fd,
+        print_spec: a.print_spec,
+        print_plan: a.print_plan,
+        verbose: a.verbose,
+        command: a.command,
+    }
+}
+
+fn clap_error(e: clap::Error) -> Result<Parsed, Error> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return Ok(Parsed::Info(e.render().to_string()));
+        }
+        _ => {}
+    }
+    let ctx = |k| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let line = match e.kind() {
+        ErrorKind::UnknownArgument => format!(
+            "unknown option '{}'; see 'nook run --help' for the options",
+            ctx(ContextKind::InvalidArg).unwrap_or_default()
+        ),
+        ErrorKind::MissingRequiredArgument => {
+            "missing COMMAND; usage: nook run [OPTIONS] [--] COMMAND [ARGS...]".to_string()
+        }
+        _ => {
+            // clap's first line names the flag and value; drop its prefix and
+            // the usage block that follows.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            first.trim_start_matches("error: ").to_string()
+        }
+    };
+    Err(Error::Cli(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(args: &[&str]) -> RunRequest {
+        let mut v = vec!["nook", "run"];
+        v.extend_from_slice(args);
+        match parse(v).unwrap_or_else(|e| panic!("{e}")) {
+            Parsed::Run(r) => r,
+            Parsed::Info(_) => panic!("unexpected help"),
+        }
+    }
+
+    #[test]
+    fn fs_flags_keep_command_line_order_across_kinds() {
+        let r = req(&[
+            "--tmpfs",
+            "/a",
+            "--ro-bind",
+            "/usr",
+            "--tmpfs",
+            "/b",
+            "--dir",
+            "/c",
+            "--",
+            "true",
+        ]);
+        let order: Vec<_> = r.fs.iter().map(|(f, v)| (*f, v.as_str())).collect();
+        assert_eq!(
+            order,
+            vec![
+                (FsFlag::Tmpfs, "/a"),
+                (FsFlag::RoBind, "/usr"),
+                (FsFlag::Tmpfs, "/b"),
+                (FsFlag::Dir, "/c")
+            ]
+        );
+    }
+
+    #[test]
+    fn command_keeps_its_own_flags() {
+        let r = req(&["ls", "-l", "--bind", "x"]);
+        assert_eq!(r.command, vec!["ls", "-l", "--bind", "x"]);
+        assert!(r.fs.is_empty());
+    }
+
+    #[test]
+    fn unknown_flag_is_one_line() {
+        let err = match parse(["nook", "run", "--bogus", "true"]) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted --bogus"),
+        };
+        assert_eq!(
+            err,
+            "unknown option '--bogus'; see 'nook run --help' for the options"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Host detection: every ambient input (ids, environment, HOME, cwd, the
+//! shape of `/`, /etc/subuid) is read here, once, and passed down as data so
+//! that spec resolution and planning can be tested against made-up hosts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a top-level entry such as `/bin` is on the host; merged-/usr systems
+/// have symlinks, older ones directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootEntry {
+    Symlink(PathBuf),
+    Dir,
+    Absent,
+}
+
+/// One subordinate id range from /etc/subuid or /etc/subgid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SubRange {
+    pub start: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub uid: u32,
+    pub gid: u32,
+    pub user: Option<String>,
+    pub home: PathBuf,
+    pub cwd: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// `/bin`, `/sbin`, `/lib`, `/lib64` as found on the host.
+    pub root_entries: Vec<(PathBuf, RootEntry)>,
+}
+
+pub const ROOT_LINKS: [&str; 4] = ["/bin", "/sbin", "/lib", "/lib64"];
+
+impl Host {
+    pub fn detect() -> Host {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let user = nix::unistd::User::from_uid(uid.into()).ok().flatten();
+        let home = env
+            .get("HOME")
+            .map(PathBuf::from)
+            .or_else(|| user.as_ref().map(|u| u.dir.clone()))
+            .or_else(dirs::home_dir)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let root_entries = ROOT_LINKS
+            .iter()
+            .map(|p| {
+                let p = PathBuf::from(p);
+                let entry = match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&p)
+                        .map(RootEntry::Symlink)
+                        .unwrap_or(RootEntry::Absent),
+                    Ok(m) if m.is_dir() => RootEntry::Dir,
+                    _ => RootEntry::Absent,
+                };
+                (p, entry)
+            })
+            .collect();
+        Host {
+            uid,
+            gid,
+            user: user.map(|u| u.name),
+            home,
+            cwd,
+            env,
+            root_entries,
+        }
+    }
+
+    /// Resolve a host path the user named: relative to the cwd, symlinks
+    /// followed, and checked to exist.
+    pub fn resolve_existing(&self, path: &str) -> std::io::Result<PathBuf> {
+        let p = Path::new(path);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.cwd.join(p)
+        };
+        std::fs::canonicalize(p)
+    }
+
+    pub fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    /// The subordinate range for this user in an /etc/subuid-style file.
+    pub fn subordinate_range(&self, file: &Path) -> Option<SubRange> {
+        let text = std::fs::read_to_string(file).ok()?;
+        parse_subid(&text, self.user.as_deref(), self.uid)
+    }
+
+    /// Path of a helper program (newuidmap, pasta...) found in PATH or the
+    /// usual system directories.
+    pub fn find_program(&self, name: &str) -> Option<PathBuf> {
+        let path = self.env.get("PATH").map(String::as_str).unwrap_or("");
+        path.split(':')
+            .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"])
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+    }
+}
+
+/// Parse subuid(5) lines `name-or-uid:start:count`; the first match wins.
+pub fn parse_subid(text: &str, user: Option<&str>, uid: u32) -> Option<SubRange> {
+    let uid_s = uid.to_string();
+    text.lines().find_map(|line| {
+        let mut f = line.trim().split(':');
+        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
+        if who != uid_s && Some(who) != user {
+            return None;
+        }
+        Some(SubRange {
+            start: start.parse().ok()?,
+            count: count.parse().ok()?,
+        })
+    })
+}
+
+/// Why creating a user namespace may have failed, read from the sysctls
+/// that restrict it. Only called on that failure.
+pub fn userns_hint(e: nix::errno::Errno) -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return "unprivileged user namespaces are disabled; enable them with 'sysctl kernel.unprivileged_userns_clone=1'".into();
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return "AppArmor restricts unprivileged user namespaces; allow them with 'sysctl kernel.apparmor_restrict_unprivileged_userns=0' or an AppArmor profile granting 'userns' to nook".into();
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return "user namespaces are disabled; raise 'sysctl user.max_user_namespaces' above 0"
+            .into();
+    }
+    if e == nix::errno::Errno::ENOSPC {
+        return "the limit on user namespaces is reached; raise 'sysctl user.max_user_namespaces'"
+            .into();
+    }
+    if e == nix::errno::Errno::EPERM {
+        return "user namespaces are refused here; inside a container, its seccomp profile may block them".into();
+    }
+    "the kernel may lack CONFIG_USER_NS".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_matches_name_or_uid() {
+        let text = "bob:100000:65536\n1001:300000:1000\nana:200000:65536\n";
+        assert_eq!(
+            parse_subid(text, Some("ana"), 1000),
+            Some(SubRange {
+                start: 200000,
+                count: 65536
+            })
+        );
+        assert_eq!(
+            parse_subid(text, Some("zed"), 1001),
+            Some(SubRange {
+                start: 300000,
+                count: 1000
+            })
+        );
+        assert_eq!(parse_subid(text, Some("zed"), 7), None);
+        assert_eq!(parse_subid("ana:x:1\n", Some("ana"), 7), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! Planning: turn a Spec into the concrete, ordered steps the runtime
+//! executes. Pure functions only; `--print-plan` prints the result.
+//!
+//! Ordering rule for the filesystem: operations run in list order and each
+//! mount covers whatever an earlier one put at or below its target ("later
+//! operations cover earlier ones"), exactly as mounts stack in the kernel.
+
+mod ids;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use ids::IdMap;
+
+use crate::spec::{Mount, Spec};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Plan {
+    pub uid_map: IdMap,
+    pub gid_map: IdMap,
+    pub mounts: Vec<MountOp>,
+}
+
+/// One filesystem step inside the new mount namespace. Host paths (`src`)
+/// are resolved under the old root; every `dst` under the new root, without
+/// leaving it (RESOLVE_IN_ROOT).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum MountOp {
+    /// Bind a host path (recursively) at `dst`.
+    BindHost {
+        src: PathBuf,
+        dst: PathBuf,
+        read_only: bool,
+        optional: bool,
+    },
+    /// Make what is mounted at `dst` read-only, recursively.
+    ReadOnly {
+        dst: PathBuf,
+        optional: bool,
+    },
+    Tmpfs {
+        dst: PathBuf,
+        size: Option<u64>,
+        mode: u32,
+    },
+    Dir {
+        dst: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    /// A small read-only file with this content.
+    File {
+        dst: PathBuf,
+        content: String,
+    },
+    /// Cover `dst` with something empty and unreadable of the same type.
+    Hide {
+        dst: PathBuf,
+    },
+    /// A fresh procfs for the sandbox's pid namespace.
+    Proc {
+        dst: PathBuf,
+    },
+    /// A private devpts instance.
+    Devpts {
+        dst: PathBuf,
+    },
+    /// Make the root tmpfs itself read-only (not what is mounted on it).
+    SealRoot,
+}
+
+/// Device nodes bound from the host into a `--dev` directory.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// procfs entries that would let a process reconfigure the host kernel if it
+/// had the capability; read-only as in bubblewrap.
+const PROC_READ_ONLY: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
+
+pub fn build(spec: &Spec) -> Plan {
+    let mut mounts = Vec::new();
+    for m in &spec.mounts {
+        expand(m, spec, &mut mounts);
+    }
+    mounts.push(MountOp::SealRoot);
+    Plan {
+        uid_map: ids::uid_map(&spec.ids),
+        gid_map: ids::gid_map(&spec.ids),
+        mounts,
+    }
+}
+
+fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
+    match m {
+        Mount::Bind {
+            src,
+            dst,
+            read_only,
+            optional,
+        } => out.push(MountOp::BindHost {
+            src: src.clone(),
+            dst: dst.clone(),
+            read_only: *read_only,
+            optional: *optional,
+        }),
+        Mount::Tmpfs { dst, size, mode } => out.push(MountOp::Tmpfs {
+            dst: dst.clone(),
+            size: *size,
+            mode: *mode,
+        }),
+        Mount::Dir { dst } => out.push(MountOp::Dir { dst: dst.clone() }),
+        Mount::Symlink { target, link } => out.push(MountOp::Symlink {
+            target: target.clone(),
+            link: link.clone(),
+        }),
+        Mount::File { dst, content } => out.push(MountOp::File {
+            dst: dst.clone(),
+            content: content.clone(),
+        }),
+        Mount::Hide { dst } => out.push(MountOp::Hide { dst: dst.clone() }),
+        Mount::Proc { dst } => {
+            if spec.namespaces.pid {
+                out.push(MountOp::Proc { dst: dst.clone() });
+                for p in PROC_READ_ONLY {
+                    out.push(MountOp::ReadOnly {
+                        dst: dst.join(p),
+                        optional: true,
+                    });
+                }
+            } else {
+                // procfs can only be mounted by the owner of the pid
+                // namespace it shows; a shared one is the host's.
+                out.push(MountOp::BindHost {
+                    src: PathBuf::from("/proc"),
+                    dst: dst.clone(),
+                    read_only: false,
+                    optional: false,
+                });
+            }
+        }
+        Mount::Dev { dst } => expand_dev(dst, out),
+    }
+}
+
+fn expand_dev(dst: &Path, out: &mut Vec<MountOp>) {
+    out.push(MountOp::Tmpfs {
+        dst: dst.to_path_buf(),
+        size: None,
+        mode: 0o755,
+    });
+    // Device nodes can't be created in a user namespace (mknod needs
+    // CAP_MKNOD in the initial one), so the harmless ones are bound.
+    for d in DEVICES {
+        out.push(MountOp::BindHost {
+            src: Path::new("/dev").join(d),
+            dst: dst.join(d),
+            read_only: false,
+            optional: false,
+        });
+    }
+    out.push(MountOp::Devpts {
+        dst: dst.join("pts"),
+    });
+    out.push(MountOp::Symlink {
+        target: "pts/ptmx".into(),
+        link: dst.join("ptmx"),
+    });
+    out.push(MountOp::Tmpfs {
+        dst: dst.join("shm"),
+        size: None,
+        mode: 0o1777,
+    });
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        out.push(MountOp::Symlink {
+            target: target.into(),
+            link: dst.join(name),
+        });
+    }
+}
+
+impl fmt::Display for MountOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |o: &bool| if *o { " (optional)" } else { "" };
+        match self {
+            MountOp::BindHost {
+                src,
+                dst,
+                read_only,
+                optional,
+            } => write!(
+                f,
+                "{} {} -> {}{}",
+                if *read_only { "ro-bind" } else { "bind" },
+                src.display(),
+                dst.display(),
+                opt(optional)
+            ),
+            MountOp::ReadOnly { dst, optional } => {
+                write!(f, "read-only {}{}", dst.display(), opt(optional))
+            }
+            MountOp::Tmpfs { dst, size, mode } => {
+                write!(f, "tmpfs {} mode={mode:o}", dst.display())?;
+                match size {
+                    Some(s) => write!(f, " size={s}"),
+                    None => Ok(()),
+                }
+            }
+            MountOp::Dir { dst } => write!(f, "dir {}", dst.display()),
+            MountOp::Symlink { target, link } => {
+                write!(f, "symlink {} -> {}", link.display(), target.display())
+            }
+            MountOp::File { dst, content } => {
+                write!(f, "file {} ({} bytes)", dst.display(), content.len())
+            }
+            MountOp::Hide { dst } => write!(f, "hide {}", dst.display()),
+            MountOp::Proc { dst } => write!(f, "proc {}", dst.display()),
+            MountOp::Devpts { dst } => write!(f, "devpts {}", dst.display()),
+            MountOp::SealRoot => write!(f, "read-only / (the root tmpfs only)"),
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "uid_map: {}", self.uid_map)?;
+        writeln!(f, "gid_map: {}", self.gid_map)?;
+        for (i, m) in self.mounts.iter().enumerate() {
+            writeln!(f, "{:>3}. {m}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{resolve, tests as spec_tests};
+
+    #[test]
+    fn default_view_plan_in_order() {
+        let spec = resolve(&spec_tests::req(&["true"]), &spec_tests::host()).unwrap();
+        let plan = build(&spec);
+        let text: Vec<String> = plan.mounts.iter().map(|m| m.to_string()).collect();
+        assert_eq!(text[0], "ro-bind /usr -> /usr");
+        assert_eq!(text[1], "ro-bind /etc -> /etc");
+        assert_eq!(text[2], "symlink /bin -> usr/bin");
+        assert_eq!(text[3], "proc /proc");
+        assert_eq!(text[4], "read-only /proc/sys (optional)");
+        assert!(text.contains(&"bind /dev/null -> /dev/null".to_string()));
+        assert!(text.contains(&"devpts /dev/pts".to_string()));
+        assert!(text.contains(&"symlink /dev/ptmx -> pts/ptmx".to_string()));
+        let n = text.len();
+        assert_eq!(text[n - 4], "tmpfs /tmp mode=1777");
+        assert_eq!(text[n - 3], "tmpfs /home/ana mode=755");
+        assert_eq!(text[n - 2], "bind /home/ana/src/proj -> /home/ana/src/proj");
+        assert_eq!(text[n - 1], "read-only / (the root tmpfs only)");
+    }
+
+    #[test]
+    fn shared_pid_namespace_binds_host_proc() {
+        let mut r = spec_tests::req(&["true"]);
+        r.share_pid = true;
+        let spec = resolve(&r, &spec_tests::host()).unwrap();
+        let plan = build(&spec);
+        assert!(plan.mounts.contains(&MountOp::BindHost {
+            src: "/proc".into(),
+            dst: "/proc".into(),
+            read_only: false,
+            optional: false
+        }));
+        assert!(
+            !plan
+                .mounts
+                .iter()
+                .any(|m| matches!(m, MountOp::Proc { .. }))
+        );
+    }
+
+    #[test]
+    fn user_flags_come_after_default_view() {
+        let mut r = spec_tests::req(&["true"]);
+        r.fs = vec![(crate::cli::FsFlag::Tmpfs, "/usr:size=1m".into())];
+        let plan = build(&resolve(&r, &spec_tests::host()).unwrap());
+        let n = plan.mounts.len();
+        assert_eq!(
+            plan.mounts[n - 2],
+            MountOp::Tmpfs {
+                dst: "/usr".into(),
+                size: Some(1 << 20),
+                mode: 0o755
+            }
+        );
+    }
+}

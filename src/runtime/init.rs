@@ -1,0 +1,105 @@
+//! init: pid 1 of the sandbox. Builds the filesystem, starts the payload,
+//! then only forwards signals and reaps until the payload exits.
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+use rustix::process::Signal as RSignal;
+
+use crate::error::{EXIT_NOOK, StepError};
+use crate::plan::Plan;
+use crate::spec::Spec;
+use crate::sys;
+
+use super::msg::{Receiver, Sender, ToSandbox, ToSupervisor};
+use super::payload::{self, ExecPlan};
+use super::setup::errno;
+use super::{FORWARDED, mounts, trace, wait_mask};
+
+pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, mut rx: Receiver) -> ! {
+    let v = spec.verbose;
+    // pdeathsig is not inherited across clone; init's parent is the
+    // supervisor (CLONE_PARENT), so this ties the sandbox's life to it.
+    if rustix::process::set_parent_process_death_signal(Some(RSignal::KILL)).is_err() {
+        sys::exit_now(EXIT_NOOK);
+    }
+    // Waiting for Go also proves the supervisor outlived the line above.
+    match rx.recv::<ToSandbox>() {
+        Ok(Some(ToSandbox::Go)) => {}
+        _ => sys::exit_now(EXIT_NOOK),
+    }
+    drop(rx);
+
+    if let Err(e) = prepare(spec, plan) {
+        let _ = tx.send(&ToSupervisor::Failed(e));
+        sys::exit_now(EXIT_NOOK);
+    }
+
+    let payload = match sys::fork() {
+        Ok(ForkResult::Child) => payload::run(exec, tx),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            let _ = tx.send(&ToSupervisor::Failed(StepError::new(
+                "starting the payload (fork)",
+                None,
+                e,
+            )));
+            sys::exit_now(EXIT_NOOK);
+        }
+    };
+    drop(tx);
+    trace(v, "init", format_args!("payload is pid {payload}"));
+    // init keeps nothing the payload could use against it: no capabilities
+    // and not dumpable, so it can't be ptraced from inside.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    let _ = sys::drop_capabilities();
+    sys::exit_now(reap(payload))
+}
+
+fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
+    let v = spec.verbose;
+    if !spec.namespaces.pid {
+        // Not pid 1: become the reaper for the payload's orphans anyway.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .map_err(|e| StepError::new("becoming a subreaper", None, errno(e)))?;
+    }
+    // pid 1 gets a signal from outside only if it has a handler for it.
+    for s in FORWARDED {
+        sys::install_noop_handler(s)
+            .map_err(|e| StepError::new(format!("installing a handler for {s}"), None, e))?;
+    }
+    if spec.namespaces.net {
+        sys::loopback_up().map_err(|e| StepError::new("bringing up loopback (lo)", None, e))?;
+        trace(v, "init", format_args!("lo up"));
+    }
+    if let Some(h) = &spec.hostname {
+        rustix::system::sethostname(h.as_bytes())
+            .map_err(|e| StepError::new(format!("setting hostname {h}"), None, errno(e)))?;
+    }
+    mounts::build_root(&plan.mounts, v)
+}
+
+/// Forward signals to the payload and reap every child until the payload
+/// exits; returns its status as an exit code. Orphans still running then
+/// are killed by the kernel when pid 1 exits.
+fn reap(payload: Pid) -> i32 {
+    let mask = wait_mask();
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == payload => return code,
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == payload => {
+                    return 128 + sig as i32;
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        match mask.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = kill(payload, sig);
+            }
+        }
+    }
+}

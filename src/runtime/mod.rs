@@ -1,0 +1,182 @@
+//! Runtime: executes a Plan with four named processes.
+//!
+//! ```text
+//! supervisor (outside, stays)  ──fork──> setup child ──clone(CLONE_PARENT)──> init (pid 1)
+//!                                                                               └─fork─> payload
+//! ```
+//! The supervisor writes the id maps, forwards signals to init and reports
+//! the exit status. The setup child exists only to enter the namespaces:
+//! it hands init over to the supervisor (CLONE_PARENT) and exits, so init's
+//! parent-death signal is tied to the supervisor itself. See `msg` for the
+//! sync points.
+
+mod idmap;
+mod init;
+mod mounts;
+pub mod msg;
+mod payload;
+mod setup;
+
+use std::io::Write;
+
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::error::{EXIT_NOOK, Error, StepError};
+use crate::plan::Plan;
+use crate::spec::Spec;
+use crate::sys;
+use msg::{ToSandbox, ToSupervisor};
+
+/// Signals the supervisor and init pass on to the payload.
+pub const FORWARDED: [Signal; 8] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
+
+/// The mask every nook process runs with until the payload's execve: the
+/// forwarded signals and SIGCHLD are consumed synchronously with sigwait.
+pub fn wait_mask() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// One line of `-v` tracing, written with a single write so lines from
+/// different processes never interleave.
+pub fn trace(on: bool, who: &str, what: std::fmt::Arguments<'_>) {
+    if on {
+        let line = format!("nook[{who}]: {what}\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+}
+
+/// Run the sandbox; returns the exit status to report.
+pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
+    let v = spec.verbose;
+    // Precomputed before any fork: the code after fork only installs and
+    // executes.
+    let exec = payload::ExecPlan::new(spec);
+    let mask = wait_mask();
+    // Blocked before fork so that no signal is lost between the fork and
+    // the wait loop; the children inherit the mask.
+    mask.thread_block()
+        .map_err(|e| StepError::new("blocking signals", None, e))?;
+
+    let (to_sup_tx, mut to_sup) = msg::channel().map_err(io_step("creating a pipe"))?;
+    let (mut to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step("creating a pipe"))?;
+    let supervisor = nix::unistd::getpid();
+
+    let setup_pid = match sys::fork().map_err(|e| StepError::new("forking", None, e))? {
+        nix::unistd::ForkResult::Child => {
+            drop(to_sup);
+            drop(to_sandbox);
+            setup::run(spec, plan, &exec, supervisor, to_sup_tx, to_sandbox_rx)
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    // Our copies of the children's ends must go, or end-of-file never comes.
+    drop(to_sup_tx);
+    drop(to_sandbox_rx);
+    trace(
+        v,
+        "supervisor",
+        format_args!("setup child is pid {setup_pid}"),
+    );
+
+    let abort = |e: StepError| -> Error {
+        let _ = kill(setup_pid, Signal::SIGKILL);
+        let _ = waitpid(setup_pid, None);
+        e.into()
+    };
+
+    match to_sup.recv::<ToSupervisor>() {
+        Ok(Some(ToSupervisor::Unshared)) => {}
+        Ok(Some(ToSupervisor::Failed(e))) => return Err(abort(e)),
+        other => return Err(abort(lost("waiting for the user namespace", other))),
+    }
+    if let Err(e) = idmap::write(setup_pid, plan, v) {
+        return Err(abort(e));
+    }
+    if let Err(e) = to_sandbox.send(&ToSandbox::Mapped) {
+        return Err(abort(io_step("signalling the setup child")(e)));
+    }
+    let init = match to_sup.recv::<ToSupervisor>() {
+        Ok(Some(ToSupervisor::InitStarted { pid })) => Pid::from_raw(pid),
+        Ok(Some(ToSupervisor::Failed(e))) => return Err(abort(e)),
+        other => return Err(abort(lost("waiting for init", other))),
+    };
+    let _ = waitpid(setup_pid, None);
+    trace(
+        v,
+        "supervisor",
+        format_args!("init is pid {init} on the host"),
+    );
+
+    if let Err(e) = to_sandbox.send(&ToSandbox::Go) {
+        let _ = kill(init, Signal::SIGKILL);
+        let _ = wait_for(init, &mask);
+        return Err(io_step("signalling init")(e).into());
+    }
+    drop(to_sandbox);
+
+    // End-of-file here means the payload's execve succeeded.
+    let failure = match to_sup.recv::<ToSupervisor>() {
+        Ok(Some(ToSupervisor::Failed(e))) => Some(e),
+        _ => None,
+    };
+    drop(to_sup);
+    let status = wait_for(init, &mask);
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(status),
+    }
+}
+
+/// Forward signals to init until it exits; returns its status as an exit
+/// code (128+N for a signal).
+fn wait_for(init: Pid, mask: &SigSet) -> i32 {
+    loop {
+        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(_) => return EXIT_NOOK,
+        }
+        match mask.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = kill(init, sig);
+            }
+        }
+    }
+}
+
+fn io_step(step: &'static str) -> impl Fn(std::io::Error) -> StepError {
+    move |e| {
+        StepError::new(
+            step,
+            None,
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    }
+}
+
+fn lost(step: &str, got: std::io::Result<Option<ToSupervisor>>) -> StepError {
+    let what = match got {
+        Ok(None) => "the sandbox process exited before it was set up".to_string(),
+        Ok(Some(m)) => format!("unexpected message {m:?}"),
+        Err(e) => e.to_string(),
+    };
+    StepError::new(step, None, nix::errno::Errno::UnknownErrno).hint(what)
+}

@@ -1,0 +1,412 @@
+//! Build the sandbox's root from the plan's mount operations. A `match`
+//! over the operations, no policy: every decision was made by the planner.
+//!
+//! Layout while building (as bubblewrap does): a private staging tmpfs is
+//! the root, the host's root sits at /oldroot, the sandbox's root at
+//! /newroot. Host paths are resolved under /oldroot and sandbox paths under
+//! /newroot with RESOLVE_IN_ROOT, so a symlink can't lead a mount out of
+//! either tree. Mounts are made with the fd-based mount API (open_tree,
+//! fsopen, move_mount), so no path is looked up twice.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use rustix::fs::{CWD, FileType, Mode, OFlags, ResolveFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags, fsconfig_create,
+    fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
+};
+
+use crate::error::{Context, StepError};
+use crate::plan::MountOp;
+use crate::sys;
+
+use super::trace;
+
+/// Where the staging tmpfs is mounted in our private mount namespace; any
+/// directory that exists on the host will do.
+const STAGING: &str = "/tmp";
+
+pub fn build_root(ops: &[MountOp], verbose: bool) -> Result<(), StepError> {
+    // Mount events must not travel back to the host. In a namespace owned
+    // by a less privileged user namespace shared mounts already became
+    // slaves (mount_namespaces(7)); this makes it explicit for all.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .step("making / a slave mount", Some(Path::new("/")))?;
+    mount(
+        Some("tmpfs"),
+        STAGING,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .step("mounting the staging tmpfs on", Some(Path::new(STAGING)))?;
+    nix::unistd::chdir(STAGING).step("entering", Some(Path::new(STAGING)))?;
+    for d in ["newroot", "oldroot", "files"] {
+        nix::unistd::mkdir(d, nix::sys::stat::Mode::from_bits_truncate(0o755))
+            .step("creating the staging directory", Some(Path::new(d)))?;
+    }
+    nix::unistd::pivot_root(".", "oldroot").step("pivot_root into", Some(Path::new(STAGING)))?;
+    nix::unistd::chdir("/").step("entering", Some(Path::new("/")))?;
+    mount(
+        Some("tmpfs"),
+        "/newroot",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .step("mounting the root tmpfs", None)?;
+
+    let mut b = Builder {
+        root: open_dir("/newroot")?,
+        host: open_dir("/oldroot")?,
+        files: 0,
+        hidden_file: None,
+    };
+    for op in ops {
+        trace(verbose, "init", format_args!("{op}"));
+        b.apply(op)?;
+    }
+    drop(b);
+
+    // Detach the host's root: after this nothing outside the plan is
+    // reachable. Made private first so the detach can't propagate.
+    mount(
+        None::<&str>,
+        "/oldroot",
+        None::<&str>,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .step("making the old root private", Some(Path::new("/oldroot")))?;
+    umount2("/oldroot", MntFlags::MNT_DETACH).step("detaching the old root", None)?;
+    // pivot_root(".", ".") stacks the staging root on top of the new one;
+    // detaching "." then leaves only the new root (pivot_root(2) NOTES).
+    nix::unistd::chdir("/newroot").step("entering", Some(Path::new("/newroot")))?;
+    nix::unistd::pivot_root(".", ".").step("pivot_root into the new root", None)?;
+    umount2(".", MntFlags::MNT_DETACH).step("detaching the staging root", None)?;
+    nix::unistd::chdir("/").step("entering", Some(Path::new("/")))?;
+    Ok(())
+}
+
+struct Builder {
+    root: OwnedFd,
+    host: OwnedFd,
+    files: usize,
+    hidden_file: Option<PathBuf>,
+}
+
+impl Builder {
+    fn apply(&mut self, op: &MountOp) -> Result<(), StepError> {
+        match op {
+            MountOp::BindHost {
+                src,
+                dst,
+                read_only,
+                optional,
+            } => {
+                let src_fd = match resolve(&self.host, src, OFlags::PATH) {
+                    Ok(fd) => fd,
+                    Err(rustix::io::Errno::NOENT) if *optional => return Ok(()),
+                    Err(e) => {
+                        return Err(StepError::new("opening bind source", Some(src), errno(e))
+                            .hint("the source must exist when the sandbox starts; use the -try form to make it optional"));
+                    }
+                };
+                let is_dir = rustix::fs::fstat(&src_fd)
+                    .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+                    .step("inspecting bind source", Some(src))?;
+                let tree = clone_tree(&src_fd, src)?;
+                if *read_only {
+                    sys::mount_set_read_only(tree.as_fd(), true)
+                        .step("making read-only (mount_setattr)", Some(src))?;
+                }
+                self.attach(&tree, dst, is_dir)
+            }
+            MountOp::ReadOnly { dst, optional } => {
+                let fd = match resolve(&self.root, dst, OFlags::PATH) {
+                    Ok(fd) => fd,
+                    Err(rustix::io::Errno::NOENT) if *optional => return Ok(()),
+                    Err(e) => return Err(StepError::new("opening", Some(dst), errno(e))),
+                };
+                let tree = clone_tree(&fd, dst)?;
+                sys::mount_set_read_only(tree.as_fd(), true)
+                    .step("making read-only (mount_setattr)", Some(dst))?;
+                move_mount(
+                    &tree,
+                    "",
+                    &fd,
+                    "",
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+                .step("mounting read-only copy on", Some(dst))
+            }
+            MountOp::Tmpfs { dst, size, mode } => {
+                let mut opts = vec![("mode", format!("{mode:o}"))];
+                if let Some(s) = size {
+                    opts.push(("size", s.to_string()));
+                }
+                let m = new_fs(
+                    "tmpfs",
+                    &opts,
+                    MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+                    dst,
+                )?;
+                self.attach(&m, dst, true)
+            }
+            MountOp::Proc { dst } => {
+                let m = new_fs(
+                    "proc",
+                    &[],
+                    MountAttrFlags::MOUNT_ATTR_NOSUID
+                        | MountAttrFlags::MOUNT_ATTR_NODEV
+                        | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+                    dst,
+                )?;
+                self.attach(&m, dst, true)
+            }
+            MountOp::Devpts { dst } => {
+                let m = new_fs(
+                    "devpts",
+                    &[("ptmxmode", "0666".into()), ("mode", "0620".into())],
+                    MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+                    dst,
+                )?;
+                self.attach(&m, dst, true)
+            }
+            MountOp::Dir { dst } => self.ensure_dir(dst).map(drop),
+            MountOp::Symlink { target, link } => self.symlink(target, link),
+            MountOp::File { dst, content } => {
+                self.files += 1;
+                let staged = PathBuf::from(format!("/files/{}", self.files));
+                std::fs::write(&staged, content).step("writing", Some(&staged))?;
+                self.bind_staged(&staged, dst)
+            }
+            MountOp::Hide { dst } => {
+                let fd = match resolve(&self.root, dst, OFlags::PATH) {
+                    Ok(fd) => fd,
+                    Err(rustix::io::Errno::NOENT) => return Ok(()),
+                    Err(e) => return Err(StepError::new("opening", Some(dst), errno(e))),
+                };
+                let st = rustix::fs::fstat(&fd).step("inspecting", Some(dst))?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    let m = new_fs(
+                        "tmpfs",
+                        &[("mode", "0".into()), ("size", "4k".into())],
+                        MountAttrFlags::MOUNT_ATTR_RDONLY
+                            | MountAttrFlags::MOUNT_ATTR_NOSUID
+                            | MountAttrFlags::MOUNT_ATTR_NODEV
+                            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+                        dst,
+                    )?;
+                    self.attach(&m, dst, true)
+                } else {
+                    let staged = self.hidden_file()?;
+                    self.bind_staged(&staged, dst)
+                }
+            }
+            MountOp::SealRoot => sys::mount_set_read_only(self.root.as_fd(), false).step(
+                "making the root read-only (mount_setattr)",
+                Some(Path::new("/")),
+            ),
+        }
+    }
+
+    /// Mount the detached mount `m` at `dst`, creating the mount point.
+    fn attach(&self, m: &OwnedFd, dst: &Path, dir: bool) -> Result<(), StepError> {
+        let target = if dir {
+            self.ensure_dir(dst)?
+        } else {
+            self.ensure_file(dst)?
+        };
+        move_mount(
+            m,
+            "",
+            &target,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .step("mounting on (move_mount)", Some(dst))
+    }
+
+    /// Bind a file from the staging area read-only at `dst`.
+    fn bind_staged(&self, staged: &Path, dst: &Path) -> Result<(), StepError> {
+        let tree = open_tree(
+            CWD,
+            staged,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .step("cloning (open_tree)", Some(staged))?;
+        sys::mount_set_read_only(tree.as_fd(), false)
+            .step("making read-only (mount_setattr)", Some(dst))?;
+        self.attach(&tree, dst, false)
+    }
+
+    fn hidden_file(&mut self) -> Result<PathBuf, StepError> {
+        if let Some(p) = &self.hidden_file {
+            return Ok(p.clone());
+        }
+        let p = PathBuf::from("/files/hidden");
+        rustix::fs::open(
+            &p,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .step("creating", Some(&p))?;
+        self.hidden_file = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Open directory `path` inside the new root, creating it and its
+    /// missing parents (mode 0755).
+    fn ensure_dir(&self, path: &Path) -> Result<OwnedFd, StepError> {
+        match resolve(&self.root, path, OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(fd) => return Ok(fd),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(StepError::new("opening directory", Some(path), errno(e))),
+        }
+        let (parent, name) = split(path)?;
+        let pfd = self.ensure_dir(parent)?;
+        match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                return Err(
+                    StepError::new("creating directory", Some(path), errno(e)).hint(ro_hint(e))
+                );
+            }
+        }
+        resolve(&self.root, path, OFlags::PATH | OFlags::DIRECTORY)
+            .step("opening directory", Some(path))
+    }
+
+    /// Open `path` inside the new root, creating an empty file if missing.
+    fn ensure_file(&self, path: &Path) -> Result<OwnedFd, StepError> {
+        match resolve(&self.root, path, OFlags::PATH) {
+            Ok(fd) => return Ok(fd),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(StepError::new("opening", Some(path), errno(e))),
+        }
+        let (parent, name) = split(path)?;
+        let pfd = self.ensure_dir(parent)?;
+        match rustix::fs::openat(
+            &pfd,
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o444),
+        ) {
+            Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                return Err(
+                    StepError::new("creating mount point", Some(path), errno(e)).hint(ro_hint(e))
+                );
+            }
+        }
+        resolve(&self.root, path, OFlags::PATH).step("opening", Some(path))
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> Result<(), StepError> {
+        let (parent, name) = split(link)?;
+        let pfd = self.ensure_dir(parent)?;
+        match rustix::fs::symlinkat(target, &pfd, name) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                // Already there and the same: fine (bubblewrap does the same).
+                match rustix::fs::readlinkat(&pfd, name, Vec::new()) {
+                    Ok(t) if t.as_bytes() == target.as_os_str().as_encoded_bytes() => Ok(()),
+                    _ => Err(
+                        StepError::new("creating symlink", Some(link), Errno::EEXIST)
+                            .hint("something else already exists at this path"),
+                    ),
+                }
+            }
+            Err(e) => {
+                Err(StepError::new("creating symlink", Some(link), errno(e)).hint(ro_hint(e)))
+            }
+        }
+    }
+}
+
+fn open_dir(p: &str) -> Result<OwnedFd, StepError> {
+    rustix::fs::open(
+        p,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step("opening", Some(Path::new(p)))
+}
+
+/// Open `path` with `root` as "/" (openat2 RESOLVE_IN_ROOT): `..` and
+/// absolute symlinks stay inside `root`.
+fn resolve(root: &OwnedFd, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// A detached recursive copy of the mount tree at `fd`.
+fn clone_tree(fd: &OwnedFd, what: &Path) -> Result<OwnedFd, StepError> {
+    open_tree(
+        fd,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .step("cloning mount tree (open_tree)", Some(what))
+}
+
+/// A new detached filesystem instance of type `fstype`.
+fn new_fs(
+    fstype: &str,
+    opts: &[(&str, String)],
+    attrs: MountAttrFlags,
+    dst: &Path,
+) -> Result<OwnedFd, StepError> {
+    let step = format!("mounting {fstype} on");
+    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).step(&step, Some(dst))?;
+    for (k, v) in opts {
+        fsconfig_set_string(&fs, *k, v.as_str()).step(&format!("{step} ({k}={v})"), Some(dst))?;
+    }
+    fsconfig_create(&fs).step(&step, Some(dst))?;
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).step(&step, Some(dst))
+}
+
+fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), StepError> {
+    match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => Ok((p, n)),
+        _ => Err(StepError::new("creating", Some(path), Errno::EINVAL)
+            .hint("the root itself can't be created or replaced")),
+    }
+}
+
+fn ro_hint(e: rustix::io::Errno) -> &'static str {
+    if e == rustix::io::Errno::ROFS {
+        "the parent is read-only in the sandbox; mount a --tmpfs or --dir at the parent first, or pick another path"
+    } else {
+        "the parent directory can't be written"
+    }
+}
+
+fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}

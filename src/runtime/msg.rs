@@ -1,0 +1,97 @@
+//! Typed one-way channels between the named processes.
+//!
+//! The sync points, in order:
+//!  1. setup child -> supervisor: `Unshared` (it is in a new user namespace)
+//!  2. supervisor -> setup child: `Mapped` (uid_map, setgroups, gid_map written)
+//!  3. setup child -> supervisor: `InitStarted` (init's pid on the host)
+//!  4. supervisor -> init:        `Go` (init's parent-death signal is armed
+//!     against a live supervisor; helpers attached)
+//!  5. init or payload -> supervisor: `Failed` if any step fails; otherwise
+//!     the channel reaches end-of-file when the payload's execve succeeds
+//!     (every write end is close-on-exec or closed by its owner).
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StepError;
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum ToSupervisor {
+    Unshared,
+    InitStarted { pid: i32 },
+    Failed(StepError),
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum ToSandbox {
+    Mapped,
+    Go,
+}
+
+pub struct Sender(std::fs::File);
+pub struct Receiver(std::fs::File);
+
+/// A close-on-exec pipe as a typed channel.
+pub fn channel() -> std::io::Result<(Sender, Receiver)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((Sender(w.into()), Receiver(r.into())))
+}
+
+impl Sender {
+    /// One message is one write of at most a few hundred bytes, below
+    /// PIPE_BUF, so it arrives whole or not at all.
+    pub fn send<T: Serialize>(&mut self, msg: &T) -> std::io::Result<()> {
+        let body = serde_json::to_vec(msg)?;
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.0.write_all(&frame)
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+}
+
+impl Receiver {
+    /// The next message, or `None` at end-of-file (every sender gone).
+    pub fn recv<T: for<'de> Deserialize<'de>>(&mut self) -> std::io::Result<Option<T>> {
+        let mut len = [0u8; 4];
+        match self.0.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        self.0.read_exact(&mut body)?;
+        Ok(Some(serde_json::from_slice(&body)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_eof_ends() {
+        let (mut tx, mut rx) = channel().unwrap();
+        tx.send(&ToSupervisor::InitStarted { pid: 42 }).unwrap();
+        let err = StepError::new(
+            "mounting proc",
+            Some("/proc".as_ref()),
+            nix::errno::Errno::EPERM,
+        );
+        tx.send(&ToSupervisor::Failed(err.clone())).unwrap();
+        drop(tx);
+        assert_eq!(
+            rx.recv::<ToSupervisor>().unwrap(),
+            Some(ToSupervisor::InitStarted { pid: 42 })
+        );
+        assert_eq!(
+            rx.recv::<ToSupervisor>().unwrap(),
+            Some(ToSupervisor::Failed(err))
+        );
+        assert_eq!(rx.recv::<ToSupervisor>().unwrap(), None);
+    }
+}

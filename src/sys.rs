@@ -1,0 +1,193 @@
+//! Thin safe wrappers over the raw calls that nix and rustix don't cover, or
+//! cover only as `unsafe`. This is the only module allowed to use `unsafe`;
+//! every block says which invariant makes it sound.
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::unistd::{ForkResult, Pid};
+
+/// fork(2).
+///
+/// Callers are the supervisor and the processes it creates, which are all
+/// single-threaded (nook never starts a thread), so the child can't inherit
+/// a lock held by another thread and may allocate freely.
+pub fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: the process is single-threaded (see above), which is the
+    // condition under which everything is safe to call in the child.
+    unsafe { nix::unistd::fork() }
+}
+
+/// clone(2) with CLONE_PARENT: the new process becomes a child of our
+/// parent (the supervisor), not of us. This is how the setup child hands
+/// init to the supervisor, so init's parent-death signal follows the
+/// supervisor and the supervisor reaps it directly. Returns `None` in the
+/// child, like fork.
+pub fn clone_parent() -> nix::Result<Option<Pid>> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: without CLONE_VM and with a null stack, clone behaves as
+    // fork: the child gets a private copy of the address space and its own
+    // stack, continuing from this call. The caller is single-threaded, so no
+    // lock can be held by a thread missing in the child. glibc's fork
+    // handlers are skipped: nook registers none, and glibc no longer caches
+    // the pid.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+
+/// struct mount_attr from linux/mount.h (not in libc).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Add read-only (and nosuid) to the mount `fd` refers to, and with
+/// `recursive` to every mount below it (mount_setattr(2), Linux 5.12).
+pub fn mount_set_read_only(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` is a
+    // live, correctly laid out struct mount_attr and its size is passed; the
+    // kernel only reads from both.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// close_range(2) for [first, last].
+pub fn close_range(first: u32, last: u32) -> nix::Result<()> {
+    // SAFETY: closing descriptors can't violate memory safety; the payload
+    // calls this just before execve, when no Rust object still owns an fd
+    // in the range that it will use again.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) };
+    Errno::result(ret).map(drop)
+}
+
+extern "C" fn noop_handler(_: libc::c_int) {}
+
+/// Give `sig` a handler that does nothing. pid 1 of a pid namespace only
+/// receives signals from its ancestors for which it has a handler
+/// (pid_namespaces(7)), even when it consumes them with sigwait.
+pub fn install_noop_handler(sig: Signal) -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(noop_handler),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler is async-signal-safe (it does nothing).
+    unsafe { sigaction(sig, &action) }.map(drop)
+}
+
+/// Reset `sig` to its default disposition.
+pub fn default_handler(sig: Signal) -> nix::Result<()> {
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_DFL installs no code of ours.
+    unsafe { sigaction(sig, &action) }.map(drop)
+}
+
+/// Bring up `lo` in the current network namespace (SIOCSIFFLAGS).
+pub fn loopback_up() -> nix::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
+    // SAFETY: SIOCSIFFLAGS reads a struct ifreq, which `req` is, and the
+    // socket fd is open for the duration of the call.
+    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+    Errno::result(ret).map(drop)
+}
+
+/// Clear FD_CLOEXEC on a descriptor number inherited from nook's caller.
+pub fn clear_cloexec(fd: i32) -> nix::Result<()> {
+    // SAFETY: fcntl(F_SETFD) on an arbitrary number touches no memory; a
+    // closed number gives EBADF.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Drop every capability: the bounding set (so execve of a file with
+/// capabilities can't regain them), the ambient set, and the thread's own.
+pub fn drop_capabilities() -> nix::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if ret == -1 && Errno::last() == Errno::EINVAL {
+            break; // past the last capability this kernel knows
+        }
+        Errno::result(ret)?;
+    }
+    // SAFETY: integer-only prctl.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    Errno::result(ret)?;
+    let none = rustix::thread::CapabilitySet::empty();
+    rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: none,
+            permitted: none,
+            inheritable: none,
+        },
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
+/// _exit(2): end a forked process without running the parent's atexit
+/// handlers or flushing buffers it inherited.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and needs no invariant from the caller.
+    unsafe { libc::_exit(code) }
+}
