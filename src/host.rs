@@ -42,11 +42,16 @@ impl Host {
         let env: BTreeMap<String, String> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
-        let user = nix::unistd::User::from_uid(uid.into()).ok().flatten();
+        // /etc/passwd is read directly rather than through NSS (getpwuid),
+        // which would load shared libraries on every start; name and home
+        // are only fallbacks and labels.
+        let user = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|t| parse_passwd(&t, uid));
         let home = env
             .get("HOME")
             .map(PathBuf::from)
-            .or_else(|| user.as_ref().map(|u| u.dir.clone()))
+            .or_else(|| user.as_ref().map(|u| u.1.clone()))
             .or_else(dirs::home_dir)
             .unwrap_or_else(|| PathBuf::from("/"));
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
@@ -67,7 +72,7 @@ impl Host {
         Host {
             uid,
             gid,
-            user: user.map(|u| u.name),
+            user: user.map(|u| u.0),
             home,
             cwd,
             env,
@@ -107,6 +112,18 @@ impl Host {
             .map(|d| Path::new(d).join(name))
             .find(|p| p.is_file())
     }
+}
+
+/// Name and home directory of `uid` from passwd(5) text.
+pub fn parse_passwd(text: &str, uid: u32) -> Option<(String, PathBuf)> {
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 6 && f[2].parse() == Ok(uid) {
+            Some((f[0].to_string(), PathBuf::from(f[5])))
+        } else {
+            None
+        }
+    })
 }
 
 /// Parse subuid(5) lines `name-or-uid:start:count`; the first match wins.
@@ -156,6 +173,16 @@ pub fn userns_hint(e: nix::errno::Errno) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwd_lookup_by_uid() {
+        let text = "root:x:0:0:root:/root:/bin/bash\nana:x:1000:1000:Ana:/home/ana:/bin/sh\n";
+        assert_eq!(
+            parse_passwd(text, 1000),
+            Some(("ana".to_string(), PathBuf::from("/home/ana")))
+        );
+        assert_eq!(parse_passwd(text, 7), None);
+    }
 
     #[test]
     fn subid_matches_name_or_uid() {

@@ -13,20 +13,20 @@ use nix::unistd::{ForkResult, Pid};
 ///
 /// Callers are the supervisor and the processes it creates, which are all
 /// single-threaded (nook never starts a thread), so the child can't inherit
-/// a lock held by another thread and may allocate freely.
+/// a lock held by another thread and may allocate freely. The same holds
+/// for `clone_fork`.
 pub fn fork() -> nix::Result<ForkResult> {
     // SAFETY: the process is single-threaded (see above), which is the
     // condition under which everything is safe to call in the child.
     unsafe { nix::unistd::fork() }
 }
 
-/// clone(2) with CLONE_PARENT: the new process becomes a child of our
-/// parent (the supervisor), not of us. This is how the setup child hands
-/// init to the supervisor, so init's parent-death signal follows the
-/// supervisor and the supervisor reaps it directly. Returns `None` in the
-/// child, like fork.
-pub fn clone_parent() -> nix::Result<Option<Pid>> {
-    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+/// clone(2) used like fork(2), with extra `flags`: CLONE_NEWUSER to create
+/// the setup child directly in a new user namespace, CLONE_PARENT to make
+/// the new process a child of our parent (how the setup child hands init
+/// to the supervisor). Returns `None` in the child, like fork.
+pub fn clone_fork(flags: libc::c_int) -> nix::Result<Option<Pid>> {
+    let flags = (flags | libc::SIGCHLD) as libc::c_ulong;
     // SAFETY: without CLONE_VM and with a null stack, clone behaves as
     // fork: the child gets a private copy of the address space and its own
     // stack, continuing from this call. The caller is single-threaded, so no

@@ -11,22 +11,22 @@ use crate::plan::Plan;
 use crate::spec::Spec;
 use crate::sys;
 
-use super::msg::{Receiver, Sender, ToSandbox, ToSupervisor};
+use super::msg::{Receiver, Sender, ToSupervisor};
 use super::payload::{self, ExecPlan};
 use super::setup::errno;
 use super::{FORWARDED, mounts, trace, wait_mask};
 
-pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, mut rx: Receiver) -> ! {
+pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, rx: Receiver) -> ! {
     let v = spec.verbose;
     // pdeathsig is not inherited across clone; init's parent is the
     // supervisor (CLONE_PARENT), so this ties the sandbox's life to it.
     if rustix::process::set_parent_process_death_signal(Some(RSignal::KILL)).is_err() {
         sys::exit_now(EXIT_NOOK);
     }
-    // Waiting for Go also proves the supervisor outlived the line above.
-    match rx.recv::<ToSandbox>() {
-        Ok(Some(ToSandbox::Go)) => {}
-        _ => sys::exit_now(EXIT_NOOK),
+    // The supervisor may have died before the line above took effect; it
+    // is the only writer of `rx`, so a hang-up there says so.
+    if rx.writers_gone() {
+        sys::exit_now(EXIT_NOOK);
     }
     drop(rx);
 
@@ -49,10 +49,6 @@ pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, mut rx: Re
     };
     drop(tx);
     trace(v, "init", format_args!("payload is pid {payload}"));
-    // init keeps nothing the payload could use against it: no capabilities
-    // and not dumpable, so it can't be ptraced from inside.
-    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
-    let _ = sys::drop_capabilities();
     sys::exit_now(reap(payload))
 }
 
@@ -76,7 +72,13 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         rustix::system::sethostname(h.as_bytes())
             .map_err(|e| StepError::new(format!("setting hostname {h}"), None, errno(e)))?;
     }
-    mounts::build_root(&plan.mounts, v)
+    mounts::build_root(&plan.mounts, v)?;
+    // Setup is over: init keeps nothing the payload could use against it.
+    // No capabilities (dropped before the fork, so the payload starts
+    // without any too) and not dumpable, so it can't be ptraced from inside.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| StepError::new("making init not dumpable", None, errno(e)))?;
+    sys::drop_capabilities().map_err(|e| StepError::new("dropping capabilities", None, e))
 }
 
 /// Forward signals to the payload and reap every child until the payload

@@ -56,14 +56,19 @@ pub fn wait_mask() -> SigSet {
 /// different processes never interleave.
 pub fn trace(on: bool, who: &str, what: std::fmt::Arguments<'_>) {
     if on {
-        let line = format!("nook[{who}]: {what}\n");
+        let us = START.get().map(|t| t.elapsed().as_micros()).unwrap_or(0);
+        let line = format!("nook[{who} +{us}us]: {what}\n");
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
 }
 
+/// When the supervisor started, for the timestamps of `-v` lines.
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// Run the sandbox; returns the exit status to report.
 pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     let v = spec.verbose;
+    START.get_or_init(std::time::Instant::now);
     // Precomputed before any fork: the code after fork only installs and
     // executes.
     let exec = payload::ExecPlan::new(spec);
@@ -77,13 +82,19 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     let (mut to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step("creating a pipe"))?;
     let supervisor = nix::unistd::getpid();
 
-    let setup_pid = match sys::fork().map_err(|e| StepError::new("forking", None, e))? {
-        nix::unistd::ForkResult::Child => {
+    // The user namespace comes first: the setup child is created in it, and
+    // every namespace it creates later is owned by it, which is what lets an
+    // unprivileged user create them (user_namespaces(7)).
+    let setup_pid = match sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| {
+        StepError::new("creating the user namespace (clone CLONE_NEWUSER)", None, e)
+            .hint(crate::host::userns_hint(e))
+    })? {
+        None => {
             drop(to_sup);
             drop(to_sandbox);
             setup::run(spec, plan, &exec, supervisor, to_sup_tx, to_sandbox_rx)
         }
-        nix::unistd::ForkResult::Parent { child } => child,
+        Some(child) => child,
     };
     // Our copies of the children's ends must go, or end-of-file never comes.
     drop(to_sup_tx);
@@ -100,11 +111,6 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         e.into()
     };
 
-    match to_sup.recv::<ToSupervisor>() {
-        Ok(Some(ToSupervisor::Unshared)) => {}
-        Ok(Some(ToSupervisor::Failed(e))) => return Err(abort(e)),
-        other => return Err(abort(lost("waiting for the user namespace", other))),
-    }
     if let Err(e) = idmap::write(setup_pid, plan, v) {
         return Err(abort(e));
     }
@@ -116,19 +122,13 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         Ok(Some(ToSupervisor::Failed(e))) => return Err(abort(e)),
         other => return Err(abort(lost("waiting for init", other))),
     };
-    let _ = waitpid(setup_pid, None);
+    // The setup child is exiting now; it is reaped at the end rather than
+    // waited for here.
     trace(
         v,
         "supervisor",
         format_args!("init is pid {init} on the host"),
     );
-
-    if let Err(e) = to_sandbox.send(&ToSandbox::Go) {
-        let _ = kill(init, Signal::SIGKILL);
-        let _ = wait_for(init, &mask);
-        return Err(io_step("signalling init")(e).into());
-    }
-    drop(to_sandbox);
 
     // End-of-file here means the payload's execve succeeded.
     let failure = match to_sup.recv::<ToSupervisor>() {
@@ -137,6 +137,9 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     };
     drop(to_sup);
     let status = wait_for(init, &mask);
+    let _ = waitpid(setup_pid, None);
+    // Held open until here: init reads a hang-up on it as our death.
+    drop(to_sandbox);
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(status),

@@ -1,12 +1,10 @@
 //! Typed one-way channels between the named processes.
 //!
-//! The sync points, in order:
-//!  1. setup child -> supervisor: `Unshared` (it is in a new user namespace)
-//!  2. supervisor -> setup child: `Mapped` (uid_map, setgroups, gid_map written)
-//!  3. setup child -> supervisor: `InitStarted` (init's pid on the host)
-//!  4. supervisor -> init:        `Go` (init's parent-death signal is armed
-//!     against a live supervisor; helpers attached)
-//!  5. init or payload -> supervisor: `Failed` if any step fails; otherwise
+//! The sync points, in order (the setup child is born in its new user
+//! namespace, so no message is needed to say it is there):
+//!  1. supervisor -> setup child: `Mapped` (uid_map, setgroups, gid_map written)
+//!  2. setup child -> supervisor: `InitStarted` (init's pid on the host)
+//!  3. init or payload -> supervisor: `Failed` if any step fails; otherwise
 //!     the channel reaches end-of-file when the payload's execve succeeds
 //!     (every write end is close-on-exec or closed by its owner).
 
@@ -18,7 +16,6 @@ use crate::error::StepError;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToSupervisor {
-    Unshared,
     InitStarted { pid: i32 },
     Failed(StepError),
 }
@@ -26,7 +23,6 @@ pub enum ToSupervisor {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToSandbox {
     Mapped,
-    Go,
 }
 
 pub struct Sender(std::fs::File);
@@ -55,6 +51,20 @@ impl Sender {
 }
 
 impl Receiver {
+    /// True once every write end is closed: for the supervisor -> sandbox
+    /// channel, whose only writer is the supervisor, that means it died.
+    pub fn writers_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+            Err(_) => true,
+        }
+    }
+
     /// The next message, or `None` at end-of-file (every sender gone).
     pub fn recv<T: for<'de> Deserialize<'de>>(&mut self) -> std::io::Result<Option<T>> {
         let mut len = [0u8; 4];

@@ -1,6 +1,7 @@
 //! The exec stage: the last steps before the payload's execve, in the one
 //! fixed order (STYLE.md §6): working directory, close inherited
-//! descriptors, no_new_privs, drop capabilities, unblock signals, execve.
+//! descriptors, no_new_privs, unblock signals, execve. Capabilities are
+//! already gone: init dropped them all before forking the payload.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -86,7 +87,6 @@ fn prepare(exec: &ExecPlan, tx: &Sender) -> Result<(), StepError> {
             Errno::from_raw(e.raw_os_error()),
         )
     })?;
-    sys::drop_capabilities().map_err(|e| StepError::new("dropping capabilities", None, e))?;
     for s in FORWARDED {
         let _ = sys::default_handler(s);
     }

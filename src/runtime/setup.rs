@@ -1,5 +1,5 @@
-//! The setup child: enters the user namespace, waits to be mapped, enters
-//! the other namespaces and starts init as the supervisor's child.
+//! The setup child: born in a new user namespace, it waits to be mapped,
+//! enters the other namespaces and starts init as the supervisor's child.
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
@@ -23,7 +23,7 @@ pub fn run(
     mut tx: Sender,
     mut rx: Receiver,
 ) -> ! {
-    match enter(spec, supervisor, &mut tx, &mut rx) {
+    match enter(spec, supervisor, &mut rx) {
         Ok(()) => {}
         Err(e) => {
             let _ = tx.send(&ToSupervisor::Failed(e));
@@ -32,7 +32,7 @@ pub fn run(
     }
     // The new pid namespace takes effect for children only; CLONE_PARENT
     // makes init a child of the supervisor rather than of this process.
-    match sys::clone_parent() {
+    match sys::clone_fork(libc::CLONE_PARENT) {
         Ok(None) => init::run(spec, plan, exec, tx, rx),
         Ok(Some(pid)) => {
             let _ = tx.send(&ToSupervisor::InitStarted { pid: pid.as_raw() });
@@ -49,12 +49,7 @@ pub fn run(
     }
 }
 
-fn enter(
-    spec: &Spec,
-    supervisor: Pid,
-    tx: &mut Sender,
-    rx: &mut Receiver,
-) -> Result<(), StepError> {
+fn enter(spec: &Spec, supervisor: Pid, rx: &mut Receiver) -> Result<(), StepError> {
     let v = spec.verbose;
     rustix::process::set_parent_process_death_signal(Some(RSignal::KILL))
         .map_err(|e| StepError::new("setting the parent-death signal", None, errno(e)))?;
@@ -63,19 +58,7 @@ fn enter(
         sys::exit_now(EXIT_NOOK);
     }
 
-    // The user namespace comes first: every namespace created after it is
-    // owned by it, which is what lets an unprivileged user create them.
-    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| {
-        StepError::new(
-            "creating the user namespace (unshare CLONE_NEWUSER)",
-            None,
-            e,
-        )
-        .hint(crate::host::userns_hint(e))
-    })?;
     trace(v, "setup", format_args!("in a new user namespace"));
-    tx.send(&ToSupervisor::Unshared)
-        .map_err(|_| StepError::new("reporting to the supervisor", None, Errno::EPIPE))?;
     match rx.recv::<ToSandbox>() {
         Ok(Some(ToSandbox::Mapped)) => {}
         _ => sys::exit_now(EXIT_NOOK),
