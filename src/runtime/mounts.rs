@@ -290,27 +290,23 @@ impl Builder {
 
     /// Open `path` inside the new root, creating an empty file if missing.
     fn ensure_file(&self, path: &Path) -> Result<OwnedFd, StepError> {
-        match resolve(&self.root, path, OFlags::PATH) {
-            Ok(fd) => return Ok(fd),
-            Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(StepError::new("opening", Some(path), errno(e))),
-        }
         let (parent, name) = split(path)?;
         let pfd = self.ensure_dir(parent)?;
+        // Creating straight away is the common case (a fresh mount point)
+        // and costs one call; anything unusual (a symlink, an unreadable
+        // file, a directory) falls back to a full in-root lookup.
         match rustix::fs::openat(
             &pfd,
             name,
-            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::CREATE | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o444),
         ) {
-            Ok(_) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => {
-                return Err(
-                    StepError::new("creating mount point", Some(path), errno(e)).hint(ro_hint(e))
-                );
+            Ok(fd) => Ok(fd),
+            Err(e @ rustix::io::Errno::ROFS) => {
+                Err(StepError::new("creating mount point", Some(path), errno(e)).hint(ro_hint(e)))
             }
+            Err(_) => resolve(&self.root, path, OFlags::PATH).step("opening", Some(path)),
         }
-        resolve(&self.root, path, OFlags::PATH).step("opening", Some(path))
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> Result<(), StepError> {
