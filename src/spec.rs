@@ -341,7 +341,8 @@ fn fs_entry(flag: FsFlag, value: &str, host: &Host) -> Result<Mount, Error> {
                 name,
                 value,
                 format!(
-                    "source {src} does not exist or is not accessible ({e}); use {name}-try to make it optional"
+                    "expected an existing source, but {src}: {}; use {name}-try to make it optional",
+                    io_reason(&e)
                 ),
             )),
         }
@@ -403,7 +404,11 @@ fn fs_entry(flag: FsFlag, value: &str, host: &Host) -> Result<Mount, Error> {
                     .resolve_existing(src)
                     .and_then(|p| host.read_file(&p))
                     .map_err(|e| {
-                        Error::usage(name, value, format!("cannot read source {src}: {e}"))
+                        Error::usage(
+                            name,
+                            value,
+                            format!("expected a readable file, but {src}: {}", io_reason(&e)),
+                        )
                     })?;
                 let content = String::from_utf8(content).map_err(|_| {
                     Error::usage(name, value, format!("source {src} is not UTF-8 text"))
@@ -421,6 +426,14 @@ fn fs_entry(flag: FsFlag, value: &str, host: &Host) -> Result<Mount, Error> {
         FsFlag::Dev => Ok(Mount::Dev {
             dst: absolute(name, value)?,
         }),
+    }
+}
+
+/// "No such file or directory", without Rust's "(os error 2)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
     }
 }
 
@@ -598,7 +611,7 @@ pub(crate) mod tests {
             (
                 FsFlag::RoBind,
                 "/nonexistent-nook",
-                "--ro-bind '/nonexistent-nook': source /nonexistent-nook does not exist or is not accessible (No such file or directory (os error 2)); use --ro-bind-try to make it optional",
+                "--ro-bind '/nonexistent-nook': expected an existing source, but /nonexistent-nook: No such file or directory; use --ro-bind-try to make it optional",
             ),
         ];
         for (flag, value, want) in cases {

@@ -137,15 +137,14 @@ fn execute(exec: &ExecPlan) -> StepError {
             Errno::EACCES => saw_eacces = Some(path.clone()),
             e => {
                 let p = PathBuf::from(path.to_string_lossy().into_owned());
-                return StepError::new(format!("executing {}:", exec.name), Some(&p), e)
-                    .code(EXIT_CANNOT_EXEC);
+                return StepError::new("executing", Some(&p), e).code(EXIT_CANNOT_EXEC);
             }
         }
         last = err;
     }
     if let Some(p) = saw_eacces {
         let p = PathBuf::from(p.to_string_lossy().into_owned());
-        return StepError::new(format!("executing {}:", exec.name), Some(&p), Errno::EACCES)
+        return StepError::new("executing", Some(&p), Errno::EACCES)
             .hint("the file is not executable, or a directory on its path is not searchable")
             .code(EXIT_CANNOT_EXEC);
     }
@@ -157,7 +156,7 @@ fn execute(exec: &ExecPlan) -> StepError {
             exec.search_path
         )
     };
-    StepError::new(format!("executing {}", exec.name), None::<&Path>, last)
+    StepError::new("executing", Some(Path::new(&exec.name)), last)
         .hint(hint)
         .code(EXIT_NOT_FOUND)
 }
