@@ -175,6 +175,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn userns_hints_name_the_setting() {
+        use nix::errno::Errno;
+        let with = |key: &'static str, val: &'static str| {
+            move |p: &str| (p.ends_with(key)).then(|| val.to_string())
+        };
+        assert!(
+            userns_hint_from(Errno::EPERM, with("unprivileged_userns_clone", "0"))
+                .contains("sysctl kernel.unprivileged_userns_clone=1")
+        );
+        assert!(
+            userns_hint_from(
+                Errno::EACCES,
+                with("apparmor_restrict_unprivileged_userns", "1")
+            )
+            .contains("kernel.apparmor_restrict_unprivileged_userns=0")
+        );
+        assert!(
+            userns_hint_from(Errno::ENOSPC, with("max_user_namespaces", "0"))
+                .contains("user.max_user_namespaces")
+        );
+        assert!(userns_hint_from(Errno::ENOSPC, |_| None).contains("limit"));
+    }
+
+    #[test]
     fn passwd_lookup_by_uid() {
         let text = "root:x:0:0:root:/root:/bin/bash\nana:x:1000:1000:Ana:/home/ana:/bin/sh\n";
         assert_eq!(
