@@ -145,11 +145,14 @@ pub fn parse_subid(text: &str, user: Option<&str>, uid: u32) -> Option<SubRange>
 /// Why creating a user namespace may have failed, read from the sysctls
 /// that restrict it. Only called on that failure.
 pub fn userns_hint(e: nix::errno::Errno) -> String {
-    let read = |p: &str| {
+    userns_hint_from(e, |p| {
         std::fs::read_to_string(p)
             .ok()
             .map(|s| s.trim().to_string())
-    };
+    })
+}
+
+fn userns_hint_from(e: nix::errno::Errno, read: impl Fn(&str) -> Option<String>) -> String {
     if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return "unprivileged user namespaces are disabled; enable them with 'sysctl kernel.unprivileged_userns_clone=1'".into();
     }
