@@ -9,23 +9,8 @@ cd "$repo"
 umask 022
 limit_kb=4096
 
-nook=$(cargo build --release --message-format=json |
-    python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "nook" and m.get("executable"):
-        print(m["executable"])')
-
-if [ "$(id -u)" -eq 0 ]; then
-    id -u nooktest >/dev/null 2>&1 || { echo "rss: user nooktest missing; run .ci/setup first" >&2; exit 1; }
-    work=$(mktemp -d /home/nooktest/bench-rss.XXXXXX)
-    chown nooktest: "$work"
-    as_user=(setpriv --reuid nooktest --regid nooktest --init-groups --reset-env)
-else
-    work=$(mktemp -d "$HOME/.nook-bench-rss.XXXXXX")
-    as_user=()
-fi
-trap 'rm -rf "$work"' EXIT
+. bench/common.sh
+bench_setup rss
 
 # setpriv execs nook, so $! is the supervisor itself.
 (cd "$work" && exec "${as_user[@]}" "$nook" run -- sleep 2) &

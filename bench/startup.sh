@@ -22,27 +22,8 @@ for tool in hyperfine bwrap python3 setpriv; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found; run .ci/setup" >&2; exit 1; }
 done
 
-# The executable's path comes from cargo itself (.cargo/config.toml names a
-# target, which changes the directory).
-nook=$(cargo build --release --message-format=json |
-    python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "nook" and m.get("executable"):
-        print(m["executable"])')
-
-if [ "$(id -u)" -eq 0 ]; then
-    id -u nooktest >/dev/null 2>&1 || { echo "bench: user nooktest missing; run .ci/setup first" >&2; exit 1; }
-    home=/home/nooktest
-    work=$(mktemp -d "$home/bench-startup.XXXXXX")
-    chown nooktest: "$work"
-    as_user=(setpriv --reuid nooktest --regid nooktest --init-groups --reset-env)
-else
-    home=$HOME
-    work=$(mktemp -d "$home/.nook-bench-startup.XXXXXX")
-    as_user=()
-fi
-trap 'rm -rf "$work"' EXIT
+. bench/common.sh
+bench_setup startup
 
 # The bwrap twin of nook's default view.
 bw=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --ro-bind /etc /etc)
