@@ -4,6 +4,7 @@
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::Error;
+use crate::profile::layer::{CwdMode, Layer, Val};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,7 +20,36 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run COMMAND in a new sandbox
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// List, show, check and explain profiles
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ProfileCommand {
+    /// List the profiles nook can find, shipped and your own
+    List,
+    /// Print a profile fully resolved: inheritance applied, variables expanded
+    Show {
+        /// A profile name, or a path to a profile file
+        name: String,
+    },
+    /// Check a profile file: syntax, keys, types, parents, paths
+    Check {
+        /// The profile file
+        file: String,
+    },
+    /// Say in plain words what a command run under this profile can and cannot do
+    Explain {
+        /// A profile name, or a path to a profile file
+        name: String,
+    },
+    /// Translate a firejail profile into a nook profile
+    ImportFirejail {
+        /// The firejail .profile file
+        file: String,
+    },
 }
 
 /// Filesystem flags are applied in the order they are given on the command
@@ -27,6 +57,12 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 #[command(next_help_heading = "Identity")]
 pub struct RunArgs {
+    /// Apply this profile (a name, or a path to a file); may be repeated.
+    /// Without it, the profile named like the command is used if one
+    /// exists, else "default"
+    #[arg(long, value_name = "NAME", help_heading = "Profiles")]
+    pub profile: Vec<String>,
+
     /// User id inside the sandbox (default: your own; 0 gives a fake root)
     #[arg(long, value_name = "N")]
     pub uid: Option<u32>,
@@ -58,6 +94,9 @@ pub struct RunArgs {
     /// (/usr, /etc read-only, /proc, /dev, /tmp, empty $HOME, the current directory)
     #[arg(long, help_heading = "Filesystem")]
     pub no_default_view: bool,
+    /// What the default view does with the current directory: rw, ro or no
+    #[arg(long, value_name = "MODE", help_heading = "Filesystem")]
+    pub share_cwd: Option<String>,
     /// Bind SRC read-only at DST (default: the same path)
     #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
     pub ro_bind: Vec<String>,
@@ -110,6 +149,10 @@ pub struct RunArgs {
     /// Start from an empty environment
     #[arg(long, help_heading = "Process")]
     pub clearenv: bool,
+    /// Keep variables matching PATTERN (* matches anything) that nook drops
+    /// because they usually carry credentials (SSH_AUTH_SOCK, *_TOKEN, ...)
+    #[arg(long, value_name = "PATTERN", help_heading = "Process")]
+    pub keep_env: Vec<String>,
     /// Keep this inherited file descriptor open (0, 1 and 2 always are)
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub pass_fd: Vec<i32>,
@@ -148,7 +191,7 @@ pub enum FsFlag {
 }
 
 impl FsFlag {
-    const ALL: [(FsFlag, &'static str); 12] = [
+    pub const ALL: [(FsFlag, &'static str); 12] = [
         (FsFlag::RoBind, "ro_bind"),
         (FsFlag::Bind, "bind"),
         (FsFlag::RoBindTry, "ro_bind_try"),
@@ -162,6 +205,11 @@ impl FsFlag {
         (FsFlag::Proc, "proc"),
         (FsFlag::Dev, "dev"),
     ];
+
+    /// The profile key: the flag without its dashes.
+    pub fn key(self) -> &'static str {
+        &self.name()[2..]
+    }
 
     /// The flag as the user typed it, for error messages.
     pub fn name(self) -> &'static str {
@@ -185,23 +233,10 @@ impl FsFlag {
 /// Everything `nook run` was asked for, free of clap types.
 #[derive(Debug, Default)]
 pub struct RunRequest {
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub subids: bool,
-    pub share_net: bool,
-    pub share_ipc: bool,
-    pub share_uts: bool,
-    pub share_pid: bool,
-    pub share_cgroup: bool,
-    pub no_default_view: bool,
-    /// Filesystem flags in command-line order.
-    pub fs: Vec<(FsFlag, String)>,
-    pub chdir: Option<String>,
-    pub hostname: Option<String>,
-    pub setenv: Vec<String>,
-    pub unsetenv: Vec<String>,
-    pub clearenv: bool,
-    pub pass_fds: Vec<i32>,
+    /// `--profile` names, in order.
+    pub profiles: Vec<String>,
+    /// The settings given as flags: the last layer, over any profile.
+    pub layer: Layer,
     pub print_spec: bool,
     pub print_plan: bool,
     pub verbose: bool,
@@ -209,7 +244,8 @@ pub struct RunRequest {
 }
 
 pub enum Parsed {
-    Run(RunRequest),
+    Run(Box<RunRequest>),
+    Profile(ProfileCommand),
     /// Help or version text, already rendered; print it and exit 0.
     Info(String),
 }
@@ -233,12 +269,13 @@ where
             let sub = matches
                 .subcommand_matches("run")
                 .expect("clap returned the run subcommand without its matches");
-            Ok(Parsed::Run(run_request(args, sub)))
+            run_request(*args, sub).map(|r| Parsed::Run(Box::new(r)))
         }
+        Command::Profile(p) => Ok(Parsed::Profile(p)),
     }
 }
 
-fn run_request(a: RunArgs, m: &ArgMatches) -> RunRequest {
+fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
     // clap keeps each flag's values apart; the order across flags comes from
     // their argument indices, which is what makes "later covers earlier" work.
     let mut fs: Vec<(usize, FsFlag, String)> = Vec::new();
@@ -248,28 +285,63 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> RunRequest {
         }
     }
     fs.sort_by_key(|(i, _, _)| *i);
-    RunRequest {
-        uid: a.uid,
-        gid: a.gid,
-        subids: a.subids,
-        share_net: a.share_net,
-        share_ipc: a.share_ipc,
-        share_uts: a.share_uts,
-        share_pid: a.share_pid,
-        share_cgroup: a.share_cgroup,
-        no_default_view: a.no_default_view,
-        fs: fs.into_iter().map(|(_, f, v)| (f, v)).collect(),
-        chdir: a.chdir,
-        hostname: a.hostname,
-        setenv: a.setenv,
-        unsetenv: a.unsetenv,
-        clearenv: a.clearenv,
-        pass_fds: a.pass_fd,
+    let b = |on: bool, name: &'static str| on.then(|| Val::flag(true, name));
+    let share_cwd = match a.share_cwd {
+        None => None,
+        Some(s) => match CwdMode::parse(&s) {
+            Some(mode) => Some(Val::flag(mode, "--share-cwd")),
+            None => {
+                return Err(Error::usage("--share-cwd", &s, "expected rw, ro or no"));
+            }
+        },
+    };
+    let layer = Layer {
+        uid: a.uid.map(|v| Val::flag(v, "--uid")),
+        gid: a.gid.map(|v| Val::flag(v, "--gid")),
+        subids: b(a.subids, "--subids"),
+        share_net: b(a.share_net, "--share-net"),
+        share_ipc: b(a.share_ipc, "--share-ipc"),
+        share_uts: b(a.share_uts, "--share-uts"),
+        share_pid: b(a.share_pid, "--share-pid"),
+        share_cgroup: b(a.share_cgroup, "--share-cgroup"),
+        no_default_view: b(a.no_default_view, "--no-default-view"),
+        share_cwd,
+        fs: fs
+            .into_iter()
+            .map(|(_, f, v)| (f, Val::flag(v, f.name())))
+            .collect(),
+        chdir: a.chdir.map(|v| Val::flag(v, "--chdir")),
+        hostname: a.hostname.map(|v| Val::flag(v, "--hostname")),
+        setenv: a
+            .setenv
+            .into_iter()
+            .map(|v| Val::flag(v, "--setenv"))
+            .collect(),
+        unsetenv: a
+            .unsetenv
+            .into_iter()
+            .map(|v| Val::flag(v, "--unsetenv"))
+            .collect(),
+        clearenv: b(a.clearenv, "--clearenv"),
+        keep_env: a
+            .keep_env
+            .into_iter()
+            .map(|v| Val::flag(v, "--keep-env"))
+            .collect(),
+        pass_fd: a
+            .pass_fd
+            .into_iter()
+            .map(|v| Val::flag(v, "--pass-fd"))
+            .collect(),
+    };
+    Ok(RunRequest {
+        profiles: a.profile,
+        layer,
         print_spec: a.print_spec,
         print_plan: a.print_plan,
         verbose: a.verbose,
         command: a.command,
-    }
+    })
 }
 
 fn clap_error(e: clap::Error) -> Result<Parsed, Error> {
@@ -313,8 +385,8 @@ mod tests {
         let mut v = vec!["nook", "run"];
         v.extend_from_slice(args);
         match parse(v).unwrap_or_else(|e| panic!("{e}")) {
-            Parsed::Run(r) => r,
-            Parsed::Info(_) => panic!("unexpected help"),
+            Parsed::Run(r) => *r,
+            _ => panic!("not a run"),
         }
     }
 
@@ -332,7 +404,7 @@ mod tests {
             "--",
             "true",
         ]);
-        let order: Vec<_> = r.fs.iter().map(|(f, v)| (*f, v.as_str())).collect();
+        let order: Vec<_> = r.layer.fs.iter().map(|(f, v)| (*f, v.v.as_str())).collect();
         assert_eq!(
             order,
             vec![
@@ -348,7 +420,7 @@ mod tests {
     fn command_keeps_its_own_flags() {
         let r = req(&["ls", "-l", "--bind", "x"]);
         assert_eq!(r.command, vec!["ls", "-l", "--bind", "x"]);
-        assert!(r.fs.is_empty());
+        assert!(r.layer.fs.is_empty());
     }
 
     #[test]

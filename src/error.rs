@@ -22,6 +22,10 @@ pub enum Error {
         value: String,
         expected: String,
     },
+    /// A profile file is wrong: `FILE:LINE:COL: what is wrong, what is
+    /// expected` (or a flag or file name in place of the position).
+    #[error("{at}: {what}")]
+    At { at: String, what: String },
     /// A command-line syntax error, already one line.
     #[error("{0}")]
     Cli(String),

@@ -3,7 +3,8 @@
 //! Data flows one way through the modules, in this order:
 //! - [`cli`]: command-line flags into a plain `RunRequest`;
 //! - [`host`]: every ambient input (ids, environment, HOME, /etc/subuid);
-//! - [`spec`]: request + host into one resolved `Spec` (`--print-spec`);
+//! - [`profile`]: profile files into layers of settings, flags the last;
+//! - [`spec`]: merged settings + host into one resolved `Spec` (`--print-spec`);
 //! - [`plan`]: Spec into ordered steps, pure (`--print-plan`);
 //! - [`runtime`]: the supervisor, setup child, init and payload that
 //!   execute the plan;
@@ -15,6 +16,7 @@ mod cli;
 mod error;
 mod host;
 mod plan;
+mod profile;
 mod runtime;
 mod spec;
 mod sys;
@@ -45,10 +47,28 @@ fn run() -> Result<i32, Error> {
             print!("{text}");
             return Ok(0);
         }
+        cli::Parsed::Profile(cmd) => return profile_command(cmd),
         cli::Parsed::Run(req) => req,
     };
     let host = host::Host::detect();
-    let spec = spec::resolve(&req, &host)?;
+    let catalogue = profile::Catalogue::new(&host);
+    let names = if req.profiles.is_empty() {
+        vec![catalogue.implicit(&req.command[0])]
+    } else {
+        req.profiles.clone()
+    };
+    let mut layers = catalogue.layers(&names)?;
+    layers.push(req.layer.clone());
+    let settings = profile::merge(layers);
+    let spec = spec::resolve(
+        &settings,
+        &spec::Request {
+            command: &req.command,
+            verbose: req.verbose,
+            profiles: &names,
+        },
+        &host,
+    )?;
     let plan = plan::build(&spec);
     if req.print_spec || req.print_plan {
         let mut out = String::new();
@@ -63,4 +83,71 @@ fn run() -> Result<i32, Error> {
         return Ok(0);
     }
     runtime::run(&spec, &plan)
+}
+
+fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {
+    use cli::ProfileCommand as P;
+    let host = host::Host::detect();
+    let catalogue = profile::Catalogue::new(&host);
+    let mut out = String::new();
+    match cmd {
+        P::List => {
+            for src in catalogue.list() {
+                let about = profile::summary(&src.text);
+                let kind = match src.kind {
+                    profile::Kind::Shipped => "shipped",
+                    profile::Kind::User => "yours",
+                    profile::Kind::File => "file",
+                };
+                out.push_str(&format!("{:<10} {:<8} {about}\n", src.name, kind));
+            }
+        }
+        P::Show { name } => {
+            let layer = profile::merge(catalogue.layers(&[name])?);
+            out.push_str(&layer.to_toml());
+        }
+        P::Check { file } => {
+            let layer = catalogue.check(&file)?;
+            // Resolving the Spec also checks values against this host.
+            spec::resolve(
+                &layer,
+                &spec::Request {
+                    command: &["true".to_string()],
+                    verbose: false,
+                    profiles: std::slice::from_ref(&file),
+                },
+                &host,
+            )?;
+            out.push_str(&format!("{file}: ok\n"));
+        }
+        P::Explain { name } => {
+            let layer = profile::merge(catalogue.layers(std::slice::from_ref(&name))?);
+            let spec = spec::resolve(
+                &layer,
+                &spec::Request {
+                    command: &["true".to_string()],
+                    verbose: false,
+                    profiles: std::slice::from_ref(&name),
+                },
+                &host,
+            )?;
+            out.push_str(&profile::explain::explain(&name, &spec, &host.home));
+        }
+        P::ImportFirejail { file } => {
+            let path = host.cwd.join(&file);
+            let read = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+            let imp = profile::firejail::import(&path, &read).ok_or_else(|| Error::At {
+                at: file.clone(),
+                what: "cannot read the firejail profile".into(),
+            })?;
+            let mut err = String::new();
+            for (at, why) in &imp.untranslated {
+                err.push_str(&format!("nook: not translated: {at} -- {why}\n"));
+            }
+            let _ = std::io::stderr().write_all(err.as_bytes());
+            out.push_str(&imp.to_toml(&path));
+        }
+    }
+    print!("{out}");
+    Ok(0)
 }

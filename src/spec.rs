@@ -7,13 +7,17 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::{FsFlag, RunRequest};
+use crate::cli::FsFlag;
 use crate::error::Error;
 use crate::host::{Host, RootEntry, SubRange};
+use crate::profile::layer::{CwdMode, Layer, Origin, Val};
+use crate::profile::secrets;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Spec {
     pub command: Vec<String>,
+    /// The profiles this Spec was built from, base first.
+    pub profiles: Vec<String>,
     pub ids: Ids,
     pub namespaces: Namespaces,
     /// Filesystem view, in order; later entries cover earlier ones.
@@ -99,28 +103,39 @@ pub enum Mount {
 
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-pub fn resolve(req: &RunRequest, host: &Host) -> Result<Spec, Error> {
-    let ids = resolve_ids(req, host)?;
+/// What `resolve` needs besides the merged settings.
+pub struct Request<'a> {
+    pub command: &'a [String],
+    pub verbose: bool,
+    /// The profiles applied, for the record (`--print-spec`).
+    pub profiles: &'a [String],
+}
+
+/// Build the Spec from the merged settings (profiles, then flags). The one
+/// place where settings meet the host.
+pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Error> {
+    let ids = resolve_ids(set, host)?;
+    let on = Layer::flag;
     let namespaces = Namespaces {
         mount: true,
-        pid: !req.share_pid,
-        net: !req.share_net,
-        ipc: !req.share_ipc,
-        uts: !req.share_uts,
-        cgroup: !req.share_cgroup,
+        pid: !on(&set.share_pid),
+        net: !on(&set.share_net),
+        ipc: !on(&set.share_ipc),
+        uts: !on(&set.share_uts),
+        cgroup: !on(&set.share_cgroup),
     };
-    if let Some(h) = &req.hostname {
-        if req.share_uts {
+    if let Some(h) = &set.hostname {
+        if !namespaces.uts {
             return Err(Error::usage(
-                "--hostname",
-                h,
+                &h.from.to_string(),
+                &h.v,
                 "needs its own UTS namespace; drop --share-uts",
             ));
         }
-        if h.is_empty() || h.len() > 64 || h.contains(['/', '\0']) {
+        if h.v.is_empty() || h.v.len() > 64 || h.v.contains(['/', '\0']) {
             return Err(Error::usage(
-                "--hostname",
-                h,
+                &h.from.to_string(),
+                &h.v,
                 "expected 1 to 64 characters without '/'",
             ));
         }
@@ -128,102 +143,168 @@ pub fn resolve(req: &RunRequest, host: &Host) -> Result<Spec, Error> {
 
     let mut mounts = Vec::new();
     let mut visible_cwd = None;
-    if !req.no_default_view {
-        visible_cwd = default_view(host, &mut mounts);
+    if !on(&set.no_default_view) {
+        let cwd = set.share_cwd.as_ref().map_or(CwdMode::Rw, |m| m.v);
+        visible_cwd = default_view(host, cwd, &mut mounts);
     }
-    for (flag, value) in &req.fs {
-        mounts.push(fs_entry(*flag, value, host)?);
+    let mut explicit = Vec::new();
+    for (flag, value) in &set.fs {
+        let m = fs_entry(*flag, value, host)?;
+        if let Mount::Bind { src, .. } = &m {
+            explicit.push(src.clone());
+        }
+        mounts.push(m);
     }
+    hide_secrets(&mut mounts, &explicit, &host.home);
 
-    let chdir = match &req.chdir {
-        Some(d) => absolute("--chdir", d)?,
+    let chdir = match &set.chdir {
+        Some(d) => absolute(&d.from.to_string(), &d.v)?,
         None => visible_cwd.unwrap_or_else(|| PathBuf::from("/")),
     };
 
-    let mut env = if req.clearenv {
+    let keep: Vec<&str> = set.keep_env.iter().map(|k| k.v.as_str()).collect();
+    let mut env: BTreeMap<String, String> = if on(&set.clearenv) {
         BTreeMap::new()
     } else {
-        host.env.clone()
+        host.env
+            .iter()
+            .filter(|(k, _)| !secrets::is_secret_var(k) || keep.iter().any(|p| glob(p, k)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     };
-    for k in &req.unsetenv {
-        if k.is_empty() || k.contains('=') {
+    for k in &set.unsetenv {
+        if k.v.is_empty() || k.v.contains('=') {
             return Err(Error::usage(
-                "--unsetenv",
-                k,
+                &k.from.to_string(),
+                &k.v,
                 "expected a variable name without '='",
             ));
         }
-        env.remove(k);
+        env.remove(&k.v);
     }
-    for kv in &req.setenv {
-        match kv.split_once('=') {
+    for kv in &set.setenv {
+        match kv.v.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
                 env.insert(k.to_string(), v.to_string());
             }
-            _ => return Err(Error::usage("--setenv", kv, "expected NAME=VALUE")),
+            _ => {
+                return Err(Error::usage(
+                    &kv.from.to_string(),
+                    &kv.v,
+                    "expected NAME=VALUE",
+                ));
+            }
         }
     }
 
-    for fd in &req.pass_fds {
-        if *fd < 0 {
+    let mut pass_fds = Vec::new();
+    for fd in &set.pass_fd {
+        if fd.v < 0 {
             return Err(Error::usage(
-                "--pass-fd",
-                &fd.to_string(),
+                &fd.from.to_string(),
+                &fd.v.to_string(),
                 "expected a file descriptor number >= 0",
             ));
         }
+        pass_fds.push(fd.v);
     }
 
     Ok(Spec {
-        command: req.command.clone(),
+        command: req.command.to_vec(),
+        profiles: req.profiles.to_vec(),
         ids,
         namespaces,
         mounts,
-        hostname: req.hostname.clone(),
+        hostname: set.hostname.as_ref().map(|h| h.v.clone()),
         chdir,
         env,
-        pass_fds: req.pass_fds.clone(),
+        pass_fds,
         verbose: req.verbose,
     })
 }
 
-fn resolve_ids(req: &RunRequest, host: &Host) -> Result<Ids, Error> {
-    let uid = req.uid.unwrap_or(host.uid);
-    let gid = req.gid.unwrap_or(host.gid);
-    let subids = if req.subids {
-        let who = host.user.clone().unwrap_or_else(|| host.uid.to_string());
-        let newuidmap = host.find_program("newuidmap");
-        let newgidmap = host.find_program("newgidmap");
-        let (Some(newuidmap), Some(newgidmap)) = (newuidmap, newgidmap) else {
-            return Err(Error::usage(
-                "--subids",
-                "",
-                "needs newuidmap and newgidmap; install the 'uidmap' package",
-            ));
-        };
-        let mut ranges = Vec::new();
-        for file in ["/etc/subuid", "/etc/subgid"] {
-            match host.subordinate_range(Path::new(file)) {
-                Some(r) => ranges.push(r),
-                None => {
-                    return Err(Error::usage(
-                        "--subids",
-                        &who,
-                        format!(
-                            "no range for this user in {file}; add a line like '{who}:100000:65536' (see subuid(5))"
-                        ),
-                    ));
+/// Hide every secret that a bind brings into view, wherever the bind puts
+/// it, after all other mounts: nothing bound wholesale (all of $HOME, say)
+/// can show a secret; only a bind naming the secret, or a path in it,
+/// keeps that secret visible.
+fn hide_secrets(mounts: &mut Vec<Mount>, explicit: &[PathBuf], home: &Path) {
+    let mut hides = Vec::new();
+    for secret in secrets::paths(home) {
+        if explicit.iter().any(|e| e.starts_with(&secret)) {
+            continue;
+        }
+        for m in mounts.iter() {
+            if let Mount::Bind { src, dst, .. } = m
+                && let Ok(rest) = secret.strip_prefix(src)
+            {
+                let dst = if rest.as_os_str().is_empty() {
+                    dst.clone()
+                } else {
+                    dst.join(rest)
+                };
+                if !hides.contains(&dst) {
+                    hides.push(dst);
                 }
             }
         }
-        Some(SubIds {
-            uid_range: ranges[0],
-            gid_range: ranges[1],
-            newuidmap,
-            newgidmap,
-        })
-    } else {
-        None
+    }
+    mounts.extend(hides.into_iter().map(|dst| Mount::Hide { dst }));
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
+fn resolve_ids(set: &Layer, host: &Host) -> Result<Ids, Error> {
+    let uid = set.uid.as_ref().map_or(host.uid, |v| v.v);
+    let gid = set.gid.as_ref().map_or(host.gid, |v| v.v);
+    let subids = match &set.subids {
+        Some(s) if s.v => {
+            let at = s.from.to_string();
+            let who = host.user.clone().unwrap_or_else(|| host.uid.to_string());
+            let newuidmap = host.find_program("newuidmap");
+            let newgidmap = host.find_program("newgidmap");
+            let (Some(newuidmap), Some(newgidmap)) = (newuidmap, newgidmap) else {
+                return Err(Error::usage(
+                    &at,
+                    "true",
+                    "needs newuidmap and newgidmap; install the 'uidmap' package",
+                ));
+            };
+            let mut ranges = Vec::new();
+            for file in ["/etc/subuid", "/etc/subgid"] {
+                match host.subordinate_range(Path::new(file)) {
+                    Some(r) => ranges.push(r),
+                    None => {
+                        return Err(Error::usage(
+                            &at,
+                            &who,
+                            format!(
+                                "no range for this user in {file}; add a line like '{who}:100000:65536' (see subuid(5))"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Some(SubIds {
+                uid_range: ranges[0],
+                gid_range: ranges[1],
+                newuidmap,
+                newgidmap,
+            })
+        }
+        _ => None,
     };
     Ok(Ids {
         uid,
@@ -234,10 +315,10 @@ fn resolve_ids(req: &RunRequest, host: &Host) -> Result<Ids, Error> {
     })
 }
 
-/// The working system a bare `nook run` gets: system files read-only, fresh
-/// /proc, /dev and /tmp, an empty $HOME, and the current directory
-/// read-write. Returns the current directory if it is shared.
-fn default_view(host: &Host, mounts: &mut Vec<Mount>) -> Option<PathBuf> {
+/// The working system every sandbox starts from unless told otherwise:
+/// system files read-only, fresh /proc, /dev and /tmp, an empty $HOME, and
+/// the current directory as `cwd` says. Returns the working directory.
+fn default_view(host: &Host, cwd_mode: CwdMode, mounts: &mut Vec<Mount>) -> Option<PathBuf> {
     for p in ["/usr", "/etc"] {
         mounts.push(Mount::Bind {
             src: PathBuf::from(p),
@@ -280,22 +361,25 @@ fn default_view(host: &Host, mounts: &mut Vec<Mount>) -> Option<PathBuf> {
             mode: 0o755,
         });
     }
+    let cwd = normalize(&host.cwd);
     // Sharing the home directory itself (or / or an ancestor of it) would
     // expose every secret in it; the user must ask for that explicitly.
-    let cwd = normalize(&host.cwd);
-    if home.starts_with(&cwd) {
-        return Some(cwd);
+    if cwd_mode == CwdMode::No || home.starts_with(&cwd) {
+        return Some(home);
     }
     mounts.push(Mount::Bind {
         src: cwd.clone(),
         dst: cwd.clone(),
-        read_only: false,
+        read_only: cwd_mode == CwdMode::Ro,
         optional: false,
     });
     Some(cwd)
 }
 
-fn fs_entry(flag: FsFlag, value: &str, host: &Host) -> Result<Mount, Error> {
+fn fs_entry(flag: FsFlag, val: &Val<String>, host: &Host) -> Result<Mount, Error> {
+    let at = val.from.to_string();
+    let at = at.as_str();
+    let value = val.v.as_str();
     let name = flag.name();
     let bind = |read_only: bool, optional: bool| -> Result<Mount, Error> {
         let (src, dst) = match value.split_once(':') {
@@ -304,41 +388,42 @@ fn fs_entry(flag: FsFlag, value: &str, host: &Host) -> Result<Mount, Error> {
         };
         if src.is_empty() {
             return Err(Error::usage(
-                name,
+                at,
                 value,
                 "expected SRC[:DST] with a non-empty SRC",
             ));
         }
+        // A relative source is a convenience of the command line; in a
+        // profile it would depend on where nook happens to be started.
+        if !matches!(val.from, Origin::Flag(_)) && !src.starts_with('/') {
+            return Err(Error::usage(
+                at,
+                value,
+                format!("expected an absolute path, got '{src}'"),
+            ));
+        }
         let dst_path = |resolved: &Path| match dst {
-            Some(d) => absolute_in(name, value, d).map(|d| (d, value)),
-            None => Ok((resolved.to_path_buf(), value)),
+            Some(d) => absolute_in(at, value, d),
+            None => Ok(resolved.to_path_buf()),
         };
         match host.resolve_existing(src) {
-            Ok(resolved) => {
-                let (dst, _) = dst_path(&resolved)?;
-                Ok(Mount::Bind {
-                    src: resolved,
-                    dst,
-                    read_only,
-                    optional,
-                })
-            }
+            Ok(resolved) => Ok(Mount::Bind {
+                dst: dst_path(&resolved)?,
+                src: resolved,
+                read_only,
+                optional,
+            }),
             Err(_) if optional => {
-                let src = if Path::new(src).is_absolute() {
-                    normalize(Path::new(src))
-                } else {
-                    normalize(&host.cwd.join(src))
-                };
-                let (dst, _) = dst_path(&src)?;
+                let src = normalize(&host.cwd.join(src));
                 Ok(Mount::Bind {
+                    dst: dst_path(&src)?,
                     src,
-                    dst,
                     read_only,
                     optional,
                 })
             }
             Err(e) => Err(Error::usage(
-                name,
+                at,
                 value,
                 format!(
                     "expected an existing source, but {src}: {}; use {name}-try to make it optional",
@@ -363,7 +448,7 @@ fn fs_entry(flag: FsFlag, value: &str, host: &Host) -> Result<Mount, Error> {
                     Some(n) => Some(n),
                     None => {
                         return Err(Error::usage(
-                            name,
+                            at,
                             value,
                             "expected DST[:size=N] with N a positive number of bytes and an optional k, m or g suffix",
                         ));
@@ -371,60 +456,60 @@ fn fs_entry(flag: FsFlag, value: &str, host: &Host) -> Result<Mount, Error> {
                 },
             };
             Ok(Mount::Tmpfs {
-                dst: absolute_in(name, value, dst)?,
+                dst: absolute_in(at, value, dst)?,
                 size,
                 mode: 0o755,
             })
         }
         FsFlag::Dir => Ok(Mount::Dir {
-            dst: absolute(name, value)?,
+            dst: absolute(at, value)?,
         }),
         FsFlag::Symlink => match value.split_once(':') {
             Some((t, l)) if !t.is_empty() => Ok(Mount::Symlink {
                 target: PathBuf::from(t),
-                link: absolute_in(name, value, l)?,
+                link: absolute_in(at, value, l)?,
             }),
             _ => Err(Error::usage(
-                name,
+                at,
                 value,
                 "expected TARGET:LINK with LINK an absolute path",
             )),
         },
         FsFlag::File => match value.split_once(':') {
             Some((d, content)) => Ok(Mount::File {
-                dst: absolute_in(name, value, d)?,
+                dst: absolute_in(at, value, d)?,
                 content: content.to_string(),
             }),
-            None => Err(Error::usage(name, value, "expected DST:CONTENT")),
+            None => Err(Error::usage(at, value, "expected DST:CONTENT")),
         },
         FsFlag::FileFrom => match value.split_once(':') {
             Some((d, src)) => {
-                let dst = absolute_in(name, value, d)?;
+                let dst = absolute_in(at, value, d)?;
                 let content = host
                     .resolve_existing(src)
                     .and_then(|p| host.read_file(&p))
                     .map_err(|e| {
                         Error::usage(
-                            name,
+                            at,
                             value,
                             format!("expected a readable file, but {src}: {}", io_reason(&e)),
                         )
                     })?;
                 let content = String::from_utf8(content).map_err(|_| {
-                    Error::usage(name, value, format!("source {src} is not UTF-8 text"))
+                    Error::usage(at, value, format!("source {src} is not UTF-8 text"))
                 })?;
                 Ok(Mount::File { dst, content })
             }
-            None => Err(Error::usage(name, value, "expected DST:SRC")),
+            None => Err(Error::usage(at, value, "expected DST:SRC")),
         },
         FsFlag::Hide => Ok(Mount::Hide {
-            dst: absolute(name, value)?,
+            dst: absolute(at, value)?,
         }),
         FsFlag::Proc => Ok(Mount::Proc {
-            dst: absolute(name, value)?,
+            dst: absolute(at, value)?,
         }),
         FsFlag::Dev => Ok(Mount::Dev {
-            dst: absolute(name, value)?,
+            dst: absolute(at, value)?,
         }),
     }
 }
@@ -505,10 +590,17 @@ pub(crate) mod tests {
             user: Some("ana".into()),
             home: "/home/ana".into(),
             cwd: "/home/ana/src/proj".into(),
-            env: [("HOME", "/home/ana"), ("PATH", "/usr/bin:/bin"), ("X", "1")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: [
+                ("HOME", "/home/ana"),
+                ("PATH", "/usr/bin:/bin"),
+                ("X", "1"),
+                ("GITHUB_TOKEN", "t"),
+                ("SSH_AUTH_SOCK", "/run/a"),
+                ("AWS_PROFILE", "p"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
             root_entries: vec![
                 ("/bin".into(), RootEntry::Symlink("usr/bin".into())),
                 ("/lib64".into(), RootEntry::Absent),
@@ -516,21 +608,35 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn req(cmd: &[&str]) -> RunRequest {
-        RunRequest {
-            command: cmd.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
+    pub fn spec_of(layer: &Layer, host: &Host) -> Result<Spec, Error> {
+        let cmd = vec!["true".to_string()];
+        resolve(
+            layer,
+            &Request {
+                command: &cmd,
+                verbose: false,
+                profiles: &[],
+            },
+            host,
+        )
+    }
+
+    fn fs(flag: FsFlag, v: &str) -> (FsFlag, Val<String>) {
+        (flag, Val::flag(v.to_string(), flag.name()))
+    }
+
+    fn not_secret(m: &&Mount) -> bool {
+        !matches!(m, Mount::Hide { .. })
     }
 
     #[test]
     fn default_view_shares_cwd_and_hides_home() {
-        let spec = resolve(&req(&["true"]), &host()).unwrap();
+        let spec = spec_of(&Layer::default(), &host()).unwrap();
         assert_eq!(spec.chdir, PathBuf::from("/home/ana/src/proj"));
         assert_eq!(spec.ids.uid, 1000);
         assert!(spec.namespaces.net && spec.namespaces.pid);
-        let kinds: Vec<String> = spec
-            .mounts
+        let view: Vec<&Mount> = spec.mounts.iter().filter(not_secret).collect();
+        let kinds: Vec<String> = view
             .iter()
             .map(|m| serde_json::to_value(m).unwrap()["kind"].to_string())
             .collect();
@@ -539,7 +645,7 @@ pub(crate) mod tests {
             r#""bind" "bind" "symlink" "proc" "dev" "tmpfs" "tmpfs" "bind""#
         );
         assert_eq!(
-            spec.mounts[6],
+            *view[6],
             Mount::Tmpfs {
                 dst: "/home/ana".into(),
                 size: None,
@@ -547,7 +653,7 @@ pub(crate) mod tests {
             }
         );
         assert_eq!(
-            spec.mounts[7],
+            *view[7],
             Mount::Bind {
                 src: "/home/ana/src/proj".into(),
                 dst: "/home/ana/src/proj".into(),
@@ -558,10 +664,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn cwd_mode_read_only_or_not_shared() {
+        let mut l = Layer {
+            share_cwd: Some(Val::flag(CwdMode::Ro, "--share-cwd")),
+            ..Default::default()
+        };
+        let spec = spec_of(&l, &host()).unwrap();
+        assert!(spec.mounts.contains(&Mount::Bind {
+            src: "/home/ana/src/proj".into(),
+            dst: "/home/ana/src/proj".into(),
+            read_only: true,
+            optional: false
+        }));
+        l.share_cwd = Some(Val::flag(CwdMode::No, "--share-cwd"));
+        let spec = spec_of(&l, &host()).unwrap();
+        assert!(
+            !spec
+                .mounts
+                .iter()
+                .any(|m| matches!(m, Mount::Bind { src, .. } if src.starts_with("/home")))
+        );
+        assert_eq!(spec.chdir, PathBuf::from("/home/ana"));
+    }
+
+    #[test]
     fn home_itself_is_never_shared_by_default() {
         let mut h = host();
         h.cwd = "/home/ana".into();
-        let spec = resolve(&req(&["true"]), &h).unwrap();
+        let spec = spec_of(&Layer::default(), &h).unwrap();
         assert!(!spec.mounts.iter().any(|m| matches!(
             m,
             Mount::Bind {
@@ -573,15 +703,69 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn secrets_are_hidden_last_unless_named() {
+        let l = Layer {
+            fs: vec![
+                fs(FsFlag::RoBindTry, "/home/ana"),
+                fs(FsFlag::RoBindTry, "/home/ana/.ssh/known_hosts"),
+            ],
+            ..Default::default()
+        };
+        let spec = spec_of(&l, &host()).unwrap();
+        let hidden: Vec<&Path> = spec
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                Mount::Hide { dst } => Some(dst.as_path()),
+                _ => None,
+            })
+            .collect();
+        assert!(hidden.contains(&Path::new("/home/ana/.aws")));
+        assert!(hidden.contains(&Path::new("/home/ana/.bash_history")));
+        assert!(!hidden.contains(&Path::new("/home/ana/.ssh")));
+        assert!(matches!(spec.mounts.last(), Some(Mount::Hide { .. })));
+
+        // Wherever the bind puts them.
+        let l = Layer {
+            fs: vec![fs(FsFlag::RoBindTry, "/home/ana:/h")],
+            ..Default::default()
+        };
+        let spec = spec_of(&l, &host()).unwrap();
+        assert!(spec.mounts.contains(&Mount::Hide {
+            dst: "/h/.aws".into()
+        }));
+        // The default view shows none of $HOME, so it hides nothing.
+        let spec = spec_of(&Layer::default(), &host()).unwrap();
+        assert!(!spec.mounts.iter().any(|m| matches!(m, Mount::Hide { .. })));
+    }
+
+    #[test]
+    fn credential_variables_are_dropped_unless_kept() {
+        let spec = spec_of(&Layer::default(), &host()).unwrap();
+        assert!(!spec.env.contains_key("GITHUB_TOKEN"));
+        assert!(!spec.env.contains_key("SSH_AUTH_SOCK"));
+        assert!(!spec.env.contains_key("AWS_PROFILE"));
+        assert!(spec.env.contains_key("X"));
+        let l = Layer {
+            keep_env: vec![Val::flag("GITHUB_*".into(), "--keep-env")],
+            ..Default::default()
+        };
+        let spec = spec_of(&l, &host()).unwrap();
+        assert!(spec.env.contains_key("GITHUB_TOKEN"));
+    }
+
+    #[test]
     fn env_flags_apply_in_order_clear_unset_set() {
-        let mut r = req(&["env"]);
-        r.unsetenv = vec!["X".into()];
-        r.setenv = vec!["A=b=c".into()];
-        let spec = resolve(&r, &host()).unwrap();
+        let mut l = Layer {
+            unsetenv: vec![Val::flag("X".into(), "--unsetenv")],
+            setenv: vec![Val::flag("A=b=c".into(), "--setenv")],
+            ..Default::default()
+        };
+        let spec = spec_of(&l, &host()).unwrap();
         assert_eq!(spec.env.get("A").map(String::as_str), Some("b=c"));
         assert!(!spec.env.contains_key("X"));
-        r.clearenv = true;
-        let spec = resolve(&r, &host()).unwrap();
+        l.clearenv = Some(Val::flag(true, "--clearenv"));
+        let spec = spec_of(&l, &host()).unwrap();
         assert_eq!(spec.env.len(), 1);
     }
 
@@ -615,28 +799,66 @@ pub(crate) mod tests {
             ),
         ];
         for (flag, value, want) in cases {
-            let mut r = req(&["true"]);
-            r.fs = vec![(*flag, value.to_string())];
-            let err = resolve(&r, &host()).unwrap_err().to_string();
+            let l = Layer {
+                fs: vec![fs(*flag, value)],
+                ..Default::default()
+            };
+            let err = spec_of(&l, &host()).unwrap_err().to_string();
             assert_eq!(&err, want);
         }
     }
 
     #[test]
-    fn try_binds_accept_missing_sources() {
-        let mut r = req(&["true"]);
-        r.no_default_view = true;
-        r.fs = vec![(FsFlag::BindTry, "/nonexistent-nook:/x".into())];
-        let spec = resolve(&r, &host()).unwrap();
+    fn profile_values_name_file_line_and_column() {
+        let l = Layer {
+            fs: vec![(
+                FsFlag::Bind,
+                Val {
+                    v: "src".into(),
+                    from: Origin::File {
+                        path: "/p/x.toml".into(),
+                        line: 3,
+                        col: 9,
+                        key: "bind",
+                    },
+                },
+            )],
+            ..Default::default()
+        };
         assert_eq!(
-            spec.mounts,
-            vec![Mount::Bind {
+            spec_of(&l, &host()).unwrap_err().to_string(),
+            "/p/x.toml:3:9: bind 'src': expected an absolute path, got 'src'"
+        );
+    }
+
+    #[test]
+    fn try_binds_accept_missing_sources() {
+        let l = Layer {
+            no_default_view: Some(Val::flag(true, "--no-default-view")),
+            fs: vec![fs(FsFlag::BindTry, "/nonexistent-nook:/x")],
+            ..Default::default()
+        };
+        let spec = spec_of(&l, &host()).unwrap();
+        let view: Vec<&Mount> = spec.mounts.iter().filter(not_secret).collect();
+        assert_eq!(
+            view,
+            vec![&Mount::Bind {
                 src: "/nonexistent-nook".into(),
                 dst: "/x".into(),
                 read_only: false,
                 optional: true
             }]
         );
+    }
+
+    #[test]
+    fn glob_matches_stars_anywhere() {
+        assert!(glob("*_TOKEN", "GITHUB_TOKEN"));
+        assert!(glob("*_SECRET*", "MY_SECRET_KEY"));
+        assert!(glob("AWS_*", "AWS_"));
+        assert!(!glob("AWS_*", "XAWS_A"));
+        assert!(glob("A*B*C", "AxxBxxC"));
+        assert!(!glob("A*B*C", "AxxCxxB"));
     }
 
     #[test]
@@ -653,9 +875,11 @@ pub(crate) mod tests {
 
     #[test]
     fn hostname_needs_uts_namespace() {
-        let mut r = req(&["true"]);
-        r.hostname = Some("box".into());
-        r.share_uts = true;
-        assert!(resolve(&r, &host()).is_err());
+        let l = Layer {
+            hostname: Some(Val::flag("box".into(), "--hostname")),
+            share_uts: Some(Val::flag(true, "--share-uts")),
+            ..Default::default()
+        };
+        assert!(spec_of(&l, &host()).is_err());
     }
 }

@@ -243,13 +243,19 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{resolve, tests as spec_tests};
+    use crate::profile::layer::{Layer, Val};
+    use crate::spec::tests as spec_tests;
 
     #[test]
     fn default_view_plan_in_order() {
-        let spec = resolve(&spec_tests::req(&["true"]), &spec_tests::host()).unwrap();
+        let spec = spec_tests::spec_of(&Layer::default(), &spec_tests::host()).unwrap();
         let plan = build(&spec);
-        let text: Vec<String> = plan.mounts.iter().map(|m| m.to_string()).collect();
+        let text: Vec<String> = plan
+            .mounts
+            .iter()
+            .filter(|m| !matches!(m, MountOp::Hide { .. }))
+            .map(|m| m.to_string())
+            .collect();
         assert_eq!(text[0], "ro-bind /usr -> /usr");
         assert_eq!(text[1], "ro-bind /etc -> /etc");
         assert_eq!(text[2], "symlink /bin -> usr/bin");
@@ -267,9 +273,11 @@ mod tests {
 
     #[test]
     fn shared_pid_namespace_binds_host_proc() {
-        let mut r = spec_tests::req(&["true"]);
-        r.share_pid = true;
-        let spec = resolve(&r, &spec_tests::host()).unwrap();
+        let r = Layer {
+            share_pid: Some(Val::flag(true, "--share-pid")),
+            ..Default::default()
+        };
+        let spec = spec_tests::spec_of(&r, &spec_tests::host()).unwrap();
         let plan = build(&spec);
         assert!(plan.mounts.contains(&MountOp::BindHost {
             src: "/proc".into(),
@@ -287,12 +295,22 @@ mod tests {
 
     #[test]
     fn user_flags_come_after_default_view() {
-        let mut r = spec_tests::req(&["true"]);
-        r.fs = vec![(crate::cli::FsFlag::Tmpfs, "/usr:size=1m".into())];
-        let plan = build(&resolve(&r, &spec_tests::host()).unwrap());
-        let n = plan.mounts.len();
+        let r = Layer {
+            fs: vec![(
+                crate::cli::FsFlag::Tmpfs,
+                Val::flag("/usr:size=1m".into(), "--tmpfs"),
+            )],
+            ..Default::default()
+        };
+        let plan = build(&spec_tests::spec_of(&r, &spec_tests::host()).unwrap());
+        let ops: Vec<&MountOp> = plan
+            .mounts
+            .iter()
+            .filter(|m| !matches!(m, MountOp::Hide { .. }))
+            .collect();
+        let n = ops.len();
         assert_eq!(
-            plan.mounts[n - 2],
+            *ops[n - 2],
             MountOp::Tmpfs {
                 dst: "/usr".into(),
                 size: Some(1 << 20),

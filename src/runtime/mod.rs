@@ -69,6 +69,11 @@ static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new
 pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     let v = spec.verbose;
     START.get_or_init(std::time::Instant::now);
+    trace(
+        v,
+        "supervisor",
+        format_args!("profiles: {}", spec.profiles.join(", ")),
+    );
     // Precomputed before any fork: the code after fork only installs and
     // executes.
     let exec = payload::ExecPlan::new(spec);

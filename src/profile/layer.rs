@@ -1,0 +1,237 @@
+//! A `Layer` is one source of settings: one profile file, or the command
+//! line. Both speak the same keys (every profile key is a flag of the same
+//! name), and every value remembers where it came from, so that an error
+//! can name the flag, or the file, line and column.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::cli::FsFlag;
+
+/// Where a value was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// On the command line, as this flag.
+    Flag(&'static str),
+    /// In a profile file, under this key.
+    File {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        key: &'static str,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "{flag}"),
+            Origin::File {
+                path,
+                line,
+                col,
+                key,
+            } => write!(f, "{}:{line}:{col}: {key}", path.display()),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Val<T> {
+    pub v: T,
+    pub from: Origin,
+}
+
+impl<T> Val<T> {
+    pub fn flag(v: T, flag: &'static str) -> Self {
+        Val {
+            v,
+            from: Origin::Flag(flag),
+        }
+    }
+}
+
+/// What to do with the current directory in the default view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CwdMode {
+    /// Bound read-write (the default).
+    Rw,
+    /// Bound read-only.
+    Ro,
+    /// Not shared; the working directory is the empty $HOME.
+    No,
+}
+
+impl CwdMode {
+    pub fn parse(s: &str) -> Option<CwdMode> {
+        match s {
+            "rw" => Some(CwdMode::Rw),
+            "ro" => Some(CwdMode::Ro),
+            "no" => Some(CwdMode::No),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CwdMode::Rw => "rw",
+            CwdMode::Ro => "ro",
+            CwdMode::No => "no",
+        }
+    }
+}
+
+/// One source of settings. Merging rule (`merge`): single values and
+/// booleans from a later layer replace earlier ones; lists are appended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Layer {
+    pub uid: Option<Val<u32>>,
+    pub gid: Option<Val<u32>>,
+    pub subids: Option<Val<bool>>,
+    pub share_net: Option<Val<bool>>,
+    pub share_ipc: Option<Val<bool>>,
+    pub share_uts: Option<Val<bool>>,
+    pub share_pid: Option<Val<bool>>,
+    pub share_cgroup: Option<Val<bool>>,
+    pub no_default_view: Option<Val<bool>>,
+    pub share_cwd: Option<Val<CwdMode>>,
+    /// Filesystem entries in the order they apply.
+    pub fs: Vec<(FsFlag, Val<String>)>,
+    pub chdir: Option<Val<String>>,
+    pub hostname: Option<Val<String>>,
+    pub setenv: Vec<Val<String>>,
+    pub unsetenv: Vec<Val<String>>,
+    pub clearenv: Option<Val<bool>>,
+    pub keep_env: Vec<Val<String>>,
+    pub pass_fd: Vec<Val<i32>>,
+}
+
+impl Layer {
+    /// Apply `later` on top of `self`.
+    pub fn merge(&mut self, later: Layer) {
+        fn over<T>(a: &mut Option<T>, b: Option<T>) {
+            if b.is_some() {
+                *a = b;
+            }
+        }
+        over(&mut self.uid, later.uid);
+        over(&mut self.gid, later.gid);
+        over(&mut self.subids, later.subids);
+        over(&mut self.share_net, later.share_net);
+        over(&mut self.share_ipc, later.share_ipc);
+        over(&mut self.share_uts, later.share_uts);
+        over(&mut self.share_pid, later.share_pid);
+        over(&mut self.share_cgroup, later.share_cgroup);
+        over(&mut self.no_default_view, later.no_default_view);
+        over(&mut self.share_cwd, later.share_cwd);
+        self.fs.extend(later.fs);
+        over(&mut self.chdir, later.chdir);
+        over(&mut self.hostname, later.hostname);
+        self.setenv.extend(later.setenv);
+        self.unsetenv.extend(later.unsetenv);
+        over(&mut self.clearenv, later.clearenv);
+        self.keep_env.extend(later.keep_env);
+        self.pass_fd.extend(later.pass_fd);
+    }
+
+    pub fn flag(b: &Option<Val<bool>>) -> bool {
+        b.as_ref().is_some_and(|v| v.v)
+    }
+
+    /// The layer as a profile file (what `nook profile show` prints):
+    /// variables already expanded, filesystem entries grouped by key, and
+    /// their order of application as a closing comment.
+    pub fn to_toml(&self) -> String {
+        use std::fmt::Write;
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let mut o = String::new();
+        let mut scalar = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                let _ = writeln!(o, "{k} = {v}");
+            }
+        };
+        scalar("uid", self.uid.as_ref().map(|v| v.v.to_string()));
+        scalar("gid", self.gid.as_ref().map(|v| v.v.to_string()));
+        for (k, v) in [
+            ("subids", &self.subids),
+            ("share-net", &self.share_net),
+            ("share-ipc", &self.share_ipc),
+            ("share-uts", &self.share_uts),
+            ("share-pid", &self.share_pid),
+            ("share-cgroup", &self.share_cgroup),
+            ("no-default-view", &self.no_default_view),
+            ("clearenv", &self.clearenv),
+        ] {
+            scalar(k, v.as_ref().map(|v| v.v.to_string()));
+        }
+        scalar("share-cwd", self.share_cwd.as_ref().map(|v| q(v.v.name())));
+        scalar("chdir", self.chdir.as_ref().map(|v| q(&v.v)));
+        scalar("hostname", self.hostname.as_ref().map(|v| q(&v.v)));
+        let mut list = |k: &str, items: Vec<String>| {
+            if !items.is_empty() {
+                let _ = writeln!(o, "{k} = [");
+                for i in items {
+                    let _ = writeln!(o, "    {i},");
+                }
+                let _ = writeln!(o, "]");
+            }
+        };
+        for (flag, _) in FsFlag::ALL {
+            list(
+                flag.key(),
+                self.fs
+                    .iter()
+                    .filter(|(f, _)| *f == flag)
+                    .map(|(_, v)| q(&v.v))
+                    .collect(),
+            );
+        }
+        let strings = |v: &[Val<String>]| v.iter().map(|x| q(&x.v)).collect::<Vec<_>>();
+        list("setenv", strings(&self.setenv));
+        list("unsetenv", strings(&self.unsetenv));
+        list("keep-env", strings(&self.keep_env));
+        list(
+            "pass-fd",
+            self.pass_fd.iter().map(|v| v.v.to_string()).collect(),
+        );
+        if !self.fs.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n# Filesystem entries apply in this order (then the secrets are hidden):"
+            );
+            for (f, v) in &self.fs {
+                let _ = writeln!(o, "#   {} {}", f.key(), v.v);
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_scalars_win_and_lists_append() {
+        let mut a = Layer {
+            uid: Some(Val::flag(1, "--uid")),
+            share_net: Some(Val::flag(true, "--share-net")),
+            fs: vec![(FsFlag::Tmpfs, Val::flag("/a".into(), "--tmpfs"))],
+            ..Default::default()
+        };
+        let b = Layer {
+            uid: Some(Val::flag(2, "--uid")),
+            fs: vec![(FsFlag::Dir, Val::flag("/b".into(), "--dir"))],
+            ..Default::default()
+        };
+        a.merge(b);
+        assert_eq!(a.uid.unwrap().v, 2);
+        assert!(Layer::flag(&a.share_net));
+        let fs: Vec<_> = a.fs.iter().map(|(_, v)| v.v.as_str()).collect();
+        assert_eq!(fs, ["/a", "/b"]);
+    }
+}
