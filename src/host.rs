@@ -27,6 +27,9 @@ pub struct Host {
     pub gid: u32,
     pub user: Option<String>,
     pub home: PathBuf,
+    /// The home directory passwd(5) gives, when it differs from $HOME:
+    /// secrets are hidden under both.
+    pub passwd_home: Option<PathBuf>,
     pub cwd: PathBuf,
     pub env: BTreeMap<String, String>,
     /// `/bin`, `/sbin`, `/lib`, `/lib64` as found on the host.
@@ -69,11 +72,13 @@ impl Host {
                 (p, entry)
             })
             .collect();
+        let passwd_home = user.as_ref().map(|u| u.1.clone()).filter(|h| *h != home);
         Host {
             uid,
             gid,
             user: user.map(|u| u.0),
             home,
+            passwd_home,
             cwd,
             env,
             root_entries,

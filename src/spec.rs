@@ -156,6 +156,9 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         mounts.push(m);
     }
     hide_secrets(&mut mounts, &explicit, &host.home);
+    if let Some(h) = &host.passwd_home {
+        hide_secrets(&mut mounts, &explicit, h);
+    }
 
     let chdir = match &set.chdir {
         Some(d) => absolute(&d.from.to_string(), &d.v)?,
@@ -589,6 +592,7 @@ pub(crate) mod tests {
             gid: 1000,
             user: Some("ana".into()),
             home: "/home/ana".into(),
+            passwd_home: None,
             cwd: "/home/ana/src/proj".into(),
             env: [
                 ("HOME", "/home/ana"),
