@@ -1,6 +1,7 @@
 //! init: pid 1 of the sandbox. Builds the filesystem, starts the payload,
 //! then only forwards signals and reaps until the payload exits.
 
+use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
@@ -72,6 +73,19 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         rustix::system::sethostname(h.as_bytes())
             .map_err(|e| StepError::new(format!("setting hostname {h}"), None, errno(e)))?;
     }
+    // No nested user namespaces (and so no nested mount or network
+    // namespaces, which would need one): the limit is per user namespace
+    // and ours is the one we hold every capability in. Written through the
+    // host's /proc, which still shows our user namespace's sysctls, before
+    // the sandbox's /proc/sys becomes read-only.
+    let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
+    std::fs::write(limit, "0").map_err(|e| {
+        StepError::new(
+            "forbidding nested user namespaces: writing",
+            Some(limit),
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
     mounts::build_root(&plan.mounts, v)?;
     // Setup is over: init keeps nothing the payload could use against it.
     // No capabilities (dropped before the fork, so the payload starts
