@@ -5,6 +5,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::Error;
 use crate::profile::layer::{CwdMode, Layer, Val};
+use crate::security::landlock::Mode as LandlockMode;
+use crate::security::seccomp::Mode as SeccompMode;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -157,6 +159,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub pass_fd: Vec<i32>,
 
+    /// Turn every best-effort hardening layer into a requirement
+    #[arg(long, help_heading = "Hardening")]
+    pub strict: bool,
+    /// System call filter: default (deny list), strict (allow list) or off
+    #[arg(long, value_name = "MODE", help_heading = "Hardening")]
+    pub seccomp: Option<String>,
+    /// Let this system call through the filter (by name)
+    #[arg(long, value_name = "SYSCALL", help_heading = "Hardening")]
+    pub seccomp_allow: Vec<String>,
+    /// Refuse this system call too (by name)
+    #[arg(long, value_name = "SYSCALL", help_heading = "Hardening")]
+    pub seccomp_deny: Vec<String>,
+    /// Landlock filesystem rules: best-effort, required or off
+    #[arg(long, value_name = "MODE", help_heading = "Hardening")]
+    pub landlock: Option<String>,
+    /// Allow nested user namespaces (browsers' own sandboxes need them)
+    #[arg(long, help_heading = "Hardening")]
+    pub allow_userns: bool,
+
     /// Print the resolved sandbox as JSON and exit
     #[arg(long, help_heading = "Diagnostics")]
     pub print_spec: bool,
@@ -295,6 +316,35 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
             }
         },
     };
+    let seccomp = match a.seccomp {
+        None => None,
+        Some(s) => match SeccompMode::parse(&s) {
+            Some(m) => Some(Val::flag(m, "--seccomp")),
+            None => {
+                return Err(Error::usage(
+                    "--seccomp",
+                    &s,
+                    "expected default, strict or off",
+                ));
+            }
+        },
+    };
+    let landlock = match a.landlock {
+        None => None,
+        Some(s) => match LandlockMode::parse(&s) {
+            Some(m) => Some(Val::flag(m, "--landlock")),
+            None => {
+                return Err(Error::usage(
+                    "--landlock",
+                    &s,
+                    "expected best-effort, required or off",
+                ));
+            }
+        },
+    };
+    let strings = |v: Vec<String>, flag: &'static str| -> Vec<Val<String>> {
+        v.into_iter().map(|x| Val::flag(x, flag)).collect()
+    };
     let layer = Layer {
         uid: a.uid.map(|v| Val::flag(v, "--uid")),
         gid: a.gid.map(|v| Val::flag(v, "--gid")),
@@ -333,6 +383,12 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
             .into_iter()
             .map(|v| Val::flag(v, "--pass-fd"))
             .collect(),
+        strict: b(a.strict, "--strict"),
+        seccomp,
+        seccomp_allow: strings(a.seccomp_allow, "--seccomp-allow"),
+        seccomp_deny: strings(a.seccomp_deny, "--seccomp-deny"),
+        landlock,
+        allow_userns: b(a.allow_userns, "--allow-userns"),
     };
     Ok(RunRequest {
         profiles: a.profile,

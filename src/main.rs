@@ -5,7 +5,8 @@
 //! - [`host`]: every ambient input (ids, environment, HOME, /etc/subuid);
 //! - [`profile`]: profile files into layers of settings, flags the last;
 //! - [`spec`]: merged settings + host into one resolved `Spec` (`--print-spec`);
-//! - [`plan`]: Spec into ordered steps, pure (`--print-plan`);
+//! - [`plan`]: Spec into ordered steps, pure (`--print-plan`), with the
+//!   [`security`] policies (seccomp, Landlock) as data;
 //! - [`runtime`]: the supervisor, setup child, init and payload that
 //!   execute the plan;
 //! - [`sys`]: the only module with `unsafe`, thin wrappers over raw calls.
@@ -18,6 +19,7 @@ mod host;
 mod plan;
 mod profile;
 mod runtime;
+mod security;
 mod spec;
 mod sys;
 

@@ -12,6 +12,9 @@ use crate::error::Error;
 use crate::host::{Host, RootEntry, SubRange};
 use crate::profile::layer::{CwdMode, Layer, Origin, Val};
 use crate::profile::secrets;
+use crate::security::Security;
+use crate::security::landlock::Mode as LandlockMode;
+use crate::security::seccomp::Mode as SeccompMode;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Spec {
@@ -27,6 +30,7 @@ pub struct Spec {
     /// The payload's complete environment.
     pub env: BTreeMap<String, String>,
     pub pass_fds: Vec<i32>,
+    pub security: Security,
     pub verbose: bool,
 }
 
@@ -212,6 +216,8 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         pass_fds.push(fd.v);
     }
 
+    let security = resolve_security(set)?;
+
     Ok(Spec {
         command: req.command.to_vec(),
         profiles: req.profiles.to_vec(),
@@ -222,7 +228,41 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         chdir,
         env,
         pass_fds,
+        security,
         verbose: req.verbose,
+    })
+}
+
+fn resolve_security(set: &Layer) -> Result<Security, Error> {
+    let strict = Layer::flag(&set.strict);
+    let mut names = Vec::new();
+    for list in [&set.seccomp_allow, &set.seccomp_deny] {
+        let mut out = Vec::new();
+        for v in list {
+            if crate::security::syscalls::number(&v.v).is_none() {
+                return Err(Error::usage(
+                    &v.from.to_string(),
+                    &v.v,
+                    "expected the name of an x86-64 system call, like ptrace or io_uring_setup",
+                ));
+            }
+            out.push(v.v.clone());
+        }
+        names.push(out);
+    }
+    let seccomp_deny = names.pop().unwrap_or_default();
+    let seccomp_allow = names.pop().unwrap_or_default();
+    let mut landlock = set.landlock.as_ref().map_or(LandlockMode::BestEffort, |v| v.v);
+    if strict && landlock == LandlockMode::BestEffort {
+        landlock = LandlockMode::Required;
+    }
+    Ok(Security {
+        strict,
+        seccomp: set.seccomp.as_ref().map_or(SeccompMode::Default, |v| v.v),
+        seccomp_allow,
+        seccomp_deny,
+        landlock,
+        allow_userns: Layer::flag(&set.allow_userns),
     })
 }
 

@@ -173,6 +173,11 @@ pub fn drop_capabilities() -> nix::Result<()> {
         )
     };
     Errno::result(ret)?;
+    clear_capability_sets()
+}
+
+/// capset(2) with every set empty: effective, permitted, inheritable.
+pub fn clear_capability_sets() -> nix::Result<()> {
     let none = rustix::thread::CapabilitySet::empty();
     rustix::thread::set_capabilities(
         None,
@@ -190,4 +195,36 @@ pub fn drop_capabilities() -> nix::Result<()> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and needs no invariant from the caller.
     unsafe { libc::_exit(code) }
+}
+
+/// landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the
+/// kernel's Landlock ABI, or 0 when it has none.
+pub fn landlock_abi_version() -> i32 {
+    // SAFETY: a null attribute pointer with size 0 and the VERSION flag is
+    // the documented query; nothing is read or written through it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32,
+        )
+    };
+    if ret < 0 { 0 } else { ret as i32 }
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session
+/// keyring, so the payload can't reach the keys of nook's caller.
+pub fn join_new_session_keyring() -> nix::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    // SAFETY: a null name asks for an anonymous keyring; no memory is
+    // passed to the kernel.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    Errno::result(ret).map(drop)
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 pub use ids::IdMap;
 
+use crate::security::{landlock, seccomp};
 use crate::spec::{Mount, Spec};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -21,6 +22,8 @@ pub struct Plan {
     pub uid_map: IdMap,
     pub gid_map: IdMap,
     pub mounts: Vec<MountOp>,
+    pub seccomp: seccomp::Policy,
+    pub landlock: landlock::Rules,
 }
 
 /// One filesystem step inside the new mount namespace. Host paths (`src`)
@@ -87,10 +90,18 @@ pub fn build(spec: &Spec) -> Plan {
         expand(m, spec, &mut mounts);
     }
     mounts.push(MountOp::SealRoot);
+    let sec = &spec.security;
     Plan {
         uid_map: ids::uid_map(&spec.ids),
         gid_map: ids::gid_map(&spec.ids),
         mounts,
+        seccomp: seccomp::Policy::new(
+            sec.seccomp,
+            &sec.seccomp_allow,
+            &sec.seccomp_deny,
+            sec.allow_userns,
+        ),
+        landlock: landlock::rules(sec.landlock, &spec.mounts),
     }
 }
 
@@ -236,7 +247,25 @@ impl fmt::Display for Plan {
         for (i, m) in self.mounts.iter().enumerate() {
             writeln!(f, "{:>3}. {m}", i + 1)?;
         }
-        Ok(())
+        writeln!(f, "landlock ({}):", self.landlock.mode.name())?;
+        for (p, r) in &self.landlock.paths {
+            writeln!(f, "  {r:?} {}", p.display())?;
+        }
+        let verb = match self.seccomp.mode {
+            seccomp::Mode::Strict => "allows",
+            _ => "refuses",
+        };
+        writeln!(
+            f,
+            "seccomp ({}): {verb} {}{}",
+            self.seccomp.mode.name(),
+            self.seccomp.calls.join(" "),
+            if self.seccomp.mode == seccomp::Mode::Off {
+                String::new()
+            } else {
+                "; checks clone/unshare namespace flags, ioctl TIOCSTI/TIOCLINUX, personality; clone3 -> ENOSYS; x32 and i386 refused".to_string()
+            }
+        )
     }
 }
 

@@ -108,6 +108,12 @@ pub struct Layer {
     pub clearenv: Option<Val<bool>>,
     pub keep_env: Vec<Val<String>>,
     pub pass_fd: Vec<Val<i32>>,
+    pub strict: Option<Val<bool>>,
+    pub seccomp: Option<Val<crate::security::seccomp::Mode>>,
+    pub seccomp_allow: Vec<Val<String>>,
+    pub seccomp_deny: Vec<Val<String>>,
+    pub landlock: Option<Val<crate::security::landlock::Mode>>,
+    pub allow_userns: Option<Val<bool>>,
 }
 
 impl Layer {
@@ -136,6 +142,12 @@ impl Layer {
         over(&mut self.clearenv, later.clearenv);
         self.keep_env.extend(later.keep_env);
         self.pass_fd.extend(later.pass_fd);
+        over(&mut self.strict, later.strict);
+        over(&mut self.seccomp, later.seccomp);
+        self.seccomp_allow.extend(later.seccomp_allow);
+        self.seccomp_deny.extend(later.seccomp_deny);
+        over(&mut self.landlock, later.landlock);
+        over(&mut self.allow_userns, later.allow_userns);
     }
 
     pub fn flag(b: &Option<Val<bool>>) -> bool {
@@ -165,10 +177,14 @@ impl Layer {
             ("share-cgroup", &self.share_cgroup),
             ("no-default-view", &self.no_default_view),
             ("clearenv", &self.clearenv),
+            ("strict", &self.strict),
+            ("allow-userns", &self.allow_userns),
         ] {
             scalar(k, v.as_ref().map(|v| v.v.to_string()));
         }
         scalar("share-cwd", self.share_cwd.as_ref().map(|v| q(v.v.name())));
+        scalar("seccomp", self.seccomp.as_ref().map(|v| q(v.v.name())));
+        scalar("landlock", self.landlock.as_ref().map(|v| q(v.v.name())));
         scalar("chdir", self.chdir.as_ref().map(|v| q(&v.v)));
         scalar("hostname", self.hostname.as_ref().map(|v| q(&v.v)));
         let mut list = |k: &str, items: Vec<String>| {
@@ -194,6 +210,8 @@ impl Layer {
         list("setenv", strings(&self.setenv));
         list("unsetenv", strings(&self.unsetenv));
         list("keep-env", strings(&self.keep_env));
+        list("seccomp-allow", strings(&self.seccomp_allow));
+        list("seccomp-deny", strings(&self.seccomp_deny));
         list(
             "pass-fd",
             self.pass_fd.iter().map(|v| v.v.to_string()).collect(),

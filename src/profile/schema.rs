@@ -12,6 +12,8 @@ use super::layer::{CwdMode, Layer, Origin, Val};
 use super::vars::Vars;
 use crate::cli::FsFlag;
 use crate::error::Error;
+use crate::security::landlock::Mode as LandlockMode;
+use crate::security::seccomp::Mode as SeccompMode;
 
 type S<T> = Option<Spanned<T>>;
 type L<T> = Option<Vec<Spanned<T>>>;
@@ -49,6 +51,12 @@ struct ProfileFile {
     clearenv: S<bool>,
     keep_env: L<String>,
     pass_fd: L<i32>,
+    strict: S<bool>,
+    seccomp: S<String>,
+    seccomp_allow: L<String>,
+    seccomp_deny: L<String>,
+    landlock: S<String>,
+    allow_userns: S<bool>,
 }
 
 pub struct Parsed {
@@ -202,6 +210,43 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         }
     };
 
+    let seccomp = match &file.seccomp {
+        None => None,
+        Some(s) => {
+            let from = cx.origin(s.span(), "seccomp");
+            match SeccompMode::parse(s.get_ref()) {
+                Some(m) => Some(Val { v: m, from }),
+                None => {
+                    return Err(cx.err(
+                        &from,
+                        format!(
+                            "'{}' is not a mode, expected \"default\", \"strict\" or \"off\"",
+                            s.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let landlock = match &file.landlock {
+        None => None,
+        Some(s) => {
+            let from = cx.origin(s.span(), "landlock");
+            match LandlockMode::parse(s.get_ref()) {
+                Some(m) => Some(Val { v: m, from }),
+                None => {
+                    return Err(cx.err(
+                        &from,
+                        format!(
+                            "'{}' is not a mode, expected \"best-effort\", \"required\" or \"off\"",
+                            s.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+
     let mut fs: Vec<(FsFlag, Val<String>)> = Vec::new();
     for (flag, values, parts) in [
         (FsFlag::RoBind, &file.ro_bind, PathParts::FirstOptSecond),
@@ -258,6 +303,12 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
                 from: cx.origin(s.span(), "pass-fd"),
             })
             .collect(),
+        strict: cx.plain(&file.strict, "strict"),
+        seccomp,
+        seccomp_allow: cx.strings(&file.seccomp_allow, "seccomp-allow", PathParts::None)?,
+        seccomp_deny: cx.strings(&file.seccomp_deny, "seccomp-deny", PathParts::None)?,
+        landlock,
+        allow_userns: cx.plain(&file.allow_userns, "allow-userns"),
     };
     let extends = file
         .extends

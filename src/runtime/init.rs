@@ -78,20 +78,35 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
     // and ours is the one we hold every capability in. Written through the
     // host's /proc, which still shows our user namespace's sysctls, before
     // the sandbox's /proc/sys becomes read-only.
-    let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
-    std::fs::write(limit, "0").map_err(|e| {
-        StepError::new(
-            "forbidding nested user namespaces: writing",
-            Some(limit),
-            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
-    })?;
+    if !spec.security.allow_userns {
+        let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
+        std::fs::write(limit, "0").map_err(|e| {
+            StepError::new(
+                "forbidding nested user namespaces: writing",
+                Some(limit),
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        })?;
+    }
     mounts::build_root(&plan.mounts, v)?;
     // Setup is over: init keeps nothing the payload could use against it.
     // No capabilities (dropped before the fork, so the payload starts
     // without any too) and not dumpable, so it can't be ptraced from inside.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| StepError::new("making init not dumpable", None, errno(e)))?;
+    // Locked securebits (while we still hold CAP_SETPCAP): uid 0 inside
+    // gets no capabilities back from execve or setuid, ever.
+    use rustix::thread::CapabilitiesSecureBits as B;
+    rustix::thread::set_capabilities_secure_bits(
+        B::NO_ROOT
+            | B::NO_ROOT_LOCKED
+            | B::NO_SETUID_FIXUP
+            | B::NO_SETUID_FIXUP_LOCKED
+            | B::KEEP_CAPS_LOCKED
+            | B::NO_CAP_AMBIENT_RAISE
+            | B::NO_CAP_AMBIENT_RAISE_LOCKED,
+    )
+    .map_err(|e| StepError::new("locking securebits", None, errno(e)))?;
     sys::drop_capabilities().map_err(|e| StepError::new("dropping capabilities", None, e))
 }
 

@@ -76,7 +76,7 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     );
     // Precomputed before any fork: the code after fork only installs and
     // executes.
-    let exec = payload::ExecPlan::new(spec);
+    let exec = payload::ExecPlan::new(spec, plan)?;
     let mask = wait_mask();
     // Blocked before fork so that no signal is lost between the fork and
     // the wait loop; the children inherit the mask.
@@ -136,10 +136,14 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     );
 
     // End-of-file here means the payload's execve succeeded.
-    let failure = match to_sup.recv::<ToSupervisor>() {
-        Ok(Some(ToSupervisor::Failed(e))) => Some(e),
-        _ => None,
-    };
+    let mut failure = None;
+    while let Ok(Some(m)) = to_sup.recv::<ToSupervisor>() {
+        match m {
+            ToSupervisor::Enforced(r) => report(&r, v),
+            ToSupervisor::Failed(e) => failure = Some(e),
+            ToSupervisor::InitStarted { .. } => {}
+        }
+    }
     drop(to_sup);
     let status = wait_for(init, &mask);
     let _ = waitpid(setup_pid, None);
@@ -149,6 +153,20 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         Some(e) => Err(e.into()),
         None => Ok(status),
     }
+}
+
+/// Say what the hardening enforced: every weaker-than-asked layer in one
+/// warning line (nothing is weakened silently), the rest with `-v`.
+fn report(r: &crate::security::Report, v: bool) {
+    trace(v, "payload", format_args!("seccomp: {}", r.seccomp));
+    trace(v, "payload", format_args!("landlock: {}", r.landlock.text));
+    trace(v, "payload", format_args!("keyring: {}", r.keyring));
+    trace(v, "payload", format_args!("session: {}", r.session));
+    let mut lines = String::new();
+    for w in &r.weaker {
+        lines.push_str(&format!("nook: warning: {w}; --strict makes this an error\n"));
+    }
+    let _ = std::io::stderr().write_all(lines.as_bytes());
 }
 
 /// Forward signals to init until it exits; returns its status as an exit

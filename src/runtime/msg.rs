@@ -4,7 +4,8 @@
 //! namespace, so no message is needed to say it is there):
 //!  1. supervisor -> setup child: `Mapped` (uid_map, setgroups, gid_map written)
 //!  2. setup child -> supervisor: `InitStarted` (init's pid on the host)
-//!  3. init or payload -> supervisor: `Failed` if any step fails; otherwise
+//!  3. payload -> supervisor: `Enforced`, what its hardening really did
+//!  4. init or payload -> supervisor: `Failed` if any step fails; otherwise
 //!     the channel reaches end-of-file when the payload's execve succeeds
 //!     (every write end is close-on-exec or closed by its owner).
 
@@ -16,6 +17,8 @@ use crate::error::StepError;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToSupervisor {
+    /// What the payload's hardening really enforced (just before execve).
+    Enforced(crate::security::Report),
     InitStarted { pid: i32 },
     Failed(StepError),
 }

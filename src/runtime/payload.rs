@@ -1,7 +1,8 @@
 //! The exec stage: the last steps before the payload's execve, in the one
 //! fixed order (STYLE.md §6): working directory, close inherited
-//! descriptors, no_new_privs, unblock signals, execve. Capabilities are
-//! already gone: init dropped them all before forking the payload.
+//! descriptors, a fresh keyring and session, no_new_privs, Landlock,
+//! capabilities (already gone: init dropped them before forking us),
+//! seccomp, execve.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,10 @@ use nix::errno::Errno;
 use nix::sys::signal::SigmaskHow;
 
 use crate::error::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, StepError};
+use crate::plan::Plan;
+use crate::security::{Report, landlock, seccomp};
 use crate::spec::Spec;
+use seccompiler::BpfProgram;
 use crate::sys;
 
 use super::msg::{Sender, ToSupervisor};
@@ -27,6 +31,10 @@ pub struct ExecPlan {
     search_path: String,
     chdir: PathBuf,
     pass_fds: Vec<i32>,
+    strict: bool,
+    landlock: landlock::Rules,
+    seccomp: Vec<BpfProgram>,
+    seccomp_text: String,
 }
 
 fn cstring(s: &str) -> CString {
@@ -36,7 +44,14 @@ fn cstring(s: &str) -> CString {
 }
 
 impl ExecPlan {
-    pub fn new(spec: &Spec) -> ExecPlan {
+    pub fn new(spec: &Spec, plan: &Plan) -> Result<ExecPlan, StepError> {
+        let seccomp = plan.seccomp.compile().map_err(|e| {
+            StepError::new("compiling the seccomp filter", None, Errno::UnknownErrno).hint(e)
+        })?;
+        let seccomp_text = match plan.seccomp.mode {
+            seccomp::Mode::Off => "off".to_string(),
+            m => format!("{} ({} calls named)", m.name(), plan.seccomp.calls.len()),
+        };
         let name = spec.command[0].clone();
         let search_path = spec.search_path().to_string();
         let candidates = if name.contains('/') {
@@ -48,7 +63,7 @@ impl ExecPlan {
                 .map(|d| cstring(&format!("{d}/{name}")))
                 .collect()
         };
-        ExecPlan {
+        Ok(ExecPlan {
             argv: spec.command.iter().map(|a| cstring(a)).collect(),
             envp: spec
                 .env
@@ -60,12 +75,16 @@ impl ExecPlan {
             search_path,
             chdir: spec.chdir.clone(),
             pass_fds: spec.pass_fds.clone(),
-        }
+            strict: spec.security.strict,
+            landlock: plan.landlock.clone(),
+            seccomp,
+            seccomp_text,
+        })
     }
 }
 
 pub fn run(exec: &ExecPlan, mut tx: Sender) -> ! {
-    let e = match prepare(exec, &tx) {
+    let e = match prepare(exec, &mut tx) {
         Ok(()) => execute(exec),
         Err(e) => e,
     };
@@ -74,12 +93,44 @@ pub fn run(exec: &ExecPlan, mut tx: Sender) -> ! {
     sys::exit_now(code)
 }
 
-fn prepare(exec: &ExecPlan, tx: &Sender) -> Result<(), StepError> {
+fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     nix::unistd::chdir(&exec.chdir).map_err(|e| {
         StepError::new("changing to the working directory", Some(&exec.chdir), e)
             .hint("the directory must exist inside the sandbox; --chdir picks another")
     })?;
     close_inherited(exec, tx)?;
+    let mut weaker = Vec::new();
+    let best_effort = |what: &str, e: Errno, weaker: &mut Vec<String>| {
+        if exec.strict {
+            Err(StepError::new(what, None, e).hint("--strict makes this layer required"))
+        } else {
+            weaker.push(format!("{what} failed ({e}); continuing without it"));
+            Ok(())
+        }
+    };
+    // A fresh session keyring: the caller's keys are out of reach even
+    // when the keyring calls are allowed.
+    let keyring = match sys::join_new_session_keyring() {
+        Ok(()) => "new session keyring".to_string(),
+        Err(e) => {
+            best_effort("joining a new session keyring", e, &mut weaker)?;
+            format!("unchanged ({e})")
+        }
+    };
+    // Without a terminal, a new session: the payload has no controlling
+    // terminal to inject input into. With one, job control needs it, and
+    // seccomp refuses TIOCSTI and TIOCLINUX instead.
+    let session = if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        "kept (stdin is a terminal; TIOCSTI and TIOCLINUX are filtered)".to_string()
+    } else {
+        match nix::unistd::setsid() {
+            Ok(_) => "new session, no controlling terminal".to_string(),
+            Err(e) => {
+                best_effort("starting a new session", e, &mut weaker)?;
+                format!("unchanged ({e})")
+            }
+        }
+    };
     rustix::thread::set_no_new_privs(true).map_err(|e| {
         StepError::new(
             "setting no_new_privs",
@@ -87,17 +138,50 @@ fn prepare(exec: &ExecPlan, tx: &Sender) -> Result<(), StepError> {
             Errno::from_raw(e.raw_os_error()),
         )
     })?;
+    // Landlock after everything that opens files for setup, before seccomp.
+    let landlock = landlock::enforce(&exec.landlock).map_err(|e| {
+        StepError::new("enforcing Landlock rules", None, Errno::UnknownErrno).hint(format!(
+            "{e}{}",
+            if exec.landlock.mode == landlock::Mode::Required {
+                "; Landlock is required here (--strict or landlock = \"required\")"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    if !landlock.fully && exec.landlock.mode != landlock::Mode::Off {
+        weaker.push(format!("landlock {}", landlock.text));
+    }
+    // Capabilities: init dropped them all before forking us; clear the
+    // thread's sets once more in case a future change forgets.
+    sys::clear_capability_sets().map_err(|e| StepError::new("clearing capabilities", None, e))?;
     for s in FORWARDED {
         let _ = sys::default_handler(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&wait_mask()), None)
         .map_err(|e| StepError::new("unblocking signals", None, e))?;
+    let report = Report {
+        landlock,
+        keyring,
+        session,
+        seccomp: exec.seccomp_text.clone(),
+        weaker,
+    };
+    tx.send(&ToSupervisor::Enforced(report))
+        .map_err(|_| StepError::new("reporting to the supervisor", None, Errno::EPIPE))?;
+    // The very last step: nothing but execve runs under the filter.
+    for prog in &exec.seccomp {
+        seccompiler::apply_filter(prog).map_err(|e| {
+            StepError::new("installing the seccomp filter", None, Errno::UnknownErrno)
+                .hint(e.to_string())
+        })?;
+    }
     Ok(())
 }
 
 /// Close every descriptor but 0, 1, 2, the passed ones and the channel
 /// (close-on-exec, so execve closes it and the supervisor sees EOF).
-fn close_inherited(exec: &ExecPlan, tx: &Sender) -> Result<(), StepError> {
+fn close_inherited(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     let chan = tx_fd(tx);
     let mut keep: Vec<u32> = vec![0, 1, 2, chan];
     keep.extend(exec.pass_fds.iter().map(|&f| f as u32));
@@ -122,7 +206,7 @@ fn close_inherited(exec: &ExecPlan, tx: &Sender) -> Result<(), StepError> {
     Ok(())
 }
 
-fn tx_fd(tx: &Sender) -> u32 {
+fn tx_fd(tx: &mut Sender) -> u32 {
     tx.raw_fd() as u32
 }
 

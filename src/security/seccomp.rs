@@ -1,0 +1,375 @@
+//! The seccomp policy: which calls are refused, as data (`Policy`, printed
+//! by `--print-plan`), compiled into BPF with seccompiler before any fork.
+//! Installing it is the very last step before execve (payload.rs).
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use serde::Serialize;
+
+use super::syscalls;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// A deny list of the calls that reach the kernel's attack surface or
+    /// the host (the default).
+    Default,
+    /// An allow list of the calls ordinary programs use.
+    Strict,
+    /// No filter.
+    Off,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "default" => Some(Mode::Default),
+            "strict" => Some(Mode::Strict),
+            "off" => Some(Mode::Off),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Default => "default",
+            Mode::Strict => "strict",
+            Mode::Off => "off",
+        }
+    }
+}
+
+/// Refused in the default mode, with EPERM.
+pub const DENIED: &[&str] = &[
+    // keyrings: the launcher's keys
+    "add_key",
+    "request_key",
+    "keyctl",
+    // kernel attack surface with a long record
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    // modules and kexec
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "kexec_load",
+    "kexec_file_load",
+    // mounting, old and new API
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "open_tree_attr",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    // entering other namespaces
+    "setns",
+    // file handles bypass path checks
+    "open_by_handle_at",
+    "name_to_handle_at",
+    // host-wide state
+    "syslog",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "iopl",
+    "ioperm",
+    "lookup_dcookie",
+    "uselib",
+    "vhangup",
+    "_sysctl",
+    "sysfs",
+    "ustat",
+    "get_kernel_syms",
+    "query_module",
+    "nfsservctl",
+];
+
+/// Namespace flags refused in clone and unshare (clone3 gets ENOSYS, so
+/// libc falls back to clone, whose flags a filter can see).
+const NS_FLAGS: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWCGROUP
+    | 0x80) as u64; // CLONE_NEWTIME
+
+/// ioctl requests refused: faking terminal input and the Linux console's
+/// selection/paste, compared on the low 32 bits as the kernel does.
+const TTY_INJECT: [u64; 2] = [0x5412, 0x541C]; // TIOCSTI, TIOCLINUX
+
+/// personality(2) values that change nothing dangerous: PER_LINUX,
+/// PER_LINUX32, UNAME26 variants and the query (as in Docker's profile).
+const PERSONALITY_OK: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+/// The policy as data.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Policy {
+    pub mode: Mode,
+    /// Unconditionally refused (default) or allowed (strict) calls.
+    pub calls: Vec<String>,
+    /// clone and unshare may create namespaces (a profile allowed nested
+    /// user namespaces).
+    pub allow_namespaces: bool,
+}
+
+impl Policy {
+    pub fn new(mode: Mode, allow: &[String], deny: &[String], allow_namespaces: bool) -> Policy {
+        let mut calls: Vec<String> = match mode {
+            Mode::Default => DENIED.iter().map(|s| s.to_string()).collect(),
+            Mode::Strict => STRICT_ALLOWED.iter().map(|s| s.to_string()).collect(),
+            Mode::Off => Vec::new(),
+        };
+        let (add, remove) = match mode {
+            Mode::Strict => (allow, deny),
+            _ => (deny, allow),
+        };
+        calls.retain(|c| !remove.contains(c));
+        for a in add {
+            if !calls.contains(a) {
+                calls.push(a.clone());
+            }
+        }
+        if allow_namespaces && mode == Mode::Default {
+            calls.retain(|c| c != "setns");
+        }
+        Policy {
+            mode,
+            calls,
+            allow_namespaces,
+        }
+    }
+
+    /// Compile to BPF programs, to install in order. The first, written by
+    /// hand because seccompiler can't express a range, refuses the x32 ABI
+    /// (numbers with bit 30 set) and answers clone3 with ENOSYS; the second
+    /// is seccompiler's, which also kills any foreign architecture (i386).
+    pub fn compile(&self) -> Result<Vec<BpfProgram>, String> {
+        if self.mode == Mode::Off {
+            return Ok(Vec::new());
+        }
+        let nr = |name: &str| {
+            syscalls::number(name).ok_or_else(|| format!("unknown system call '{name}'"))
+        };
+        let cond = |arg: u8, len, op, v: u64| {
+            SeccompCondition::new(arg, len, op, v).map_err(|e| e.to_string())
+        };
+        let rule = |c: Vec<SeccompCondition>| SeccompRule::new(c).map_err(|e| e.to_string());
+        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+        for c in &self.calls {
+            rules.insert(nr(c)?, Vec::new());
+        }
+        let (mismatch, matched) = match self.mode {
+            Mode::Default => {
+                // Conditional refusals: a rule matches, so the call fails.
+                if !self.allow_namespaces {
+                    for call in ["clone", "unshare"] {
+                        let mut rs = Vec::new();
+                        for bit in 0..64 {
+                            let flag = 1u64 << bit;
+                            if NS_FLAGS & flag != 0 {
+                                rs.push(rule(vec![cond(
+                                    0,
+                                    SeccompCmpArgLen::Qword,
+                                    SeccompCmpOp::MaskedEq(flag),
+                                    flag,
+                                )?])?);
+                            }
+                        }
+                        rules.insert(nr(call)?, rs);
+                    }
+                }
+                let tty: Vec<SeccompRule> = TTY_INJECT
+                    .iter()
+                    .map(|&req| {
+                        rule(vec![cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req)?])
+                    })
+                    .collect::<Result<_, _>>()?;
+                rules.insert(nr("ioctl")?, tty);
+                let mut not_ok = Vec::new();
+                for v in PERSONALITY_OK {
+                    not_ok.push(cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, v)?);
+                }
+                rules.insert(nr("personality")?, vec![rule(not_ok)?]);
+                (
+                    SeccompAction::Allow,
+                    SeccompAction::Errno(libc::EPERM as u32),
+                )
+            }
+            Mode::Strict => {
+                // Conditional permissions: a rule matches, so the call runs.
+                if !self.allow_namespaces {
+                    for call in ["clone", "unshare"] {
+                        rules.insert(
+                            nr(call)?,
+                            vec![rule(vec![cond(
+                                0,
+                                SeccompCmpArgLen::Qword,
+                                SeccompCmpOp::MaskedEq(NS_FLAGS),
+                                0,
+                            )?])?],
+                        );
+                    }
+                }
+                let mut not_tty = Vec::new();
+                for req in TTY_INJECT {
+                    not_tty.push(cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, req)?);
+                }
+                rules.insert(nr("ioctl")?, vec![rule(not_tty)?]);
+                let ok: Vec<SeccompRule> = PERSONALITY_OK
+                    .iter()
+                    .map(|&v| rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?]))
+                    .collect::<Result<_, _>>()?;
+                rules.insert(nr("personality")?, ok);
+                (
+                    SeccompAction::Errno(libc::EPERM as u32),
+                    SeccompAction::Allow,
+                )
+            }
+            Mode::Off => unreachable!("handled above"),
+        };
+        let filter = SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)
+            .map_err(|e| e.to_string())?;
+        let main: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+        Ok(vec![prefilter(), main])
+    }
+}
+
+/// x32 numbers -> EPERM, clone3 -> ENOSYS, anything else passes on to the
+/// main filter. Foreign architectures pass too: the main filter kills them.
+fn prefilter() -> BpfProgram {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let stmt = |code: u32, k: u32| seccompiler::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| seccompiler::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    vec![
+        // struct seccomp_data: nr at offset 0, arch at offset 4
+        stmt(BPF_LD | BPF_W | BPF_ABS, 4),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+        jump(BPF_JMP | BPF_JGE | BPF_K, 0x4000_0000, 2, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_clone3 as u32, 2, 0),
+        stmt(BPF_RET | BPF_K, RET_ALLOW),
+        stmt(BPF_RET | BPF_K, RET_ERRNO | libc::EPERM as u32),
+        stmt(BPF_RET | BPF_K, RET_ERRNO | libc::ENOSYS as u32),
+    ]
+}
+
+/// The allow list of `strict`: what ordinary programs (shells, compilers,
+/// interpreters, servers on loopback) use.
+pub const STRICT_ALLOWED: &[&str] = &[
+    "read", "write", "open", "close", "stat", "fstat", "lstat", "poll", "lseek", "mmap",
+    "mprotect", "munmap", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "pread64",
+    "pwrite64", "readv", "writev", "access", "pipe", "select", "sched_yield", "mremap",
+    "msync", "mincore", "madvise", "dup", "dup2", "pause", "nanosleep", "getitimer", "alarm",
+    "setitimer", "getpid", "sendfile", "socket", "connect", "accept", "sendto", "recvfrom",
+    "sendmsg", "recvmsg", "shutdown", "bind", "listen", "getsockname", "getpeername",
+    "socketpair", "setsockopt", "getsockopt", "fork", "vfork", "execve", "exit", "wait4",
+    "kill", "uname", "fcntl", "flock", "fsync", "fdatasync", "truncate", "ftruncate",
+    "getdents", "getcwd", "chdir", "fchdir", "rename", "mkdir", "rmdir", "creat", "link",
+    "unlink", "symlink", "readlink", "chmod", "fchmod", "chown", "fchown", "lchown", "umask",
+    "gettimeofday", "getrlimit", "getrusage", "sysinfo", "times", "getuid", "getgid",
+    "setuid", "setgid", "geteuid", "getegid", "setpgid", "getppid", "getpgrp", "setsid",
+    "setreuid", "setregid", "getgroups", "setresuid", "getresuid", "setresgid", "getresgid",
+    "getpgid", "getsid", "capget", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
+    "rt_sigsuspend", "sigaltstack", "utime", "statfs", "fstatfs", "getpriority",
+    "setpriority", "sched_setparam", "sched_getparam", "sched_setscheduler",
+    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
+    "sched_rr_get_interval", "mlock", "munlock", "prctl", "arch_prctl", "setrlimit", "sync",
+    "gettid", "readahead", "setxattr", "getxattr", "lgetxattr", "fgetxattr", "listxattr",
+    "llistxattr", "flistxattr", "tkill", "time", "futex", "sched_setaffinity",
+    "sched_getaffinity", "epoll_create", "getdents64", "set_tid_address", "restart_syscall",
+    "fadvise64", "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun",
+    "timer_delete", "clock_gettime", "clock_getres", "clock_nanosleep", "exit_group",
+    "epoll_wait", "epoll_ctl", "tgkill", "utimes", "waitid", "inotify_init",
+    "inotify_add_watch", "inotify_rm_watch", "openat", "mkdirat", "mknodat", "fchownat",
+    "futimesat", "newfstatat", "unlinkat", "renameat", "linkat", "symlinkat", "readlinkat",
+    "fchmodat", "faccessat", "pselect6", "ppoll", "set_robust_list", "get_robust_list",
+    "splice", "tee", "sync_file_range", "vmsplice", "utimensat", "epoll_pwait", "signalfd",
+    "timerfd_create", "eventfd", "fallocate", "timerfd_settime", "timerfd_gettime",
+    "accept4", "signalfd4", "eventfd2", "epoll_create1", "dup3", "pipe2", "inotify_init1",
+    "preadv", "pwritev", "rt_tgsigqueueinfo", "recvmmsg", "prlimit64", "syncfs", "sendmmsg",
+    "getcpu", "sched_setattr", "sched_getattr", "renameat2", "getrandom", "memfd_create",
+    "execveat", "membarrier", "mlock2", "copy_file_range", "preadv2", "pwritev2", "statx",
+    "rseq", "pidfd_open", "pidfd_send_signal", "close_range", "faccessat2", "epoll_pwait2",
+    "futex_waitv", "fchmodat2", "clone", "unshare", "ioctl", "personality", "madvise",
+    "getpgrp", "wait4", "rt_sigreturn", "mseal", "landlock_create_ruleset",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_call_is_known() {
+        for name in DENIED.iter().chain(STRICT_ALLOWED) {
+            assert!(syscalls::number(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn profiles_add_and_remove_calls() {
+        let p = Policy::new(
+            Mode::Default,
+            &["bpf".to_string()],
+            &["ptrace".to_string()],
+            false,
+        );
+        assert!(!p.calls.contains(&"bpf".to_string()));
+        assert!(p.calls.contains(&"ptrace".to_string()));
+        let s = Policy::new(Mode::Strict, &["ptrace".to_string()], &["read".to_string()], false);
+        assert!(s.calls.contains(&"ptrace".to_string()));
+        assert!(!s.calls.contains(&"read".to_string()));
+        assert!(Policy::new(Mode::Off, &[], &[], false).compile().unwrap().is_empty());
+    }
+
+    #[test]
+    fn policies_compile() {
+        for mode in [Mode::Default, Mode::Strict] {
+            for ns in [false, true] {
+                let progs = Policy::new(mode, &[], &[], ns).compile().unwrap();
+                assert_eq!(progs.len(), 2);
+                assert!(progs[1].len() > 20);
+            }
+        }
+        let bad = Policy::new(Mode::Default, &[], &["no_such_call".to_string()], false);
+        assert_eq!(
+            bad.compile().unwrap_err(),
+            "unknown system call 'no_such_call'"
+        );
+    }
+}
