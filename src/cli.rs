@@ -26,6 +26,12 @@ pub enum Command {
     /// List, show, check and explain profiles
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Check what this host allows, and what to do about what it doesn't
+    Doctor {
+        /// Print the checks as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -267,6 +273,9 @@ pub struct RunRequest {
 pub enum Parsed {
     Run(Box<RunRequest>),
     Profile(ProfileCommand),
+    Doctor {
+        json: bool,
+    },
     /// Help or version text, already rendered; print it and exit 0.
     Info(String),
 }
@@ -293,6 +302,7 @@ where
             run_request(*args, sub).map(|r| Parsed::Run(Box::new(r)))
         }
         Command::Profile(p) => Ok(Parsed::Profile(p)),
+        Command::Doctor { json } => Ok(Parsed::Doctor { json }),
     }
 }
 

@@ -14,6 +14,7 @@
 //! Only `main` turns errors into messages and exit codes.
 
 mod cli;
+mod doctor;
 mod error;
 mod host;
 mod plan;
@@ -50,6 +51,20 @@ fn run() -> Result<i32, Error> {
             return Ok(0);
         }
         cli::Parsed::Profile(cmd) => return profile_command(cmd),
+        cli::Parsed::Doctor { json } => {
+            let host = host::Host::detect();
+            let checks = doctor::run(&host);
+            let works = doctor::usable(&checks);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checks).expect("checks serialize")
+                );
+            } else {
+                print!("{}", doctor::render(&checks).0);
+            }
+            return Ok(if works { 0 } else { 1 });
+        }
         cli::Parsed::Run(req) => req,
     };
     let host = host::Host::detect();

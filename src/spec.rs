@@ -252,7 +252,10 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
     }
     let seccomp_deny = names.pop().unwrap_or_default();
     let seccomp_allow = names.pop().unwrap_or_default();
-    let mut landlock = set.landlock.as_ref().map_or(LandlockMode::BestEffort, |v| v.v);
+    let mut landlock = set
+        .landlock
+        .as_ref()
+        .map_or(LandlockMode::BestEffort, |v| v.v);
     if strict && landlock == LandlockMode::BestEffort {
         landlock = LandlockMode::Required;
     }

@@ -262,3 +262,49 @@ fn payload_has_no_capabilities_and_locked_securebits() {
     out.ok();
     assert!(!out.stdout.contains("0000000000000000"), "{out}");
 }
+
+#[test]
+fn doctor_reports_every_check_and_says_run_works() {
+    let env = TestEnv::new("doctor");
+    let out = env.nook(&["doctor", "--json"]).output();
+    out.ok();
+    let checks: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let names: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for want in [
+        "user namespaces",
+        "seccomp",
+        "landlock",
+        "overlayfs in a user namespace",
+        "fuse-overlayfs",
+        "pasta",
+        "slirp4netns",
+        "subordinate ids",
+        "cgroup v2",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    for c in checks.as_array().unwrap() {
+        let status = c["status"].as_str().unwrap();
+        assert!(["ok", "degraded", "missing"].contains(&status), "{c}");
+        if status != "ok" {
+            assert!(c["fix"].is_string(), "a fix for {c}");
+        }
+    }
+    let out = env.nook(&["doctor"]).output();
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("ok       user namespaces: an unprivileged user namespace can be created"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .ends_with("nook run works here with the default profile.\n"),
+        "{out}"
+    );
+}

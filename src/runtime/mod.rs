@@ -164,7 +164,9 @@ fn report(r: &crate::security::Report, v: bool) {
     trace(v, "payload", format_args!("session: {}", r.session));
     let mut lines = String::new();
     for w in &r.weaker {
-        lines.push_str(&format!("nook: warning: {w}; --strict makes this an error\n"));
+        lines.push_str(&format!(
+            "nook: warning: {w}; --strict makes this an error\n"
+        ));
     }
     let _ = std::io::stderr().write_all(lines.as_bytes());
 }

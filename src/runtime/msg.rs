@@ -19,7 +19,9 @@ use crate::error::StepError;
 pub enum ToSupervisor {
     /// What the payload's hardening really enforced (just before execve).
     Enforced(crate::security::Report),
-    InitStarted { pid: i32 },
+    InitStarted {
+        pid: i32,
+    },
     Failed(StepError),
 }
 

@@ -14,8 +14,8 @@ use crate::error::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, StepError};
 use crate::plan::Plan;
 use crate::security::{Report, landlock, seccomp};
 use crate::spec::Spec;
-use seccompiler::BpfProgram;
 use crate::sys;
+use seccompiler::BpfProgram;
 
 use super::msg::{Sender, ToSupervisor};
 use super::{FORWARDED, wait_mask};

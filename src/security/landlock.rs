@@ -67,9 +67,14 @@ pub fn rules(mode: Mode, mounts: &[Mount]) -> Rules {
     if mode != Mode::Off {
         for m in mounts {
             let r = match m {
-                Mount::Bind {
-                    dst, read_only, ..
-                } => (dst.clone(), if *read_only { Rights::Read } else { Rights::Full }),
+                Mount::Bind { dst, read_only, .. } => (
+                    dst.clone(),
+                    if *read_only {
+                        Rights::Read
+                    } else {
+                        Rights::Full
+                    },
+                ),
                 Mount::Tmpfs { dst, .. } | Mount::Proc { dst } | Mount::Dev { dst } => {
                     (dst.clone(), Rights::Full)
                 }

@@ -1,0 +1,426 @@
+//! `nook doctor`: what this host allows, one line per check, each ok,
+//! degraded or missing, with what to do. Probes that need namespaces run
+//! in a throw-away child; nothing on the host is changed.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::ForkResult;
+use serde::Serialize;
+
+use crate::host::Host;
+use crate::sys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Degraded,
+    Missing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub status: Status,
+    pub detail: String,
+    /// What to do about it, when not ok.
+    pub fix: Option<String>,
+    /// `nook run` with the default profile needs this.
+    pub essential: bool,
+}
+
+fn check(
+    name: &'static str,
+    status: Status,
+    detail: impl Into<String>,
+    fix: Option<String>,
+    essential: bool,
+) -> Check {
+    Check {
+        check: name,
+        status,
+        detail: detail.into(),
+        fix,
+        essential,
+    }
+}
+
+pub fn run(host: &Host) -> Vec<Check> {
+    vec![
+        userns(),
+        seccomp(),
+        landlock(),
+        overlay(host),
+        fuse(host),
+        helper(host, "pasta", "passt", "user-mode networking (preferred)"),
+        helper(
+            host,
+            "slirp4netns",
+            "slirp4netns",
+            "user-mode networking (fallback)",
+        ),
+        subids(host),
+        cgroup(host),
+    ]
+}
+
+/// Run `probe` in a forked child and report whether it exited 0.
+fn in_child(probe: fn() -> Result<(), nix::errno::Errno>) -> Result<(), nix::errno::Errno> {
+    match sys::fork()? {
+        ForkResult::Child => sys::exit_now(match probe() {
+            Ok(()) => 0,
+            Err(e) => e as i32,
+        }),
+        ForkResult::Parent { child } => match waitpid(child, None)? {
+            WaitStatus::Exited(_, 0) => Ok(()),
+            WaitStatus::Exited(_, e) => Err(nix::errno::Errno::from_raw(e)),
+            _ => Err(nix::errno::Errno::EINTR),
+        },
+    }
+}
+
+fn userns() -> Check {
+    match in_child(|| unshare(CloneFlags::CLONE_NEWUSER)) {
+        Ok(()) => check(
+            "user namespaces",
+            Status::Ok,
+            "an unprivileged user namespace can be created",
+            None,
+            true,
+        ),
+        Err(e) => {
+            let mut fix = crate::host::userns_hint(e);
+            if fix.contains("AppArmor") {
+                fix.push_str(
+                    "; or install nook's AppArmor profile: sudo install -m 644 contrib/apparmor/nook /etc/apparmor.d/nook && sudo apparmor_parser -r /etc/apparmor.d/nook",
+                );
+            }
+            check(
+                "user namespaces",
+                Status::Missing,
+                format!("unshare(CLONE_NEWUSER) fails: {e}"),
+                Some(fix),
+                true,
+            )
+        }
+    }
+}
+
+fn seccomp() -> Check {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if status.lines().any(|l| l.starts_with("Seccomp:")) {
+        check(
+            "seccomp",
+            Status::Ok,
+            "seccomp filters are available",
+            None,
+            true,
+        )
+    } else {
+        check(
+            "seccomp",
+            Status::Missing,
+            "the kernel has no seccomp filter support",
+            Some("use a kernel built with CONFIG_SECCOMP_FILTER".into()),
+            true,
+        )
+    }
+}
+
+fn landlock() -> Check {
+    let abi = sys::landlock_abi_version();
+    match abi {
+        0 => check(
+            "landlock",
+            Status::Missing,
+            "not available; nook runs without it (best effort) unless --strict",
+            Some("enable CONFIG_SECURITY_LANDLOCK and add landlock to lsm= on the kernel command line".into()),
+            false,
+        ),
+        1..=5 => check(
+            "landlock",
+            Status::Degraded,
+            format!("ABI {abi}: filesystem rules work; abstract socket and signal scoping need ABI 6 (Linux 6.12)"),
+            Some("a newer kernel".into()),
+            false,
+        ),
+        _ => check("landlock", Status::Ok, format!("ABI {abi}"), None, false),
+    }
+}
+
+fn overlay_probe() -> Result<(), nix::errno::Errno> {
+    use nix::mount::{MsFlags, mount};
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)?;
+    let w = |p: &str, s: String| std::fs::write(p, s).map_err(|_| nix::errno::Errno::EACCES);
+    w("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    w("/proc/self/setgroups", "deny".into())?;
+    w("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )?;
+    for d in ["/tmp/l", "/tmp/u", "/tmp/w", "/tmp/m"] {
+        std::fs::create_dir(d).map_err(|_| nix::errno::Errno::EIO)?;
+    }
+    mount(
+        Some("overlay"),
+        "/tmp/m",
+        Some("overlay"),
+        MsFlags::empty(),
+        Some("lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w"),
+    )
+}
+
+fn overlay(_host: &Host) -> Check {
+    match in_child(overlay_probe) {
+        Ok(()) => check(
+            "overlayfs in a user namespace",
+            Status::Ok,
+            "native overlayfs mounts work (Linux 5.11+)",
+            None,
+            false,
+        ),
+        Err(e) => check(
+            "overlayfs in a user namespace",
+            Status::Degraded,
+            format!("native overlayfs refused ({e}); overlays fall back to fuse-overlayfs"),
+            Some("Linux 5.11 or later, or fuse-overlayfs".into()),
+            false,
+        ),
+    }
+}
+
+fn version(program: &Path) -> String {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            let name = program.file_name()?.to_string_lossy().into_owned();
+            text.lines()
+                .find(|l| l.contains(&name))
+                .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "version unknown".into())
+}
+
+fn fuse(host: &Host) -> Check {
+    let dev = nix::unistd::access(
+        "/dev/fuse",
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    );
+    match (host.find_program("fuse-overlayfs"), dev) {
+        (Some(p), Ok(())) => check(
+            "fuse-overlayfs",
+            Status::Ok,
+            format!("{} ({}), /dev/fuse usable", p.display(), version(&p)),
+            None,
+            false,
+        ),
+        (None, _) => check(
+            "fuse-overlayfs",
+            Status::Missing,
+            "not installed (needed only where native overlayfs is refused)",
+            Some("install the 'fuse-overlayfs' package".into()),
+            false,
+        ),
+        (Some(_), Err(e)) => check(
+            "fuse-overlayfs",
+            Status::Degraded,
+            format!("/dev/fuse is not readable and writable for you ({e})"),
+            Some("chmod 0666 /dev/fuse (most distributions ship it so)".into()),
+            false,
+        ),
+    }
+}
+
+fn helper(host: &Host, name: &'static str, package: &str, what: &str) -> Check {
+    match host.find_program(name) {
+        Some(p) => check(
+            name,
+            Status::Ok,
+            format!("{} ({}): {what}", p.display(), version(&p)),
+            None,
+            false,
+        ),
+        None => check(
+            name,
+            Status::Missing,
+            format!("not installed: no {what}"),
+            Some(format!("install the '{package}' package")),
+            false,
+        ),
+    }
+}
+
+fn subids(host: &Host) -> Check {
+    let who = host.user.clone().unwrap_or_else(|| host.uid.to_string());
+    let tools = host
+        .find_program("newuidmap")
+        .zip(host.find_program("newgidmap"));
+    let u = host.subordinate_range(Path::new("/etc/subuid"));
+    let g = host.subordinate_range(Path::new("/etc/subgid"));
+    match (tools, u, g) {
+        (Some(_), Some(u), Some(g)) => check(
+            "subordinate ids",
+            Status::Ok,
+            format!(
+                "newuidmap/newgidmap present; {who} has uids {}..{} and gids {}..{} (--subids)",
+                u.start,
+                u.start as u64 + u.count as u64 - 1,
+                g.start,
+                g.start as u64 + g.count as u64 - 1
+            ),
+            None,
+            false,
+        ),
+        (None, _, _) => check(
+            "subordinate ids",
+            Status::Missing,
+            "newuidmap/newgidmap not installed (--subids needs them)",
+            Some("install the 'uidmap' package".into()),
+            false,
+        ),
+        _ => check(
+            "subordinate ids",
+            Status::Missing,
+            format!("no range for {who} in /etc/subuid or /etc/subgid (--subids needs one)"),
+            Some(format!(
+                "add '{who}:100000:65536' to /etc/subuid and /etc/subgid (see subuid(5))"
+            )),
+            false,
+        ),
+    }
+}
+
+fn cgroup(host: &Host) -> Check {
+    let root = Path::new("/sys/fs/cgroup");
+    let Ok(mine) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return check(
+            "cgroup v2",
+            Status::Missing,
+            "no /proc/self/cgroup",
+            None,
+            false,
+        );
+    };
+    let Some(path) = mine.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return check(
+            "cgroup v2",
+            Status::Missing,
+            "this process is not in a cgroup v2 hierarchy (cgroup v1 only); limits fall back to rlimits",
+            Some("boot with systemd.unified_cgroup_hierarchy=1".into()),
+            false,
+        );
+    };
+    let dir = root.join(path.trim_start_matches('/'));
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let controllers = controllers.trim();
+    let owner = std::fs::metadata(&dir).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid()
+    });
+    if owner.ok() != Some(host.uid) {
+        return check(
+            "cgroup v2",
+            Status::Degraded,
+            format!(
+                "{} is not delegated to you; limits fall back to rlimits",
+                dir.display()
+            ),
+            Some("run nook from a systemd user session (systemd-run --user --scope -p Delegate=yes ...)".into()),
+            false,
+        );
+    }
+    if controllers.is_empty() {
+        return check(
+            "cgroup v2",
+            Status::Degraded,
+            format!(
+                "{} is yours but has no controllers (memory, pids, cpu, io are held elsewhere, e.g. by cgroup v1)",
+                dir.display()
+            ),
+            Some("boot with cgroup_no_v1=all, or enable controllers for the user's slice".into()),
+            false,
+        );
+    }
+    check(
+        "cgroup v2",
+        Status::Ok,
+        format!("{} delegated, controllers: {controllers}", dir.display()),
+        None,
+        false,
+    )
+}
+
+/// The report as text, and whether `nook run` with the default profile
+/// can work here.
+pub fn render(checks: &[Check]) -> (String, bool) {
+    let mut o = String::new();
+    for c in checks {
+        let status = match c.status {
+            Status::Ok => "ok",
+            Status::Degraded => "degraded",
+            Status::Missing => "missing",
+        };
+        let _ = writeln!(o, "{status:<9}{}: {}", c.check, c.detail);
+        if let Some(f) = &c.fix {
+            let _ = writeln!(o, "         fix: {f}");
+        }
+    }
+    let works = usable(checks);
+    let _ = writeln!(
+        o,
+        "\n{}",
+        if works {
+            "nook run works here with the default profile."
+        } else {
+            "nook run can't work here until the missing essentials above are fixed."
+        }
+    );
+    (o, works)
+}
+
+pub fn usable(checks: &[Check]) -> bool {
+    checks
+        .iter()
+        .all(|c| !c.essential || c.status == Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_essentials_decide_usability() {
+        let mut cs = vec![
+            check("user namespaces", Status::Ok, "", None, true),
+            check("landlock", Status::Missing, "", Some("x".into()), false),
+        ];
+        assert!(usable(&cs));
+        let (text, works) = render(&cs);
+        assert!(works);
+        assert!(text.contains("missing  landlock: \n         fix: x\n"));
+        cs[0].status = Status::Missing;
+        assert!(!usable(&cs));
+    }
+}
