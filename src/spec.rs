@@ -921,6 +921,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn strict_turns_best_effort_into_required() {
+        use crate::security::landlock::Mode as L;
+        let spec = spec_of(&Layer::default(), &host()).unwrap();
+        assert_eq!(spec.security.landlock, L::BestEffort);
+        let l = Layer {
+            strict: Some(Val::flag(true, "--strict")),
+            ..Default::default()
+        };
+        let spec = spec_of(&l, &host()).unwrap();
+        assert!(spec.security.strict);
+        assert_eq!(spec.security.landlock, L::Required);
+        let l = Layer {
+            strict: Some(Val::flag(true, "--strict")),
+            landlock: Some(Val::flag(L::Off, "--landlock")),
+            ..Default::default()
+        };
+        assert_eq!(spec_of(&l, &host()).unwrap().security.landlock, L::Off);
+    }
+
+    #[test]
+    fn unknown_syscall_names_are_refused_with_their_origin() {
+        let l = Layer {
+            seccomp_deny: vec![Val::flag("frobnicate".into(), "--seccomp-deny")],
+            ..Default::default()
+        };
+        assert_eq!(
+            spec_of(&l, &host()).unwrap_err().to_string(),
+            "--seccomp-deny 'frobnicate': expected the name of an x86-64 system call, like ptrace or io_uring_setup"
+        );
+    }
+
+    #[test]
     fn hostname_needs_uts_namespace() {
         let l = Layer {
             hostname: Some(Val::flag("box".into(), "--hostname")),
