@@ -82,9 +82,29 @@ pub struct RunArgs {
     #[arg(long)]
     pub subids: bool,
 
-    /// Share the host's network namespace
+    /// Share the host's network namespace (the same as --net host)
     #[arg(long, help_heading = "Namespaces")]
     pub share_net: bool,
+
+    /// Network: none (loopback only, the default), host, or user
+    /// (user-mode networking through pasta or slirp4netns)
+    #[arg(long, value_name = "MODE", help_heading = "Network")]
+    pub net: Option<String>,
+    /// User-mode networking helper: auto, pasta or slirp4netns
+    #[arg(long, value_name = "DRIVER", help_heading = "Network")]
+    pub net_driver: Option<String>,
+    /// Let the sandbox reach the host's loopback services (through the gateway)
+    #[arg(long, help_heading = "Network")]
+    pub allow_host_loopback: bool,
+    /// Make this port of the host's loopback appear on the sandbox's loopback
+    #[arg(long, value_name = "PORT", help_heading = "Network")]
+    pub allow_host_port: Vec<u16>,
+    /// Publish a sandbox port on the host: [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]
+    #[arg(short = 'p', long, value_name = "SPEC", help_heading = "Network")]
+    pub publish: Vec<String>,
+    /// Allow outbound traffic to HOST[:PORT], IP[:PORT] or CIDR[:PORT] only
+    #[arg(long, value_name = "DEST", help_heading = "Network")]
+    pub net_allow: Vec<String>,
     /// Share the host's IPC namespace
     #[arg(long, help_heading = "Namespaces")]
     pub share_ipc: bool,
@@ -352,6 +372,28 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
             }
         },
     };
+    let net = match a.net {
+        None => None,
+        Some(s) => match crate::net::Mode::parse(&s) {
+            Some(m) => Some(Val::flag(m, "--net")),
+            None => {
+                return Err(Error::usage("--net", &s, "expected none, host or user"));
+            }
+        },
+    };
+    let net_driver = match a.net_driver {
+        None => None,
+        Some(s) => match crate::net::DriverKind::parse(&s) {
+            Some(d) => Some(Val::flag(d, "--net-driver")),
+            None => {
+                return Err(Error::usage(
+                    "--net-driver",
+                    &s,
+                    "expected auto, pasta or slirp4netns",
+                ));
+            }
+        },
+    };
     let strings = |v: Vec<String>, flag: &'static str| -> Vec<Val<String>> {
         v.into_iter().map(|x| Val::flag(x, flag)).collect()
     };
@@ -399,6 +441,16 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
         seccomp_deny: strings(a.seccomp_deny, "--seccomp-deny"),
         landlock,
         allow_userns: b(a.allow_userns, "--allow-userns"),
+        net,
+        net_driver,
+        allow_host_loopback: b(a.allow_host_loopback, "--allow-host-loopback"),
+        allow_host_port: a
+            .allow_host_port
+            .into_iter()
+            .map(|p| Val::flag(p, "--allow-host-port"))
+            .collect(),
+        publish: strings(a.publish, "--publish"),
+        net_allow: strings(a.net_allow, "--net-allow"),
     };
     Ok(RunRequest {
         profiles: a.profile,

@@ -253,23 +253,62 @@ fn fuse(host: &Host) -> Check {
     }
 }
 
+/// The options of a network helper that nook relies on; an older build
+/// that lacks one is reported, with what it means.
+fn needed_options(name: &str) -> &'static [&'static str] {
+    match name {
+        "pasta" => &[
+            "--config-net",
+            "--no-map-gw",
+            "--dns-forward",
+            "--tcp-ns",
+            "--udp-ns",
+        ],
+        "slirp4netns" => &["--configure", "--disable-host-loopback", "--mtu"],
+        _ => &[],
+    }
+}
+
 fn helper(host: &Host, name: &'static str, package: &str, what: &str) -> Check {
-    match host.find_program(name) {
-        Some(p) => check(
-            name,
-            Status::Ok,
-            format!("{} ({}): {what}", p.display(), version(&p)),
-            None,
-            false,
-        ),
-        None => check(
+    let Some(p) = host.find_program(name) else {
+        return check(
             name,
             Status::Missing,
             format!("not installed: no {what}"),
             Some(format!("install the '{package}' package")),
             false,
-        ),
+        );
+    };
+    let help = Command::new(&p)
+        .arg("--help")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+        })
+        .unwrap_or_default();
+    let missing: Vec<&str> = needed_options(name)
+        .iter()
+        .copied()
+        .filter(|o| !help.contains(o))
+        .collect();
+    let mut detail = format!("{} ({}): {what}", p.display(), version(&p));
+    if name == "pasta" && !help.contains("--map-host-loopback") {
+        // Debian 12's build (2023_03): no version string, and replies to
+        // datagrams on published UDP ports are lost.
+        detail.push_str(
+            "; an older build (before --map-host-loopback): host loopback is closed with --no-map-gw, and replies on published UDP ports are lost",
+        );
     }
+    if missing.is_empty() {
+        return check(name, Status::Ok, detail, None, false);
+    }
+    check(
+        name,
+        Status::Degraded,
+        format!("{detail}; lacks {}", missing.join(", ")),
+        Some(format!("upgrade the '{package}' package")),
+        false,
+    )
 }
 
 fn subids(host: &Host) -> Check {

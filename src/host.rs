@@ -34,6 +34,8 @@ pub struct Host {
     pub env: BTreeMap<String, String>,
     /// `/bin`, `/sbin`, `/lib`, `/lib64` as found on the host.
     pub root_entries: Vec<(PathBuf, RootEntry)>,
+    /// Host names to addresses (the system resolver; made up in tests).
+    pub resolver: fn(&str) -> std::io::Result<Vec<std::net::IpAddr>>,
 }
 
 pub const ROOT_LINKS: [&str; 4] = ["/bin", "/sbin", "/lib", "/lib64"];
@@ -82,6 +84,7 @@ impl Host {
             cwd,
             env,
             root_entries,
+            resolver: crate::net::system_resolve,
         }
     }
 
@@ -107,12 +110,18 @@ impl Host {
         parse_subid(&text, self.user.as_deref(), self.uid)
     }
 
-    /// Path of a helper program (newuidmap, pasta...) found in PATH or the
-    /// usual system directories.
+    /// Path of a helper program (newuidmap, pasta, nft...) found in PATH
+    /// or the sbin directories.
     pub fn find_program(&self, name: &str) -> Option<PathBuf> {
-        let path = self.env.get("PATH").map(String::as_str).unwrap_or("");
+        let path = self
+            .env
+            .get("PATH")
+            .map(String::as_str)
+            .unwrap_or("/usr/local/bin:/usr/bin:/bin");
+        // Ordinary users often lack the sbin directories in PATH, where
+        // nft lives.
         path.split(':')
-            .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"])
+            .chain(["/usr/sbin", "/sbin"])
             .filter(|d| !d.is_empty())
             .map(|d| Path::new(d).join(name))
             .find(|p| p.is_file())

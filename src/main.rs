@@ -17,6 +17,7 @@ mod cli;
 mod doctor;
 mod error;
 mod host;
+mod net;
 mod plan;
 mod profile;
 mod runtime;
@@ -87,6 +88,11 @@ fn run() -> Result<i32, Error> {
         &host,
     )?;
     let plan = plan::build(&spec);
+    let mut warn = String::new();
+    for w in &spec.warnings {
+        warn.push_str(&format!("nook: warning: {w}\n"));
+    }
+    let _ = std::io::stderr().write_all(warn.as_bytes());
     if req.print_spec || req.print_plan {
         let mut out = String::new();
         if req.print_spec {

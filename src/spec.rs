@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cli::FsFlag;
 use crate::error::Error;
 use crate::host::{Host, RootEntry, SubRange};
+use crate::net::{DriverKind, Mode as NetMode, Network, egress, parse_publish};
 use crate::profile::layer::{CwdMode, Layer, Origin, Val};
 use crate::profile::secrets;
 use crate::security::Security;
@@ -31,6 +32,9 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     pub pass_fds: Vec<i32>,
     pub security: Security,
+    pub network: Network,
+    /// Things weaker than asked, one line each, printed before the run.
+    pub warnings: Vec<String>,
     pub verbose: bool,
 }
 
@@ -120,10 +124,12 @@ pub struct Request<'a> {
 pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Error> {
     let ids = resolve_ids(set, host)?;
     let on = Layer::flag;
+    let mut warnings = Vec::new();
+    let network = resolve_network(set, host, &mut warnings)?;
     let namespaces = Namespaces {
         mount: true,
         pid: !on(&set.share_pid),
-        net: !on(&set.share_net),
+        net: network.mode != NetMode::Host,
         ipc: !on(&set.share_ipc),
         uts: !on(&set.share_uts),
         cgroup: !on(&set.share_cgroup),
@@ -159,6 +165,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         }
         mounts.push(m);
     }
+    network_files(&network, &mut mounts);
     hide_secrets(&mut mounts, &explicit, &host.home);
     if let Some(h) = &host.passwd_home {
         hide_secrets(&mut mounts, &explicit, h);
@@ -229,8 +236,168 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         env,
         pass_fds,
         security,
+        network,
+        warnings,
         verbose: req.verbose,
     })
+}
+
+fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Result<Network, Error> {
+    let share = set.share_net.as_ref().filter(|v| v.v);
+    let mode = match (&set.net, share) {
+        (Some(n), Some(s)) if n.v != NetMode::Host => {
+            return Err(Error::usage(
+                &n.from.to_string(),
+                n.v.name(),
+                format!("conflicts with {}; expected one network mode", s.from),
+            ));
+        }
+        (Some(n), _) => n.v,
+        (None, Some(_)) => NetMode::Host,
+        (None, None) => NetMode::None,
+    };
+    let mut net = Network::none();
+    net.mode = mode;
+    // Everything below needs user-mode networking.
+    let needs_user = |at: &Origin, value: &str| -> Result<(), Error> {
+        if mode == NetMode::User {
+            Ok(())
+        } else {
+            Err(Error::usage(
+                &at.to_string(),
+                value,
+                "needs user-mode networking; add --net user",
+            ))
+        }
+    };
+    if let Some(v) = set.allow_host_loopback.as_ref().filter(|v| v.v) {
+        needs_user(&v.from, "true")?;
+        net.allow_host_loopback = true;
+    }
+    for p in &set.allow_host_port {
+        needs_user(&p.from, &p.v.to_string())?;
+        if p.v == 0 {
+            return Err(Error::usage(
+                &p.from.to_string(),
+                "0",
+                "expected a port 1 to 65535",
+            ));
+        }
+        net.allow_host_ports.push(p.v);
+    }
+    for p in &set.publish {
+        needs_user(&p.from, &p.v)?;
+        net.publish
+            .push(parse_publish(&p.v).map_err(|e| Error::usage(&p.from.to_string(), &p.v, e))?);
+    }
+    for a in &set.net_allow {
+        needs_user(&a.from, &a.v)?;
+    }
+    let entries: Vec<&str> = set.net_allow.iter().map(|a| a.v.as_str()).collect();
+    let parsed = egress::parse_all(&entries, host.resolver);
+    for (a, result) in set.net_allow.iter().zip(parsed) {
+        match result {
+            Ok(list) => net.allow.extend(list),
+            // A name that can't be resolved now (offline, say) leaves the
+            // list shorter, never longer: say so and go on, unless --strict.
+            Err(e) if e.starts_with("cannot resolve") && !Layer::flag(&set.strict) => {
+                warnings.push(format!(
+                    "{} '{}': {e}; left out of the allow-list",
+                    a.from, a.v
+                ));
+            }
+            Err(e) => return Err(Error::usage(&a.from.to_string(), &a.v, e)),
+        }
+    }
+    if !set.net_allow.is_empty() && net.allow.is_empty() {
+        warnings.push(
+            "no entry of the network allow-list could be used; outbound traffic is refused".into(),
+        );
+    }
+    if mode != NetMode::User {
+        return Ok(net);
+    }
+    let chosen = set.net_driver.as_ref().and_then(|d| d.v);
+    let driver = match chosen {
+        Some(d) => d,
+        None if host.find_program("pasta").is_some() => DriverKind::Pasta,
+        None if host.find_program("slirp4netns").is_some() => DriverKind::Slirp4netns,
+        None => DriverKind::Pasta,
+    };
+    let at = set
+        .net
+        .as_ref()
+        .map_or("--net".to_string(), |v| v.from.to_string());
+    net.helper = Some(host.find_program(driver.name()).ok_or_else(|| {
+        Error::usage(
+            &at,
+            "user",
+            format!(
+                "needs {0}, which is not installed; install the '{1}' package{2}",
+                driver.name(),
+                driver.package(),
+                if chosen.is_none() {
+                    " (or 'slirp4netns')"
+                } else {
+                    ""
+                }
+            ),
+        )
+    })?);
+    net.driver = Some(driver);
+    if driver == DriverKind::Slirp4netns {
+        if let Some(p) = set.publish.first() {
+            return Err(Error::usage(
+                &p.from.to_string(),
+                &p.v,
+                "port publishing needs the pasta driver (--net-driver pasta, package 'passt')",
+            ));
+        }
+        if let Some(p) = set.allow_host_port.first() {
+            return Err(Error::usage(
+                &p.from.to_string(),
+                &p.v.to_string(),
+                "single host ports need the pasta driver (--net-driver pasta, package 'passt')",
+            ));
+        }
+    }
+    if !set.net_allow.is_empty() {
+        net.nft = Some(host.find_program("nft").ok_or_else(|| {
+            Error::usage(
+                &set.net_allow[0].from.to_string(),
+                &set.net_allow[0].v,
+                "an allow-list needs nft; install the 'nftables' package",
+            )
+        })?);
+    }
+    Ok(net)
+}
+
+/// /etc/resolv.conf pointing at the helper's DNS forwarder, and /etc/hosts
+/// pinning every allowed host name to the addresses nook resolved (so the
+/// sandbox uses exactly the addresses the allow-list lets through).
+fn network_files(net: &Network, mounts: &mut Vec<Mount>) {
+    let Some(dns) = net.dns_address() else { return };
+    mounts.push(Mount::File {
+        dst: PathBuf::from("/etc/resolv.conf"),
+        content: format!(
+            "# written by nook: the user-mode network's DNS forwarder\nnameserver {dns}\n"
+        ),
+    });
+    let pinned: Vec<String> = net
+        .allow
+        .iter()
+        .filter_map(|e| e.name.as_ref().map(|n| format!("{} {n}", e.net)))
+        .collect();
+    if !pinned.is_empty() {
+        mounts.push(Mount::File {
+            dst: PathBuf::from("/etc/hosts"),
+            content: format!(
+                "# written by nook: names of the network allow-list, resolved at start\n127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{}\n",
+                pinned.join("\n")
+            ),
+        });
+    }
 }
 
 fn resolve_security(set: &Layer) -> Result<Security, Error> {
@@ -652,6 +819,10 @@ pub(crate) mod tests {
                 ("/bin".into(), RootEntry::Symlink("usr/bin".into())),
                 ("/lib64".into(), RootEntry::Absent),
             ],
+            resolver: |name| match name {
+                "registry.example" => Ok(vec!["192.0.2.10".parse().unwrap()]),
+                _ => Err(std::io::Error::other("unknown host")),
+            },
         }
     }
 

@@ -228,3 +228,62 @@ pub fn join_new_session_keyring() -> nix::Result<()> {
     };
     Errno::result(ret).map(drop)
 }
+
+/// Make `cmd`'s process receive SIGKILL when the process that spawned it
+/// dies (a helper must never outlive its sandbox, even when nook is
+/// killed), and start it with no signal blocked: the supervisor blocks the
+/// signals it waits for, and a helper that inherited that mask would never
+/// see the SIGTERM that stops it.
+pub fn kill_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before execve and only
+    // makes async-signal-safe calls (sigprocmask, prctl, getppid, _exit);
+    // it touches no lock or allocation.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the line above took effect.
+            if libc::getppid() != parent.as_raw() {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Let `cmd` keep CAP_NET_ADMIN across its execve (as an ambient
+/// capability): init runs `nft` as the mapped, non-root user, whose
+/// capabilities would otherwise all be lost at exec.
+pub fn keep_net_admin_across_exec(cmd: &mut std::process::Command) {
+    use rustix::thread::{
+        CapabilitySet, capabilities, configure_capability_in_ambient_set, set_capabilities,
+    };
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before execve and only
+    // makes raw capget/capset/prctl system calls through rustix; it
+    // allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut sets = capabilities(None)?;
+            sets.inheritable |= CapabilitySet::NET_ADMIN;
+            set_capabilities(None, sets)?;
+            configure_capability_in_ambient_set(CapabilitySet::NET_ADMIN, true)?;
+            Ok(())
+        });
+    }
+}

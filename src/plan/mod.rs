@@ -24,6 +24,21 @@ pub struct Plan {
     pub mounts: Vec<MountOp>,
     pub seccomp: seccomp::Policy,
     pub landlock: landlock::Rules,
+    pub net: NetPlan,
+}
+
+/// The user-mode network: the helper to start (the sandbox's pid goes
+/// last) and the egress rules init installs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NetPlan {
+    pub helper: Option<(PathBuf, Vec<String>)>,
+    /// `nft` and the ruleset it is fed.
+    pub nft: Option<(PathBuf, String)>,
+    /// init waits for the helper to configure a default route.
+    pub wait_for_route: bool,
+    /// ...and to listen on these sandbox loopback ports (host ports
+    /// forwarded in).
+    pub wait_for_listen: Vec<u16>,
 }
 
 /// One filesystem step inside the new mount namespace. Host paths (`src`)
@@ -102,6 +117,22 @@ pub fn build(spec: &Spec) -> Plan {
             sec.allow_userns,
         ),
         landlock: landlock::rules(sec.landlock, &spec.mounts),
+        net: net_plan(&spec.network),
+    }
+}
+
+fn net_plan(n: &crate::net::Network) -> NetPlan {
+    NetPlan {
+        helper: n
+            .helper
+            .clone()
+            .map(|path| (path, crate::net::helper_args(n))),
+        nft: n
+            .nft
+            .clone()
+            .map(|nft| (nft, crate::net::nft_ruleset(&n.allow, n.dns_address()))),
+        wait_for_route: n.helper.is_some(),
+        wait_for_listen: n.allow_host_ports.clone(),
     }
 }
 
@@ -246,6 +277,20 @@ impl fmt::Display for Plan {
         writeln!(f, "gid_map: {}", self.gid_map)?;
         for (i, m) in self.mounts.iter().enumerate() {
             writeln!(f, "{:>3}. {m}", i + 1)?;
+        }
+        if let Some((p, args)) = &self.net.helper {
+            writeln!(
+                f,
+                "network helper: {} {} <sandbox pid>",
+                p.display(),
+                args.join(" ")
+            )?;
+        }
+        if let Some((p, rules)) = &self.net.nft {
+            writeln!(f, "egress rules ({} -f -):", p.display())?;
+            for l in rules.lines() {
+                writeln!(f, "  {l}")?;
+            }
         }
         writeln!(f, "landlock ({}):", self.landlock.mode.name())?;
         for (p, r) in &self.landlock.paths {

@@ -108,16 +108,8 @@ pub fn explain(name: &str, spec: &Spec, home: &Path) -> String {
     }
 
     let _ = writeln!(o, "\nnetwork:");
-    if spec.namespaces.net {
-        let _ = writeln!(
-            o,
-            "  - none: its own network namespace with only loopback (127.0.0.1, ::1); the host's loopback services are not reachable"
-        );
-    } else {
-        let _ = writeln!(
-            o,
-            "  - the host's own network (--share-net): everything the host can reach, including services on its loopback"
-        );
+    for line in network_lines(&spec.network) {
+        let _ = writeln!(o, "  - {line}");
     }
 
     let _ = writeln!(o, "\nenvironment:");
@@ -167,4 +159,58 @@ pub fn explain(name: &str, spec: &Spec, home: &Path) -> String {
         "  - is killed, with everything it started, when nook exits"
     );
     o
+}
+
+/// The network in plain words.
+fn network_lines(n: &crate::net::Network) -> Vec<String> {
+    use crate::net::Mode;
+    let mut v = Vec::new();
+    match n.mode {
+        Mode::None => v.push(
+            "none: its own network namespace with only loopback (127.0.0.1, ::1); the host's loopback services are not reachable".into(),
+        ),
+        Mode::Host => v.push(
+            "the host's own network (--net host): everything the host can reach, including services on its loopback".into(),
+        ),
+        Mode::User => {
+            let driver = n.driver.map_or("a user-mode helper", |d| d.name());
+            if n.allow.is_empty() {
+                v.push(format!("user-mode networking through {driver}: outbound to any address"));
+            } else {
+                let list: Vec<String> = n
+                    .allow
+                    .iter()
+                    .map(|e| {
+                        let dest = match &e.name {
+                            Some(name) => format!("{name} ({})", e.net),
+                            None => format!("{}/{}", e.net, e.prefix),
+                        };
+                        match e.port {
+                            Some(p) => format!("{dest} port {p}"),
+                            None => dest,
+                        }
+                    })
+                    .collect();
+                v.push(format!(
+                    "user-mode networking through {driver}: outbound only to {} (and DNS through the helper); everything else is refused",
+                    list.join(", ")
+                ));
+            }
+            if n.allow_host_loopback {
+                v.push("the host's loopback services, through the gateway address".into());
+            } else if n.allow_host_ports.is_empty() {
+                v.push("the host's loopback services are not reachable".into());
+            } else {
+                let ports: Vec<String> = n.allow_host_ports.iter().map(|p| p.to_string()).collect();
+                v.push(format!(
+                    "only these ports of the host's loopback, on its own loopback: {}",
+                    ports.join(", ")
+                ));
+            }
+            for p in &n.publish {
+                v.push(format!("serves its port {} on the host's {}", p.sandbox_port, p.text));
+            }
+        }
+    }
+    v
 }

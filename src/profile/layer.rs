@@ -114,6 +114,13 @@ pub struct Layer {
     pub seccomp_deny: Vec<Val<String>>,
     pub landlock: Option<Val<crate::security::landlock::Mode>>,
     pub allow_userns: Option<Val<bool>>,
+    pub net: Option<Val<crate::net::Mode>>,
+    /// `None` inside means "auto".
+    pub net_driver: Option<Val<Option<crate::net::DriverKind>>>,
+    pub allow_host_loopback: Option<Val<bool>>,
+    pub allow_host_port: Vec<Val<u16>>,
+    pub publish: Vec<Val<String>>,
+    pub net_allow: Vec<Val<String>>,
 }
 
 impl Layer {
@@ -148,6 +155,12 @@ impl Layer {
         self.seccomp_deny.extend(later.seccomp_deny);
         over(&mut self.landlock, later.landlock);
         over(&mut self.allow_userns, later.allow_userns);
+        over(&mut self.net, later.net);
+        over(&mut self.net_driver, later.net_driver);
+        over(&mut self.allow_host_loopback, later.allow_host_loopback);
+        self.allow_host_port.extend(later.allow_host_port);
+        self.publish.extend(later.publish);
+        self.net_allow.extend(later.net_allow);
     }
 
     pub fn flag(b: &Option<Val<bool>>) -> bool {
@@ -216,6 +229,42 @@ impl Layer {
             "pass-fd",
             self.pass_fd.iter().map(|v| v.v.to_string()).collect(),
         );
+        let net = [
+            self.net
+                .as_ref()
+                .map(|v| format!("net = {}", q(v.v.name()))),
+            self.net_driver.as_ref().map(|v| {
+                format!(
+                    "net-driver = {}",
+                    q(v.v.map_or("auto", crate::net::DriverKind::name))
+                )
+            }),
+            self.allow_host_loopback
+                .as_ref()
+                .map(|v| format!("allow-host-loopback = {}", v.v)),
+            (!self.allow_host_port.is_empty()).then(|| {
+                let ports: Vec<String> = self
+                    .allow_host_port
+                    .iter()
+                    .map(|p| p.v.to_string())
+                    .collect();
+                format!("allow-host-port = [{}]", ports.join(", "))
+            }),
+            (!self.publish.is_empty())
+                .then(|| format!("publish = [{}]", strings(&self.publish).join(", "))),
+            (!self.net_allow.is_empty()).then(|| {
+                format!(
+                    "net-allow = [\n    {},\n]",
+                    strings(&self.net_allow).join(",\n    ")
+                )
+            }),
+        ];
+        if net.iter().any(Option::is_some) {
+            let _ = writeln!(o, "\n[network]");
+            for line in net.into_iter().flatten() {
+                let _ = writeln!(o, "{line}");
+            }
+        }
         if !self.fs.is_empty() {
             let _ = writeln!(
                 o,

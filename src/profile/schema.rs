@@ -12,6 +12,7 @@ use super::layer::{CwdMode, Layer, Origin, Val};
 use super::vars::Vars;
 use crate::cli::FsFlag;
 use crate::error::Error;
+use crate::net::{DriverKind, Mode as NetMode};
 use crate::security::landlock::Mode as LandlockMode;
 use crate::security::seccomp::Mode as SeccompMode;
 
@@ -57,6 +58,19 @@ struct ProfileFile {
     seccomp_deny: L<String>,
     landlock: S<String>,
     allow_userns: S<bool>,
+    network: Option<NetworkSection>,
+}
+
+/// `[network]`: the same keys as the network flags.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct NetworkSection {
+    net: S<String>,
+    net_driver: S<String>,
+    allow_host_loopback: S<bool>,
+    allow_host_port: L<u16>,
+    publish: L<String>,
+    net_allow: L<String>,
 }
 
 pub struct Parsed {
@@ -247,6 +261,52 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         }
     };
 
+    let empty = NetworkSection {
+        net: None,
+        net_driver: None,
+        allow_host_loopback: None,
+        allow_host_port: None,
+        publish: None,
+        net_allow: None,
+    };
+    let nw = file.network.as_ref().unwrap_or(&empty);
+    let net = match &nw.net {
+        None => None,
+        Some(s) => {
+            let from = cx.origin(s.span(), "net");
+            match NetMode::parse(s.get_ref()) {
+                Some(m) => Some(Val { v: m, from }),
+                None => {
+                    return Err(cx.err(
+                        &from,
+                        format!(
+                            "'{}' is not a network mode, expected \"none\", \"host\" or \"user\"",
+                            s.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let net_driver = match &nw.net_driver {
+        None => None,
+        Some(s) => {
+            let from = cx.origin(s.span(), "net-driver");
+            match DriverKind::parse(s.get_ref()) {
+                Some(d) => Some(Val { v: d, from }),
+                None => {
+                    return Err(cx.err(
+                        &from,
+                        format!(
+                            "'{}' is not a driver, expected \"auto\", \"pasta\" or \"slirp4netns\"",
+                            s.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+
     let mut fs: Vec<(FsFlag, Val<String>)> = Vec::new();
     for (flag, values, parts) in [
         (FsFlag::RoBind, &file.ro_bind, PathParts::FirstOptSecond),
@@ -309,6 +369,20 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         seccomp_deny: cx.strings(&file.seccomp_deny, "seccomp-deny", PathParts::None)?,
         landlock,
         allow_userns: cx.plain(&file.allow_userns, "allow-userns"),
+        net,
+        net_driver,
+        allow_host_loopback: cx.plain(&nw.allow_host_loopback, "allow-host-loopback"),
+        allow_host_port: nw
+            .allow_host_port
+            .iter()
+            .flatten()
+            .map(|s| Val {
+                v: *s.get_ref(),
+                from: cx.origin(s.span(), "allow-host-port"),
+            })
+            .collect(),
+        publish: cx.strings(&nw.publish, "publish", PathParts::None)?,
+        net_allow: cx.strings(&nw.net_allow, "net-allow", PathParts::None)?,
     };
     let extends = file
         .extends

@@ -69,6 +69,13 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         sys::loopback_up().map_err(|e| StepError::new("bringing up loopback (lo)", None, e))?;
         trace(v, "init", format_args!("lo up"));
     }
+    if let Some((nft, rules)) = &plan.net.nft {
+        // Before the old root goes: nft is a host binary. Installed while
+        // init still holds CAP_NET_ADMIN in the sandbox's network namespace,
+        // out of the payload's reach afterwards.
+        crate::net::install_rules(nft, rules)?;
+        trace(v, "init", format_args!("egress allow-list installed"));
+    }
     if let Some(h) = &spec.hostname {
         rustix::system::sethostname(h.as_bytes())
             .map_err(|e| StepError::new(format!("setting hostname {h}"), None, errno(e)))?;
@@ -89,6 +96,15 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         })?;
     }
     mounts::build_root(&plan.mounts, v)?;
+    if plan.net.wait_for_route {
+        // The helper started while the mounts were built; the payload
+        // starts only once the interface really carries a default route.
+        crate::net::wait_for_network(
+            &plan.net.wait_for_listen,
+            std::time::Duration::from_secs(10),
+        )?;
+        trace(v, "init", format_args!("network up"));
+    }
     // Setup is over: init keeps nothing the payload could use against it.
     // No capabilities (dropped before the fork, so the payload starts
     // without any too) and not dumpable, so it can't be ptraced from inside.

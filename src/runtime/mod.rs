@@ -10,6 +10,7 @@
 //! parent-death signal is tied to the supervisor itself. See `msg` for the
 //! sync points.
 
+mod helper;
 mod idmap;
 mod init;
 mod mounts;
@@ -77,6 +78,7 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     // Precomputed before any fork: the code after fork only installs and
     // executes.
     let exec = payload::ExecPlan::new(spec, plan)?;
+    helper::check_ports(&spec.network.publish)?;
     let mask = wait_mask();
     // Blocked before fork so that no signal is lost between the fork and
     // the wait loop; the children inherit the mask.
@@ -134,10 +136,46 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         "supervisor",
         format_args!("init is pid {init} on the host"),
     );
+    // The helper starts now, against init's namespaces, while init builds
+    // the filesystem; init waits for the route before the payload runs.
+    let net_helper = match spec.network.driver {
+        Some(driver) => match helper::Helper::start(&plan.net, driver, init) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = kill(init, Signal::SIGKILL);
+                let _ = wait_for(init, &mask);
+                let _ = waitpid(setup_pid, None);
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
+    if net_helper.is_some() {
+        trace(v, "supervisor", format_args!("network helper started"));
+    }
 
     // End-of-file here means the payload's execve succeeded.
     let mut failure = None;
-    while let Ok(Some(m)) = to_sup.recv::<ToSupervisor>() {
+    loop {
+        if let Some(h) = net_helper.as_ref()
+            && !helper_alive_while_waiting(h, &to_sup)
+        {
+            // It died before the payload ran: fail now rather than let
+            // init wait for a route that will never come.
+            let _ = kill(init, Signal::SIGKILL);
+            failure = Some(
+                StepError::new(
+                    "starting the network helper",
+                    plan.net.helper.as_ref().map(|(p, _)| p.as_path()),
+                    nix::errno::Errno::UnknownErrno,
+                )
+                .hint("it exited before the sandbox's network was up"),
+            );
+            break;
+        }
+        let Ok(Some(m)) = to_sup.recv::<ToSupervisor>() else {
+            break;
+        };
         match m {
             ToSupervisor::Enforced(r) => report(&r, v),
             ToSupervisor::Failed(e) => failure = Some(e),
@@ -147,11 +185,43 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     drop(to_sup);
     let status = wait_for(init, &mask);
     let _ = waitpid(setup_pid, None);
+    let helper_said = net_helper.map(helper::Helper::stop).unwrap_or_default();
+    if let Some(e) = failure.as_mut()
+        && !helper_said.is_empty()
+        && e.step.contains("network helper")
+    {
+        e.hint = Some(match e.hint.take() {
+            Some(h) => format!("{h}; it said: {helper_said}"),
+            None => format!("the helper said: {helper_said}"),
+        });
+    }
     // Held open until here: init reads a hang-up on it as our death.
     drop(to_sandbox);
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(status),
+    }
+}
+
+/// Wait until init has something to say; false when the helper exits
+/// first.
+fn helper_alive_while_waiting(h: &helper::Helper, from_init: &msg::Receiver) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [
+            PollFd::new(from_init.as_fd(), PollFlags::POLLIN),
+            PollFd::new(h.exit_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return true,
+            Ok(_) => {}
+        }
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        // Init first: a helper that exits right after the payload started
+        // is not a failure to start.
+        break ready(&fds[0]) || !ready(&fds[1]);
     }
 }
 

@@ -55,6 +55,12 @@ impl Sender {
     }
 }
 
+impl std::os::fd::AsFd for Receiver {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl Receiver {
     /// True once every write end is closed: for the supervisor -> sandbox
     /// channel, whose only writer is the supervisor, that means it died.

@@ -128,11 +128,16 @@ pub fn enforce(rules: &Rules) -> Result<Outcome, String> {
     let mut created = ruleset.create().map_err(|e| e.to_string())?;
     for (path, rights) in &rules.paths {
         let Ok(fd) = PathFd::new(path) else { continue };
-        let access = match rights {
+        let mut access = match rights {
             Rights::List => AccessFs::ReadDir.into(),
             Rights::Read => AccessFs::from_read(abi),
             Rights::Full => AccessFs::from_all(abi),
         };
+        // A file takes only file rights; asking for more would make the
+        // crate report the whole ruleset as partly enforced.
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            access &= AccessFs::from_file(abi);
+        }
         created = created
             .add_rule(PathBeneath::new(fd, access))
             .map_err(|e| format!("{}: {e}", path.display()))?;

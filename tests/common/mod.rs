@@ -269,6 +269,7 @@ pub struct Cmd<'a> {
     unset: Vec<String>,
     stdin: Option<Vec<u8>>,
     timeout: Duration,
+    netns: Option<u32>,
 }
 
 impl<'a> Cmd<'a> {
@@ -280,7 +281,15 @@ impl<'a> Cmd<'a> {
             unset: Vec::new(),
             stdin: None,
             timeout: DEFAULT_TIMEOUT,
+            netns: None,
         }
+    }
+
+    /// Run it in the network namespace of process `pid` (a namespace the
+    /// test made; needs root, which then drops to the test user as usual).
+    pub fn in_netns(mut self, pid: u32) -> Self {
+        self.netns = Some(pid);
+        self
     }
 
     /// Set an environment variable for nook (outside the sandbox).
@@ -322,6 +331,10 @@ impl<'a> Cmd<'a> {
 
     fn command(&self) -> Command {
         let mut argv: Vec<OsString> = Vec::new();
+        if let Some(pid) = self.netns {
+            argv.push("nsenter".into());
+            argv.push(format!("--net=/proc/{pid}/ns/net").into());
+        }
         if self.env.as_root {
             argv.extend(
                 [
@@ -748,4 +761,12 @@ pub fn subid_lines(file: &str, user: &User) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
+}
+
+/// True when `prog` is found in PATH or the sbin directories.
+pub fn which(prog: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .any(|d| !d.is_empty() && Path::new(d).join(prog).is_file())
 }

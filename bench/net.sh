@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# User-mode networking, side by side in one run:
+#
+# 1. TCP throughput from a sandbox to an iperf3 server, for
+#    - the host itself (no helper at all),
+#    - pasta started by hand (`pasta -- iperf3 ...`) and nook --net user,
+#    - slirp4netns started by hand and nook --net user --net-driver slirp4netns,
+#    every helper with its default MTU of 65520 and the same options nook
+#    gives it. Target: nook / by-hand >= 0.95 for each driver.
+# 2. Startup: `nook run --net user -- true` against `nook run -- true`
+#    (hyperfine). Target: no more than 30 ms apart.
+#
+# Never on the machine's own network: the "host" is a network namespace
+# made here (veth, 10.199.0.1 and the server on 10.199.0.5), removed at
+# exit. Must run as root (to make that namespace); every client runs as
+# the unprivileged test user, as nook's users would.
+#
+# Usage: bench/net.sh    (SECS=5 per throughput run, best of TRIES=3;
+#                         RUNS=100 startup runs)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$repo"
+umask 022
+secs=${SECS:-5}
+runs=${RUNS:-100}
+
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root (it makes a network namespace)" >&2; exit 1; }
+for tool in hyperfine iperf3 pasta slirp4netns nsenter python3; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool not found; run .ci/setup" >&2; exit 1; }
+done
+
+. bench/common.sh
+bench_setup net
+
+# The lab: a namespace holder with the server; killed (group) at exit.
+setsid unshare --net sh -c '
+    ip link set lo up
+    ip link add lab0 type veth peer name lab1
+    ip link set lab1 up
+    ip addr add 10.199.0.1/24 dev lab0
+    ip addr add 10.199.0.5/24 dev lab0
+    ip link set lab0 up
+    ip route add default via 10.199.0.254
+    iperf3 -s -B 10.199.0.5 >/dev/null 2>&1 &
+    exec sleep 3600' &
+holder=$!
+trap 'kill -- -$holder 2>/dev/null; rm -rf "$work"' EXIT
+lab=(nsenter --net=/proc/$holder/ns/net)
+for _ in $(seq 100); do
+    "${lab[@]}" ss -Hltn 2>/dev/null | grep -q '10.199.0.5:5201' && break
+    sleep 0.05
+done
+
+client=(iperf3 -c 10.199.0.5 -t "$secs" -J)
+pasta_opts=(-f -q --config-net -t none -u none -T none -U none --no-map-gw)
+slirp_opts=(--configure --mtu=65520 --disable-host-loopback)
+
+# Runs "$@" (an iperf3 client command line) $TRIES times and prints the
+# best received Gbit/s: the best run is the least disturbed by whatever
+# else the machine does.
+tries=${TRIES:-3}
+gbits() {
+    local best=0 g
+    for _ in $(seq "$tries"); do
+        g=$( (cd "$work" && "$@") | python3 -c '
+import json, sys
+bps = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]
+print("%.2f" % (bps / 1e9))')
+        best=$(python3 -c "print(max($best, $g))")
+    done
+    echo "$best"
+}
+
+# slirp4netns by hand: a fresh user+network namespace whose first process
+# waits for the route slirp4netns adds, then runs the client.
+slirp_by_hand() {
+    local script
+    script=$(printf '%q ' "${client[@]}")
+    "${lab[@]}" "${as_user[@]}" bash -c '
+        unshare --user --map-current-user --net bash -c "
+            until grep -q \"^tap0\s*00000000\" /proc/net/route; do sleep 0.01; done
+            exec '"$script"'" &
+        pid=$!
+        until [ "$(readlink /proc/$pid/ns/net)" != "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
+        slirp4netns '"${slirp_opts[*]}"' $pid tap0 >/dev/null 2>&1 &
+        helper=$!
+        wait $pid; status=$?
+        kill $helper; wait $helper 2>/dev/null
+        exit $status'
+}
+
+echo "bench: throughput, $secs s each, client -> iperf3 on 10.199.0.5"
+host=$(gbits "${lab[@]}" "${as_user[@]}" "${client[@]}")
+pasta_hand=$(gbits "${lab[@]}" "${as_user[@]}" pasta "${pasta_opts[@]}" -- "${client[@]}")
+pasta_nook=$(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user -- "${client[@]}")
+slirp_hand=$(gbits slirp_by_hand)
+slirp_nook=$(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user --net-driver slirp4netns -- "${client[@]}")
+
+echo "bench: startup, --net user against --net none"
+json=$work/net-startup.json
+(cd "$work" && "${lab[@]}" "${as_user[@]}" hyperfine -N --warmup 10 --runs "$runs" \
+    --export-json "$json" \
+    -n none "$nook run -- /bin/true" \
+    -n user "$nook run --net user -- /bin/true" >/dev/null)
+
+python3 - "$json" "$host" "$pasta_hand" "$pasta_nook" "$slirp_hand" "$slirp_nook" <<'PY'
+import json, sys
+res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+host, ph, pn, sh, sn = map(float, sys.argv[2:7])
+print(f"host directly:          {host:8.2f} Gbit/s")
+print(f"pasta by hand:          {ph:8.2f} Gbit/s")
+print(f"nook --net user (pasta): {pn:7.2f} Gbit/s   ratio nook/by-hand {pn / ph:.2f}")
+print(f"slirp4netns by hand:    {sh:8.2f} Gbit/s")
+print(f"nook (slirp4netns):     {sn:8.2f} Gbit/s   ratio nook/by-hand {sn / sh:.2f}")
+none, user = res["none"], res["user"]
+print(f"startup --net none: {none['mean'] * 1e3:.2f} ms, --net user: {user['mean'] * 1e3:.2f} ms, "
+      f"added {(user['mean'] - none['mean']) * 1e3:.2f} ms")
+PY
