@@ -204,6 +204,40 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Hardening")]
     pub allow_userns: bool,
 
+    /// Memory limit (cgroup memory.max), e.g. 512m
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub memory: Option<String>,
+    /// Swap limit (cgroup memory.swap.max)
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub memory_swap: Option<String>,
+    /// Most processes and threads at once (cgroup pids.max)
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub pids: Option<u64>,
+    /// CPU time as a number of CPUs, e.g. 0.5 (cgroup cpu.max)
+    #[arg(long, value_name = "FLOAT", help_heading = "Limits")]
+    pub cpus: Option<f64>,
+    /// Relative CPU share, 1 to 10000 (cgroup cpu.weight; 100 is the default)
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub cpu_weight: Option<u64>,
+    /// Relative I/O share, 1 to 10000 (cgroup io.weight)
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub io_weight: Option<u64>,
+    /// I/O ceiling for a device: DEV:rbps=..,wbps=..,riops=..,wiops=.. (cgroup io.max)
+    #[arg(long, value_name = "SPEC", help_heading = "Limits")]
+    pub io_max: Vec<String>,
+    /// A resource limit: nofile, nproc, fsize, core, cpu, as, stack or memlock =VALUE
+    #[arg(long, value_name = "NAME=VALUE", help_heading = "Limits")]
+    pub rlimit: Vec<String>,
+    /// Kill the whole sandbox after this long and exit 124, e.g. 30s or 5m
+    #[arg(long, value_name = "DURATION", help_heading = "Limits")]
+    pub timeout: Option<String>,
+    /// Cap on what the sandbox can write to its scratch areas in total
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub disk_quota: Option<String>,
+    /// When the sandbox ends, print what it used (human, or json)
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "human", require_equals = true, help_heading = "Limits")]
+    pub stats: Option<String>,
+
     /// Print the resolved sandbox as JSON and exit
     #[arg(long, help_heading = "Diagnostics")]
     pub print_spec: bool,
@@ -287,6 +321,8 @@ pub struct RunRequest {
     pub print_spec: bool,
     pub print_plan: bool,
     pub verbose: bool,
+    /// `--stats`: print what the sandbox used when it ends.
+    pub stats: Option<crate::limits::StatsFormat>,
     pub command: Vec<String>,
 }
 
@@ -451,6 +487,22 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
             .collect(),
         publish: strings(a.publish, "--publish"),
         net_allow: strings(a.net_allow, "--net-allow"),
+        memory: a.memory.map(|v| Val::flag(v, "--memory")),
+        memory_swap: a.memory_swap.map(|v| Val::flag(v, "--memory-swap")),
+        pids: a.pids.map(|v| Val::flag(v, "--pids")),
+        cpus: a.cpus.map(|v| Val::flag(v, "--cpus")),
+        cpu_weight: a.cpu_weight.map(|v| Val::flag(v, "--cpu-weight")),
+        io_weight: a.io_weight.map(|v| Val::flag(v, "--io-weight")),
+        io_max: strings(a.io_max, "--io-max"),
+        rlimit: strings(a.rlimit, "--rlimit"),
+        timeout: a.timeout.map(|v| Val::flag(v, "--timeout")),
+        disk_quota: a.disk_quota.map(|v| Val::flag(v, "--disk-quota")),
+    };
+    let stats = match a.stats.as_deref() {
+        None => None,
+        Some("human") => Some(crate::limits::StatsFormat::Human),
+        Some("json") => Some(crate::limits::StatsFormat::Json),
+        Some(other) => return Err(Error::usage("--stats", other, "expected human or json")),
     };
     Ok(RunRequest {
         profiles: a.profile,
@@ -458,6 +510,7 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
         print_spec: a.print_spec,
         print_plan: a.print_plan,
         verbose: a.verbose,
+        stats,
         command: a.command,
     })
 }

@@ -13,16 +13,19 @@
 //!
 //! Only `main` turns errors into messages and exit codes.
 
+mod cgroup;
 mod cli;
 mod doctor;
 mod error;
 mod host;
+mod limits;
 mod net;
 mod plan;
 mod profile;
 mod runtime;
 mod security;
 mod spec;
+mod stats;
 mod sys;
 
 use std::io::Write;
@@ -78,7 +81,7 @@ fn run() -> Result<i32, Error> {
     let mut layers = catalogue.layers(&names)?;
     layers.push(req.layer.clone());
     let settings = profile::merge(layers);
-    let spec = spec::resolve(
+    let mut spec = spec::resolve(
         &settings,
         &spec::Request {
             command: &req.command,
@@ -87,6 +90,16 @@ fn run() -> Result<i32, Error> {
         },
         &host,
     )?;
+    spec.stats = req.stats;
+    let limits = &spec.limits.cgroup;
+    if limits.any() && !req.print_spec && !req.print_plan {
+        let here = cgroup::situation(host.uid);
+        if !cgroup::placeable(&here, &limits.controllers())
+            && let Some(systemd_run) = cgroup::systemd_user_available(&host)
+        {
+            return Err(cgroup::exec_in_scope(&systemd_run).into());
+        }
+    }
     let plan = plan::build(&spec);
     let mut warn = String::new();
     for w in &spec.warnings {

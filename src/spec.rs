@@ -33,6 +33,10 @@ pub struct Spec {
     pub pass_fds: Vec<i32>,
     pub security: Security,
     pub network: Network,
+    pub limits: crate::limits::Limits,
+    /// `--stats`: what to print about the sandbox's use when it ends (a
+    /// run option, set by the caller).
+    pub stats: Option<crate::limits::StatsFormat>,
     /// Things weaker than asked, one line each, printed before the run.
     pub warnings: Vec<String>,
     pub verbose: bool,
@@ -126,6 +130,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
     let on = Layer::flag;
     let mut warnings = Vec::new();
     let network = resolve_network(set, host, &mut warnings)?;
+    let limits = crate::limits::resolve(set)?;
     let namespaces = Namespaces {
         mount: true,
         pid: !on(&set.share_pid),
@@ -237,6 +242,8 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         pass_fds,
         security,
         network,
+        limits,
+        stats: None,
         warnings,
         verbose: req.verbose,
     })

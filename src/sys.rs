@@ -287,3 +287,56 @@ pub fn keep_net_admin_across_exec(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// How a waited-for child ended, with the resources it and the descendants
+/// it waited for used (wait4(2)).
+pub struct Reaped {
+    /// The exit code, or 128+N for a signal N.
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub rusage: libc::rusage,
+}
+
+/// wait4 on `pid` without blocking: `None` while it still runs.
+pub fn wait4_nohang(pid: nix::unistd::Pid) -> nix::Result<Option<Reaped>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers point to live, writable locals of the types
+    // wait4 expects.
+    let r = unsafe { libc::wait4(pid.as_raw(), &mut status, libc::WNOHANG, &mut rusage) };
+    match Errno::result(r)? {
+        0 => Ok(None),
+        _ if libc::WIFEXITED(status) => Ok(Some(Reaped {
+            code: libc::WEXITSTATUS(status),
+            signal: None,
+            rusage,
+        })),
+        _ if libc::WIFSIGNALED(status) => Ok(Some(Reaped {
+            code: 128 + libc::WTERMSIG(status),
+            signal: Some(libc::WTERMSIG(status)),
+            rusage,
+        })),
+        // Stopped or continued: not an end.
+        _ => Ok(None),
+    }
+}
+
+/// Deliver SIGALRM to this process after `after` (one shot; the
+/// supervisor's --timeout).
+pub fn arm_alarm(after: std::time::Duration) -> nix::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: after.as_secs() as libc::time_t,
+        tv_usec: after.subsec_micros() as libc::suseconds_t,
+    };
+    let it = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: tv,
+    };
+    // SAFETY: `it` is a valid itimerval; the old value is not asked for.
+    let r = unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
+    Errno::result(r).map(drop)
+}

@@ -25,6 +25,10 @@ pub struct Plan {
     pub seccomp: seccomp::Policy,
     pub landlock: landlock::Rules,
     pub net: NetPlan,
+    /// Size of the one tmpfs that holds every scratch area (the tmpfs
+    /// mounts without an explicit size): the disk quota. `None`: the
+    /// kernel's default for a tmpfs, half the RAM, for all of them together.
+    pub scratch_size: Option<u64>,
 }
 
 /// The user-mode network: the helper to start (the sandbox's pid goes
@@ -118,6 +122,7 @@ pub fn build(spec: &Spec) -> Plan {
         ),
         landlock: landlock::rules(sec.landlock, &spec.mounts),
         net: net_plan(&spec.network),
+        scratch_size: spec.limits.disk_quota,
     }
 }
 

@@ -121,6 +121,16 @@ pub struct Layer {
     pub allow_host_port: Vec<Val<u16>>,
     pub publish: Vec<Val<String>>,
     pub net_allow: Vec<Val<String>>,
+    pub memory: Option<Val<String>>,
+    pub memory_swap: Option<Val<String>>,
+    pub pids: Option<Val<u64>>,
+    pub cpus: Option<Val<f64>>,
+    pub cpu_weight: Option<Val<u64>>,
+    pub io_weight: Option<Val<u64>>,
+    pub io_max: Vec<Val<String>>,
+    pub rlimit: Vec<Val<String>>,
+    pub timeout: Option<Val<String>>,
+    pub disk_quota: Option<Val<String>>,
 }
 
 impl Layer {
@@ -161,6 +171,16 @@ impl Layer {
         self.allow_host_port.extend(later.allow_host_port);
         self.publish.extend(later.publish);
         self.net_allow.extend(later.net_allow);
+        over(&mut self.memory, later.memory);
+        over(&mut self.memory_swap, later.memory_swap);
+        over(&mut self.pids, later.pids);
+        over(&mut self.cpus, later.cpus);
+        over(&mut self.cpu_weight, later.cpu_weight);
+        over(&mut self.io_weight, later.io_weight);
+        self.io_max.extend(later.io_max);
+        self.rlimit.extend(later.rlimit);
+        over(&mut self.timeout, later.timeout);
+        over(&mut self.disk_quota, later.disk_quota);
     }
 
     pub fn flag(b: &Option<Val<bool>>) -> bool {
@@ -262,6 +282,38 @@ impl Layer {
         if net.iter().any(Option::is_some) {
             let _ = writeln!(o, "\n[network]");
             for line in net.into_iter().flatten() {
+                let _ = writeln!(o, "{line}");
+            }
+        }
+        let limits = [
+            self.memory
+                .as_ref()
+                .map(|v| format!("memory = {}", q(&v.v))),
+            self.memory_swap
+                .as_ref()
+                .map(|v| format!("memory-swap = {}", q(&v.v))),
+            self.pids.as_ref().map(|v| format!("pids = {}", v.v)),
+            self.cpus.as_ref().map(|v| format!("cpus = {:?}", v.v)),
+            self.cpu_weight
+                .as_ref()
+                .map(|v| format!("cpu-weight = {}", v.v)),
+            self.io_weight
+                .as_ref()
+                .map(|v| format!("io-weight = {}", v.v)),
+            (!self.io_max.is_empty())
+                .then(|| format!("io-max = [{}]", strings(&self.io_max).join(", "))),
+            (!self.rlimit.is_empty())
+                .then(|| format!("rlimit = [{}]", strings(&self.rlimit).join(", "))),
+            self.timeout
+                .as_ref()
+                .map(|v| format!("timeout = {}", q(&v.v))),
+            self.disk_quota
+                .as_ref()
+                .map(|v| format!("disk-quota = {}", q(&v.v))),
+        ];
+        if limits.iter().any(Option::is_some) {
+            let _ = writeln!(o, "\n[limits]");
+            for line in limits.into_iter().flatten() {
                 let _ = writeln!(o, "{line}");
             }
         }

@@ -59,6 +59,23 @@ struct ProfileFile {
     landlock: S<String>,
     allow_userns: S<bool>,
     network: Option<NetworkSection>,
+    limits: Option<LimitsSection>,
+}
+
+/// `[limits]`: the same keys as the limit flags.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsSection {
+    memory: S<String>,
+    memory_swap: S<String>,
+    pids: S<u64>,
+    cpus: S<f64>,
+    cpu_weight: S<u64>,
+    io_weight: S<u64>,
+    io_max: L<String>,
+    rlimit: L<String>,
+    timeout: S<String>,
+    disk_quota: S<String>,
 }
 
 /// `[network]`: the same keys as the network flags.
@@ -270,6 +287,8 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         net_allow: None,
     };
     let nw = file.network.as_ref().unwrap_or(&empty);
+    let no_limits = LimitsSection::default();
+    let lim = file.limits.as_ref().unwrap_or(&no_limits);
     let net = match &nw.net {
         None => None,
         Some(s) => {
@@ -383,6 +402,16 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
             .collect(),
         publish: cx.strings(&nw.publish, "publish", PathParts::None)?,
         net_allow: cx.strings(&nw.net_allow, "net-allow", PathParts::None)?,
+        memory: cx.plain(&lim.memory, "memory"),
+        memory_swap: cx.plain(&lim.memory_swap, "memory-swap"),
+        pids: cx.plain(&lim.pids, "pids"),
+        cpus: cx.plain(&lim.cpus, "cpus"),
+        cpu_weight: cx.plain(&lim.cpu_weight, "cpu-weight"),
+        io_weight: cx.plain(&lim.io_weight, "io-weight"),
+        io_max: cx.strings(&lim.io_max, "io-max", PathParts::None)?,
+        rlimit: cx.strings(&lim.rlimit, "rlimit", PathParts::None)?,
+        timeout: cx.plain(&lim.timeout, "timeout"),
+        disk_quota: cx.plain(&lim.disk_quota, "disk-quota"),
     };
     let extends = file
         .extends

@@ -95,7 +95,7 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
             )
         })?;
     }
-    mounts::build_root(&plan.mounts, v)?;
+    mounts::build_root(&plan.mounts, plan.scratch_size, v)?;
     if plan.net.wait_for_route {
         // The helper started while the mounts were built; the payload
         // starts only once the interface really carries a default route.

@@ -21,7 +21,7 @@ mod setup;
 use std::io::Write;
 
 use nix::sys::signal::{SigSet, Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::error::{EXIT_NOOK, Error, StepError};
@@ -50,6 +50,8 @@ pub fn wait_mask() -> SigSet {
         set.add(s);
     }
     set.add(Signal::SIGCHLD);
+    // The supervisor's --timeout.
+    set.add(Signal::SIGALRM);
     set
 }
 
@@ -79,6 +81,20 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     // executes.
     let exec = payload::ExecPlan::new(spec, plan)?;
     helper::check_ports(&spec.network.publish)?;
+    let limits = &spec.limits.cgroup;
+    // A leaf when limits need one, or for exact --stats when one can be had.
+    let mut leaf = if limits.any() || spec.stats.is_some() {
+        let situation = crate::cgroup::situation(nix::unistd::getuid().as_raw());
+        crate::cgroup::Leaf::create(limits, &situation, limits.any())?
+    } else {
+        None
+    };
+    if let Some(l) = &leaf {
+        trace(v, "supervisor", format_args!("cgroup {}", l.path.display()));
+    }
+    if let Some(t) = spec.limits.timeout {
+        sys::arm_alarm(t).map_err(|e| StepError::new("arming the --timeout timer", None, e))?;
+    }
     let mask = wait_mask();
     // Blocked before fork so that no signal is lost between the fork and
     // the wait loop; the children inherit the mask.
@@ -118,6 +134,12 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         e.into()
     };
 
+    // Before it makes its cgroup namespace: the leaf becomes its root.
+    if let Some(l) = &leaf
+        && let Err(e) = l.add(setup_pid)
+    {
+        return Err(abort(e));
+    }
     if let Err(e) = idmap::write(setup_pid, plan, v) {
         return Err(abort(e));
     }
@@ -143,7 +165,7 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
             Ok(h) => h,
             Err(e) => {
                 let _ = kill(init, Signal::SIGKILL);
-                let _ = wait_for(init, &mask);
+                let _ = wait_for(init, &mask, false, None);
                 let _ = waitpid(setup_pid, None);
                 return Err(e.into());
             }
@@ -183,8 +205,33 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         }
     }
     drop(to_sup);
-    let status = wait_for(init, &mask);
+    let end = wait_for(init, &mask, spec.limits.timeout.is_some(), leaf.as_ref());
     let _ = waitpid(setup_pid, None);
+    let usage = leaf.as_mut().map(|l| l.finish());
+    let mut status = end.code;
+    if let Some(u) = &usage
+        && u.oom_kills > 0
+    {
+        let limit = limits
+            .memory_max
+            .map_or("the memory limit".to_string(), |m| {
+                format!("limit {}", crate::limits::human_bytes(m))
+            });
+        let what = if end.signal == Some(libc::SIGKILL) {
+            "killed"
+        } else {
+            "a process in the sandbox was killed"
+        };
+        let _ = std::io::stderr()
+            .write_all(format!("nook: {what}: out of memory, {limit}\n").as_bytes());
+    }
+    if end.timed_out {
+        status = EXIT_TIMEOUT;
+    }
+    if let Some(format) = spec.stats {
+        let s = crate::stats::Stats::new(&end, usage.as_ref(), START.get().map(|t| t.elapsed()));
+        let _ = std::io::stderr().write_all(s.render(format).as_bytes());
+    }
     let helper_said = net_helper.map(helper::Helper::stop).unwrap_or_default();
     if let Some(e) = failure.as_mut()
         && !helper_said.is_empty()
@@ -202,6 +249,9 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         None => Ok(status),
     }
 }
+
+/// timeout(1)'s status for a command it had to kill.
+const EXIT_TIMEOUT: i32 = 124;
 
 /// Wait until init has something to say; false when the helper exits
 /// first.
@@ -241,18 +291,49 @@ fn report(r: &crate::security::Report, v: bool) {
     let _ = std::io::stderr().write_all(lines.as_bytes());
 }
 
+/// How the sandbox ended.
+pub struct End {
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    /// init's and every process it reaped (the whole sandbox).
+    pub rusage: Option<libc::rusage>,
+}
+
 /// Forward signals to init until it exits; returns its status as an exit
-/// code (128+N for a signal).
-fn wait_for(init: Pid, mask: &SigSet) -> i32 {
+/// code (128+N for a signal). At the --timeout alarm, the whole sandbox is
+/// killed: its cgroup, and init, whose death ends its pid namespace.
+fn wait_for(init: Pid, mask: &SigSet, timeout: bool, leaf: Option<&crate::cgroup::Leaf>) -> End {
+    let mut timed_out = false;
     loop {
-        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Ok(_) => {}
-            Err(_) => return EXIT_NOOK,
+        match sys::wait4_nohang(init) {
+            Ok(Some(r)) => {
+                return End {
+                    code: r.code,
+                    signal: r.signal,
+                    timed_out,
+                    rusage: Some(r.rusage),
+                };
+            }
+            Ok(None) => {}
+            Err(_) => {
+                return End {
+                    code: EXIT_NOOK,
+                    signal: None,
+                    timed_out,
+                    rusage: None,
+                };
+            }
         }
         match mask.wait() {
             Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(Signal::SIGALRM) if timeout => {
+                timed_out = true;
+                if let Some(l) = leaf {
+                    l.kill();
+                }
+                let _ = kill(init, Signal::SIGKILL);
+            }
             Ok(sig) => {
                 let _ = kill(init, sig);
             }

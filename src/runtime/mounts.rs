@@ -29,7 +29,11 @@ use super::trace;
 /// directory that exists on the host will do.
 const STAGING: &str = "/tmp";
 
-pub fn build_root(ops: &[MountOp], verbose: bool) -> Result<(), StepError> {
+pub fn build_root(
+    ops: &[MountOp],
+    scratch_size: Option<u64>,
+    verbose: bool,
+) -> Result<(), StepError> {
     // Mount events must not travel back to the host. In a namespace owned
     // by a less privileged user namespace shared mounts already became
     // slaves (mount_namespaces(7)); this makes it explicit for all.
@@ -50,7 +54,7 @@ pub fn build_root(ops: &[MountOp], verbose: bool) -> Result<(), StepError> {
     )
     .step("mounting the staging tmpfs on", Some(Path::new(STAGING)))?;
     nix::unistd::chdir(STAGING).step("entering", Some(Path::new(STAGING)))?;
-    for d in ["newroot", "oldroot", "files"] {
+    for d in ["newroot", "oldroot", "files", "scratch"] {
         nix::unistd::mkdir(d, nix::sys::stat::Mode::from_bits_truncate(0o755))
             .step("creating the staging directory", Some(Path::new(d)))?;
     }
@@ -70,6 +74,8 @@ pub fn build_root(ops: &[MountOp], verbose: bool) -> Result<(), StepError> {
         host: open_dir("/oldroot")?,
         files: 0,
         hidden_file: None,
+        scratch_size,
+        scratch_areas: 0,
     };
     for op in ops {
         trace(verbose, "init", format_args!("{op}"));
@@ -102,6 +108,10 @@ struct Builder {
     host: OwnedFd,
     files: usize,
     hidden_file: Option<PathBuf>,
+    /// The disk quota: the size of the one tmpfs behind every scratch area.
+    scratch_size: Option<u64>,
+    /// Scratch areas made so far (the pool is mounted with the first).
+    scratch_areas: usize,
 }
 
 impl Builder {
@@ -150,6 +160,11 @@ impl Builder {
                 )
                 .step("mounting read-only copy on", Some(dst))
             }
+            MountOp::Tmpfs {
+                dst,
+                size: None,
+                mode,
+            } => self.scratch_area(dst, *mode),
             MountOp::Tmpfs { dst, size, mode } => {
                 let mut opts = vec![("mode", format!("{mode:o}"))];
                 if let Some(s) = size {
@@ -219,6 +234,40 @@ impl Builder {
                 Some(Path::new("/")),
             ),
         }
+    }
+
+    /// A directory of the one scratch tmpfs, bound at `dst`: every area
+    /// draws on the same size, so the disk quota caps them together
+    /// (separate tmpfs mounts would each get their own).
+    fn scratch_area(&mut self, dst: &Path, mode: u32) -> Result<(), StepError> {
+        let pool = Path::new("/scratch");
+        if self.scratch_areas == 0 {
+            let mut opts = "mode=0755".to_string();
+            if let Some(s) = self.scratch_size {
+                opts.push_str(&format!(",size={s}"));
+            }
+            mount(
+                Some("tmpfs"),
+                pool,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .step("mounting the scratch tmpfs on", Some(pool))?;
+        }
+        self.scratch_areas += 1;
+        let area = pool.join(self.scratch_areas.to_string());
+        rustix::fs::mkdir(&area, Mode::from_raw_mode(0o700)).step("creating", Some(&area))?;
+        // Not subject to the umask, unlike mkdir's mode.
+        rustix::fs::chmod(&area, Mode::from_raw_mode(mode))
+            .step("setting the mode of", Some(&area))?;
+        let tree = open_tree(
+            CWD,
+            &area,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .step("cloning (open_tree)", Some(&area))?;
+        self.attach(&tree, dst, true)
     }
 
     /// Mount the detached mount `m` at `dst`, creating the mount point.

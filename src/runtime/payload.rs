@@ -35,6 +35,7 @@ pub struct ExecPlan {
     landlock: landlock::Rules,
     seccomp: Vec<BpfProgram>,
     seccomp_text: String,
+    rlimits: Vec<crate::limits::Rlimit>,
 }
 
 fn cstring(s: &str) -> CString {
@@ -79,6 +80,7 @@ impl ExecPlan {
             landlock: plan.landlock.clone(),
             seccomp,
             seccomp_text,
+            rlimits: spec.limits.rlimits.clone(),
         })
     }
 }
@@ -93,11 +95,36 @@ pub fn run(exec: &ExecPlan, mut tx: Sender) -> ! {
     sys::exit_now(code)
 }
 
+/// Soft and hard limit both: the payload can't raise them again.
+fn set_rlimits(rlimits: &[crate::limits::Rlimit]) -> Result<(), StepError> {
+    use nix::sys::resource::{getrlimit, setrlimit};
+    for r in rlimits {
+        setrlimit(r.resource, r.value, r.value).map_err(|e| {
+            let hard = getrlimit(r.resource).map(|(_, h)| h).unwrap_or(0);
+            let e = StepError::new(format!("setting rlimit {}={}", r.name, r.value), None, e);
+            if e.errno == Errno::EPERM as i32 {
+                e.hint(format!(
+                    "above your hard limit of {}; an unprivileged user can only lower it",
+                    if hard == libc::RLIM_INFINITY {
+                        "unlimited".to_string()
+                    } else {
+                        hard.to_string()
+                    }
+                ))
+            } else {
+                e
+            }
+        })?;
+    }
+    Ok(())
+}
+
 fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     nix::unistd::chdir(&exec.chdir).map_err(|e| {
         StepError::new("changing to the working directory", Some(&exec.chdir), e)
             .hint("the directory must exist inside the sandbox; --chdir picks another")
     })?;
+    set_rlimits(&exec.rlimits)?;
     close_inherited(exec, tx)?;
     let mut weaker = Vec::new();
     let best_effort = |what: &str, e: Errno, weaker: &mut Vec<String>| {

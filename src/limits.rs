@@ -1,0 +1,450 @@
+//! Resource limits as data: the cgroup v2 settings, the rlimits, the
+//! timeout and the disk quota, parsed from their flag or profile values
+//! (pure; `cgroup` and `runtime` apply them).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::profile::layer::{Layer, Val};
+
+/// Limits enforced through a cgroup v2 leaf.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CgroupLimits {
+    pub memory_max: Option<u64>,
+    pub memory_swap_max: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// (quota, period) in microseconds, for cpu.max.
+    pub cpu_max: Option<(u64, u64)>,
+    pub cpu_weight: Option<u64>,
+    pub io_weight: Option<u64>,
+    /// ("MAJ:MIN", "rbps=N wbps=N ...") for io.max.
+    pub io_max: Vec<(String, String)>,
+}
+
+impl CgroupLimits {
+    pub fn any(&self) -> bool {
+        *self != CgroupLimits::default()
+    }
+
+    /// The controllers these limits need, in the order cgroup.subtree_control
+    /// takes them.
+    pub fn controllers(&self) -> Vec<&'static str> {
+        let mut c = Vec::new();
+        if self.cpu_max.is_some() || self.cpu_weight.is_some() {
+            c.push("cpu");
+        }
+        if self.io_weight.is_some() || !self.io_max.is_empty() {
+            c.push("io");
+        }
+        if self.memory_max.is_some() || self.memory_swap_max.is_some() {
+            c.push("memory");
+        }
+        if self.pids_max.is_some() {
+            c.push("pids");
+        }
+        c
+    }
+
+    /// Interface files and the values written to them.
+    pub fn files(&self) -> Vec<(&'static str, String)> {
+        let mut f = Vec::new();
+        if let Some(m) = self.memory_max {
+            f.push(("memory.max", m.to_string()));
+        }
+        if let Some(s) = self.memory_swap_max {
+            f.push(("memory.swap.max", s.to_string()));
+        }
+        if let Some(p) = self.pids_max {
+            f.push(("pids.max", p.to_string()));
+        }
+        if let Some((q, p)) = self.cpu_max {
+            f.push(("cpu.max", format!("{q} {p}")));
+        }
+        if let Some(w) = self.cpu_weight {
+            f.push(("cpu.weight", w.to_string()));
+        }
+        if let Some(w) = self.io_weight {
+            f.push(("io.weight", format!("default {w}")));
+        }
+        for (dev, settings) in &self.io_max {
+            f.push(("io.max", format!("{dev} {settings}")));
+        }
+        f
+    }
+}
+
+/// One rlimit: soft and hard set to the same value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rlimit {
+    pub name: &'static str,
+    #[serde(skip)]
+    pub resource: nix::sys::resource::Resource,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Limits {
+    pub cgroup: CgroupLimits,
+    pub rlimits: Vec<Rlimit>,
+    #[serde(with = "opt_secs")]
+    pub timeout: Option<Duration>,
+    /// Bytes all the sandbox's scratch areas (the tmpfs mounts nook makes
+    /// without an explicit size) may hold together.
+    pub disk_quota: Option<u64>,
+}
+
+mod opt_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// What `--stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatsFormat {
+    Human,
+    Json,
+}
+
+const SIZE: &str =
+    "expected a size: a number of bytes, or with a k, m, g or t suffix (1024-based), e.g. 512m";
+
+/// `512m`, `1G`, `1.5g`, `4096`, `2MiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let body = lower
+        .strip_suffix("ib")
+        .or_else(|| {
+            lower
+                .strip_suffix('b')
+                .filter(|b| b.ends_with(['k', 'm', 'g', 't']))
+        })
+        .unwrap_or(&lower);
+    let (num, mult) = match body.chars().last() {
+        Some('k') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('m') => (&body[..body.len() - 1], 1 << 20),
+        Some('g') => (&body[..body.len() - 1], 1 << 30),
+        Some('t') => (&body[..body.len() - 1], 1 << 40),
+        _ => (body, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| SIZE.to_string())?;
+    if !n.is_finite() || n < 0.0 || (mult == 1 && num.contains('.')) {
+        return Err(SIZE.into());
+    }
+    let bytes = n * mult as f64;
+    if bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(SIZE.into());
+    }
+    Ok(bytes as u64)
+}
+
+const DURATION: &str = "expected a duration: a number of seconds, or with an ms, s, m, h or d suffix, e.g. 90s or 1.5m";
+
+/// `10`, `10s`, `1.5m`, `2h`, `1d`, `500ms` (timeout(1)'s forms, and ms).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86400.0)
+    } else {
+        (t, 1.0)
+    };
+    let n: f64 = num.parse().map_err(|_| DURATION.to_string())?;
+    let secs = n * unit;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(DURATION.into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// cpu.max for a number of CPUs over the default 100 ms period.
+pub fn cpu_max(cpus: f64) -> Result<(u64, u64), String> {
+    const PERIOD: u64 = 100_000;
+    if !cpus.is_finite() || !(0.01..=4096.0).contains(&cpus) {
+        return Err("expected a number of CPUs from 0.01 up, e.g. 0.5 or 2".into());
+    }
+    Ok(((cpus * PERIOD as f64).round() as u64, PERIOD))
+}
+
+/// `nofile=1024`; `unlimited` where the kernel allows it.
+pub fn parse_rlimit(s: &str) -> Result<Rlimit, String> {
+    use nix::sys::resource::Resource as R;
+    const NAMES: &str = "nofile, nproc, fsize, core, cpu, as, stack, memlock";
+    let (name, value) = s
+        .split_once('=')
+        .ok_or(format!("expected NAME=VALUE with NAME one of {NAMES}"))?;
+    let (name, resource, size_like) = match name {
+        "nofile" => ("nofile", R::RLIMIT_NOFILE, false),
+        "nproc" => ("nproc", R::RLIMIT_NPROC, false),
+        "fsize" => ("fsize", R::RLIMIT_FSIZE, true),
+        "core" => ("core", R::RLIMIT_CORE, true),
+        "cpu" => ("cpu", R::RLIMIT_CPU, false),
+        "as" => ("as", R::RLIMIT_AS, true),
+        "stack" => ("stack", R::RLIMIT_STACK, true),
+        "memlock" => ("memlock", R::RLIMIT_MEMLOCK, true),
+        other => {
+            return Err(format!(
+                "'{other}' is not an rlimit; expected one of {NAMES}"
+            ));
+        }
+    };
+    let value = if value == "unlimited" {
+        libc::RLIM_INFINITY
+    } else if name == "cpu" {
+        parse_duration(value)?.as_secs().max(1)
+    } else if size_like {
+        // Zero is a meaningful size here (no core files at all).
+        if value == "0" { 0 } else { parse_size(value)? }
+    } else {
+        value
+            .parse::<u64>()
+            .map_err(|_| format!("expected a whole number for {name}, or unlimited"))?
+    };
+    Ok(Rlimit {
+        name,
+        resource,
+        value,
+    })
+}
+
+/// `DEV:rbps=N,wbps=N,riops=N,wiops=N` with DEV a MAJ:MIN pair or a block
+/// device path (looked up by `rdev`).
+pub fn parse_io_max(
+    s: &str,
+    rdev: &dyn Fn(&str) -> Option<(u64, u64)>,
+) -> Result<(String, String), String> {
+    const EXPECTED: &str = "expected DEV:KEY=VALUE[,KEY=VALUE...] with DEV a MAJ:MIN pair or a block device, KEY rbps, wbps, riops or wiops";
+    let (dev, settings) = if s.starts_with('/') {
+        s.split_once(':').ok_or(EXPECTED)?
+    } else {
+        // MAJ:MIN:settings
+        let mut it = s.splitn(3, ':');
+        let (maj, min, rest) = (it.next(), it.next(), it.next());
+        match (maj, min, rest) {
+            (Some(a), Some(b), Some(r)) => (&s[..a.len() + 1 + b.len()], r),
+            _ => return Err(EXPECTED.into()),
+        }
+    };
+    let dev = if dev.starts_with('/') {
+        let (maj, min) = rdev(dev).ok_or(format!("{dev} is not a block device"))?;
+        format!("{maj}:{min}")
+    } else {
+        let (a, b) = dev.split_once(':').ok_or(EXPECTED)?;
+        if a.parse::<u64>().is_err() || b.parse::<u64>().is_err() {
+            return Err(EXPECTED.into());
+        }
+        dev.to_string()
+    };
+    let mut out = Vec::new();
+    for kv in settings.split(',') {
+        let (k, v) = kv.split_once('=').ok_or(EXPECTED)?;
+        let v = match k {
+            "rbps" | "wbps" => parse_size(v)?.to_string(),
+            "riops" | "wiops" => v.parse::<u64>().map_err(|_| EXPECTED)?.to_string(),
+            _ => return Err(EXPECTED.into()),
+        };
+        out.push(format!("{k}={v}"));
+    }
+    Ok((dev, out.join(" ")))
+}
+
+/// The block device number of a path, for io-max.
+pub fn block_device(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path).ok()?;
+    if !m.file_type().is_block_device() {
+        return None;
+    }
+    let rdev = m.rdev();
+    Some((libc::major(rdev) as u64, libc::minor(rdev) as u64))
+}
+
+pub fn resolve(set: &Layer) -> Result<Limits, Error> {
+    fn get<T: Clone, U>(
+        v: &Option<Val<T>>,
+        f: impl Fn(&T) -> Result<U, String>,
+        show: impl Fn(&T) -> String,
+    ) -> Result<Option<U>, Error> {
+        v.as_ref()
+            .map(|x| f(&x.v).map_err(|e| Error::usage(&x.from.to_string(), &show(&x.v), e)))
+            .transpose()
+    }
+    let s = |x: &String| x.clone();
+    let n = |x: &u64| x.to_string();
+    let mut cg = CgroupLimits {
+        memory_max: get(&set.memory, |x| parse_size(x), s)?,
+        memory_swap_max: get(&set.memory_swap, |x| parse_size(x), s)?,
+        pids_max: get(
+            &set.pids,
+            |&p| {
+                if p == 0 {
+                    Err("expected a number of processes from 1".into())
+                } else {
+                    Ok(p)
+                }
+            },
+            n,
+        )?,
+        cpu_max: get(&set.cpus, |&c| cpu_max(c), |c| c.to_string())?,
+        cpu_weight: get(
+            &set.cpu_weight,
+            |&w| {
+                if (1..=10000).contains(&w) {
+                    Ok(w)
+                } else {
+                    Err("expected a weight from 1 to 10000 (100 is the default)".into())
+                }
+            },
+            n,
+        )?,
+        io_weight: get(
+            &set.io_weight,
+            |&w| {
+                if (1..=10000).contains(&w) {
+                    Ok(w)
+                } else {
+                    Err("expected a weight from 1 to 10000 (100 is the default)".into())
+                }
+            },
+            n,
+        )?,
+        io_max: Vec::new(),
+    };
+    for v in &set.io_max {
+        cg.io_max.push(
+            parse_io_max(&v.v, &block_device)
+                .map_err(|e| Error::usage(&v.from.to_string(), &v.v, e))?,
+        );
+    }
+    // A later entry for the same resource replaces an earlier one (a flag
+    // after a profile's value).
+    let mut rlimits: Vec<Rlimit> = Vec::new();
+    for v in &set.rlimit {
+        let r = parse_rlimit(&v.v).map_err(|e| Error::usage(&v.from.to_string(), &v.v, e))?;
+        rlimits.retain(|x| x.name != r.name);
+        rlimits.push(r);
+    }
+    Ok(Limits {
+        cgroup: cg,
+        rlimits,
+        timeout: get(&set.timeout, |x| parse_duration(x), s)?,
+        disk_quota: get(&set.disk_quota, |x| parse_size(x), s)?,
+    })
+}
+
+/// Bytes as people read them: 50 MiB, 1.5 GiB.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 || v.fract() < 0.05 {
+        format!("{v:.0} {}", UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("50M"), Ok(50 << 20));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        for bad in ["", "m", "-1m", "1.5", "ten", "1x", "0"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(human_bytes(50 << 20), "50 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+        assert_eq!(human_bytes(100), "100 B");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "0", "-1s", "soon", "1w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpus_become_quota_over_period() {
+        assert_eq!(cpu_max(0.5), Ok((50_000, 100_000)));
+        assert_eq!(cpu_max(2.0), Ok((200_000, 100_000)));
+        assert!(cpu_max(0.0).is_err());
+    }
+
+    #[test]
+    fn rlimits() {
+        let r = parse_rlimit("nofile=64").unwrap();
+        assert_eq!((r.name, r.value), ("nofile", 64));
+        assert_eq!(parse_rlimit("fsize=1m").unwrap().value, 1 << 20);
+        assert_eq!(parse_rlimit("core=0").unwrap().value, 0);
+        assert_eq!(parse_rlimit("cpu=2m").unwrap().value, 120);
+        assert_eq!(
+            parse_rlimit("as=unlimited").unwrap().value,
+            libc::RLIM_INFINITY
+        );
+        for bad in ["nofile", "files=1", "nofile=lots", "nproc=1.5"] {
+            assert!(parse_rlimit(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn io_max_entries() {
+        let rdev = |p: &str| (p == "/dev/vda").then_some((254, 0));
+        assert_eq!(
+            parse_io_max("8:0:rbps=1m,wiops=100", &rdev),
+            Ok(("8:0".into(), "rbps=1048576 wiops=100".into()))
+        );
+        assert_eq!(
+            parse_io_max("/dev/vda:wbps=2m", &rdev),
+            Ok(("254:0".into(), "wbps=2097152".into()))
+        );
+        for bad in ["8:0", "8:0:speed=1", "/dev/sdz:rbps=1m", "a:b:rbps=1"] {
+            assert!(parse_io_max(bad, &rdev).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn controllers_follow_the_limits() {
+        let l = CgroupLimits {
+            memory_max: Some(1 << 20),
+            pids_max: Some(10),
+            cpu_max: Some((50_000, 100_000)),
+            ..Default::default()
+        };
+        assert_eq!(l.controllers(), ["cpu", "memory", "pids"]);
+        assert!(l.files().contains(&("cpu.max", "50000 100000".into())));
+        assert!(!CgroupLimits::default().any());
+    }
+}
