@@ -123,7 +123,10 @@ fn run() -> Result<i32, Error> {
 
 fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {
     use cli::ProfileCommand as P;
-    let host = host::Host::detect();
+    let mut host = host::Host::detect();
+    // Profiles are checked and explained without asking DNS: names stay
+    // names (a lookup could take seconds, and says nothing about a file).
+    host.resolver = net::unresolved;
     let catalogue = profile::Catalogue::new(&host);
     let mut out = String::new();
     match cmd {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{Context, StepError};
-pub use egress::{Egress, nft_ruleset, system_resolve};
+pub use egress::{Egress, nft_ruleset, system_resolve, unresolved};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

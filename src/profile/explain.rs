@@ -182,6 +182,7 @@ fn network_lines(n: &crate::net::Network) -> Vec<String> {
                     .iter()
                     .map(|e| {
                         let dest = match &e.name {
+                            Some(name) if e.net.is_unspecified() => name.clone(),
                             Some(name) => format!("{name} ({})", e.net),
                             None => format!("{}/{}", e.net, e.prefix),
                         };
@@ -191,10 +192,15 @@ fn network_lines(n: &crate::net::Network) -> Vec<String> {
                         }
                     })
                     .collect();
+                let mut list = list;
+                list.dedup();
                 v.push(format!(
                     "user-mode networking through {driver}: outbound only to {} (and DNS through the helper); everything else is refused",
                     list.join(", ")
                 ));
+                if n.allow.iter().any(|e| e.name.is_some()) {
+                    v.push("host names are resolved once, when the sandbox starts, and pinned in its /etc/hosts".into());
+                }
             }
             if n.allow_host_loopback {
                 v.push("the host's loopback services, through the gateway address".into());
