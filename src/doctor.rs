@@ -352,63 +352,91 @@ fn subids(host: &Host) -> Check {
 }
 
 fn cgroup(host: &Host) -> Check {
-    let root = Path::new("/sys/fs/cgroup");
-    let Ok(mine) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return check(
-            "cgroup v2",
-            Status::Missing,
-            "no /proc/self/cgroup",
-            None,
-            false,
-        );
+    use crate::cgroup::{Situation, situation, systemd_user_available};
+    let wanted = ["cpu", "io", "memory", "pids"];
+    let scope = systemd_user_available(host);
+    let via_systemd = |what: String| -> Check {
+        match &scope {
+            Some(p) => check(
+                "cgroup v2",
+                Status::Ok,
+                format!("{what}; limits run in a delegated systemd scope ({} --user --scope -p Delegate=yes)", p.display()),
+                None,
+                false,
+            ),
+            None => check(
+                "cgroup v2",
+                Status::Degraded,
+                format!("{what}, and no systemd user manager to ask for a scope: cgroup limits (--memory, --pids, --cpus, ...) are refused; rlimits, --timeout and --disk-quota work"),
+                Some("run nook in a systemd user session, or in a cgroup delegated to you (Delegate=yes)".into()),
+                false,
+            ),
+        }
     };
-    let Some(path) = mine.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return check(
+    match situation(host.uid) {
+        Situation::NoUnified => check(
             "cgroup v2",
-            Status::Missing,
-            "this process is not in a cgroup v2 hierarchy (cgroup v1 only); limits fall back to rlimits",
+            Status::Degraded,
+            "no cgroup v2 hierarchy is mounted: cgroup limits are refused; rlimits, --timeout and --disk-quota work",
             Some("boot with systemd.unified_cgroup_hierarchy=1".into()),
             false,
-        );
-    };
-    let dir = root.join(path.trim_start_matches('/'));
-    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let controllers = controllers.trim();
-    let owner = std::fs::metadata(&dir).map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid()
-    });
-    if owner.ok() != Some(host.uid) {
-        return check(
-            "cgroup v2",
-            Status::Degraded,
-            format!(
-                "{} is not delegated to you; limits fall back to rlimits",
-                dir.display()
-            ),
-            Some("run nook from a systemd user session (systemd-run --user --scope -p Delegate=yes ...)".into()),
-            false,
-        );
+        ),
+        Situation::Unified {
+            own,
+            parent_delegated,
+            own_delegated_alone,
+            available,
+        } => {
+            let missing: Vec<&str> = wanted
+                .iter()
+                .copied()
+                .filter(|c| !available.iter().any(|a| a == c))
+                .collect();
+            if missing.len() == wanted.len() {
+                return check(
+                    "cgroup v2",
+                    Status::Degraded,
+                    format!(
+                        "the cgroup v2 hierarchy has none of the controllers {} (held by cgroup v1?): cgroup limits are refused; rlimits, --timeout and --disk-quota work",
+                        wanted.join(", ")
+                    ),
+                    Some("boot with cgroup_no_v1=all".into()),
+                    false,
+                );
+            }
+            let usable = |have: &[String]| -> Vec<String> {
+                wanted.iter().filter(|w| have.iter().any(|h| h == *w)).map(|w| w.to_string()).collect()
+            };
+            if let Some(enabled) = parent_delegated.filter(|e| !usable(e).is_empty()) {
+                return check(
+                    "cgroup v2",
+                    Status::Ok,
+                    format!(
+                        "{} is delegated to you: sandboxes get leaves beside {}, controllers {}",
+                        own.parent().map_or(String::new(), |p| p.display().to_string()),
+                        own.display(),
+                        usable(&enabled).join(" ")
+                    ),
+                    None,
+                    false,
+                );
+            }
+            if let Some(c) = own_delegated_alone.filter(|c| !usable(c).is_empty()) {
+                return check(
+                    "cgroup v2",
+                    Status::Ok,
+                    format!(
+                        "{} is delegated to you and holds only nook: sandboxes get leaves below it, controllers {}",
+                        own.display(),
+                        usable(&c).join(" ")
+                    ),
+                    None,
+                    false,
+                );
+            }
+            via_systemd(format!("your cgroup {} is not delegated to you", own.display()))
+        }
     }
-    if controllers.is_empty() {
-        return check(
-            "cgroup v2",
-            Status::Degraded,
-            format!(
-                "{} is yours but has no controllers (memory, pids, cpu, io are held elsewhere, e.g. by cgroup v1)",
-                dir.display()
-            ),
-            Some("boot with cgroup_no_v1=all, or enable controllers for the user's slice".into()),
-            false,
-        );
-    }
-    check(
-        "cgroup v2",
-        Status::Ok,
-        format!("{} delegated, controllers: {controllers}", dir.display()),
-        None,
-        false,
-    )
 }
 
 /// The report as text, and whether `nook run` with the default profile
