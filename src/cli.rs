@@ -32,6 +32,51 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What a sandbox changed under its --overlay directories: A, M, D
+    Diff {
+        /// The sandbox
+        name: String,
+        /// Only these host paths (and what is below them)
+        paths: Vec<String>,
+        /// With sizes
+        #[arg(long)]
+        stat: bool,
+        /// With text diffs
+        #[arg(long)]
+        patch: bool,
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a sandbox's changes to the host, file by file, atomically
+    Commit {
+        /// The sandbox
+        name: String,
+        /// Only these host paths (and what is below them)
+        paths: Vec<String>,
+        /// Apply even over host files changed since the sandbox started
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop a sandbox's changes (all, or under these paths)
+    Discard {
+        /// The sandbox
+        name: String,
+        /// Only these host paths (and what is below them)
+        paths: Vec<String>,
+    },
+    /// Remove a sandbox and everything it kept
+    Rm {
+        /// The sandboxes
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List the named sandboxes with their size and age
+    Ls {
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -162,6 +207,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "DST", help_heading = "Filesystem")]
     pub dev: Vec<String>,
 
+    /// Show host directory PATH at DST copy-on-write: writes go to an upper
+    /// layer nook keeps (review with nook diff / commit / discard)
+    #[arg(long, value_name = "PATH[:DST]", help_heading = "Filesystem")]
+    pub overlay: Vec<String>,
+    /// Like --overlay, with a throw-away upper layer
+    #[arg(long, value_name = "PATH[:DST]", help_heading = "Filesystem")]
+    pub tmp_overlay: Vec<String>,
+    /// Overlay implementation: auto, native (overlayfs) or fuse (fuse-overlayfs)
+    #[arg(long, value_name = "DRIVER", help_heading = "Filesystem")]
+    pub overlay_driver: Option<String>,
+    /// Keep this sandbox's overlay layers under this name, to continue,
+    /// review and commit later
+    #[arg(long, value_name = "NAME", help_heading = "Filesystem")]
+    pub name: Option<String>,
+
     /// Working directory inside the sandbox (default: the current directory)
     #[arg(long, value_name = "DIR", help_heading = "Process")]
     pub chdir: Option<String>,
@@ -269,10 +329,12 @@ pub enum FsFlag {
     Hide,
     Proc,
     Dev,
+    Overlay,
+    TmpOverlay,
 }
 
 impl FsFlag {
-    pub const ALL: [(FsFlag, &'static str); 12] = [
+    pub const ALL: [(FsFlag, &'static str); 14] = [
         (FsFlag::RoBind, "ro_bind"),
         (FsFlag::Bind, "bind"),
         (FsFlag::RoBindTry, "ro_bind_try"),
@@ -285,6 +347,8 @@ impl FsFlag {
         (FsFlag::Hide, "hide"),
         (FsFlag::Proc, "proc"),
         (FsFlag::Dev, "dev"),
+        (FsFlag::Overlay, "overlay"),
+        (FsFlag::TmpOverlay, "tmp_overlay"),
     ];
 
     /// The profile key: the flag without its dashes.
@@ -307,6 +371,8 @@ impl FsFlag {
             FsFlag::Hide => "--hide",
             FsFlag::Proc => "--proc",
             FsFlag::Dev => "--dev",
+            FsFlag::Overlay => "--overlay",
+            FsFlag::TmpOverlay => "--tmp-overlay",
         }
     }
 }
@@ -323,12 +389,16 @@ pub struct RunRequest {
     pub verbose: bool,
     /// `--stats`: print what the sandbox used when it ends.
     pub stats: Option<crate::limits::StatsFormat>,
+    /// `--name`: the sandbox whose overlay layers this run uses.
+    pub name: Option<String>,
     pub command: Vec<String>,
 }
 
 pub enum Parsed {
     Run(Box<RunRequest>),
     Profile(ProfileCommand),
+    /// diff, commit, discard, rm, ls.
+    Sandbox(Command),
     Doctor {
         json: bool,
     },
@@ -359,6 +429,7 @@ where
         }
         Command::Profile(p) => Ok(Parsed::Profile(p)),
         Command::Doctor { json } => Ok(Parsed::Doctor { json }),
+        other => Ok(Parsed::Sandbox(other)),
     }
 }
 
@@ -497,6 +568,7 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
         rlimit: strings(a.rlimit, "--rlimit"),
         timeout: a.timeout.map(|v| Val::flag(v, "--timeout")),
         disk_quota: a.disk_quota.map(|v| Val::flag(v, "--disk-quota")),
+        overlay_driver: a.overlay_driver.map(|v| Val::flag(v, "--overlay-driver")),
     };
     let stats = match a.stats.as_deref() {
         None => None,
@@ -511,6 +583,7 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
         print_plan: a.print_plan,
         verbose: a.verbose,
         stats,
+        name: a.name,
         command: a.command,
     })
 }

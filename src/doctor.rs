@@ -405,7 +405,11 @@ fn cgroup(host: &Host) -> Check {
                 );
             }
             let usable = |have: &[String]| -> Vec<String> {
-                wanted.iter().filter(|w| have.iter().any(|h| h == *w)).map(|w| w.to_string()).collect()
+                wanted
+                    .iter()
+                    .filter(|w| have.iter().any(|h| h == *w))
+                    .map(|w| w.to_string())
+                    .collect()
             };
             if let Some(enabled) = parent_delegated.filter(|e| !usable(e).is_empty()) {
                 return check(
@@ -413,7 +417,8 @@ fn cgroup(host: &Host) -> Check {
                     Status::Ok,
                     format!(
                         "{} is delegated to you: sandboxes get leaves beside {}, controllers {}",
-                        own.parent().map_or(String::new(), |p| p.display().to_string()),
+                        own.parent()
+                            .map_or(String::new(), |p| p.display().to_string()),
                         own.display(),
                         usable(&enabled).join(" ")
                     ),
@@ -434,7 +439,10 @@ fn cgroup(host: &Host) -> Check {
                     false,
                 );
             }
-            via_systemd(format!("your cgroup {} is not delegated to you", own.display()))
+            via_systemd(format!(
+                "your cgroup {} is not delegated to you",
+                own.display()
+            ))
         }
     }
 }

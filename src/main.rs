@@ -23,9 +23,11 @@ mod net;
 mod plan;
 mod profile;
 mod runtime;
+mod sandboxes;
 mod security;
 mod spec;
 mod stats;
+mod store;
 mod sys;
 
 use std::io::Write;
@@ -55,6 +57,7 @@ fn run() -> Result<i32, Error> {
             return Ok(0);
         }
         cli::Parsed::Profile(cmd) => return profile_command(cmd),
+        cli::Parsed::Sandbox(cmd) => return sandboxes::command(cmd, &host::Host::detect()),
         cli::Parsed::Doctor { json } => {
             let host = host::Host::detect();
             let checks = doctor::run(&host);
@@ -91,6 +94,7 @@ fn run() -> Result<i32, Error> {
         &host,
     )?;
     spec.stats = req.stats;
+    spec.sandbox = sandbox_dir(&spec, req.name.as_deref(), &host)?;
     let limits = &spec.limits.cgroup;
     if limits.any() && !req.print_spec && !req.print_plan {
         let here = cgroup::situation(host.uid);
@@ -189,4 +193,37 @@ fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {
     }
     print!("{out}");
     Ok(0)
+}
+
+/// The named sandbox a run uses: `--name`, or a fresh name when it keeps
+/// overlay layers without one.
+fn sandbox_dir(
+    spec: &spec::Spec,
+    name: Option<&str>,
+    host: &host::Host,
+) -> Result<Option<store::SandboxDir>, Error> {
+    let keeps = spec
+        .mounts
+        .iter()
+        .any(|m| matches!(m, spec::Mount::Overlay { keep: true, .. }));
+    let root = store::root(&host.env, &host.home);
+    Ok(match name {
+        Some(n) => {
+            store::check_name(n).map_err(|e| Error::usage("--name", n, e))?;
+            Some(store::SandboxDir {
+                name: n.to_string(),
+                dir: root.join(n),
+                auto: false,
+            })
+        }
+        None if keeps => {
+            let n = store::auto_name(std::time::SystemTime::now(), std::process::id());
+            Some(store::SandboxDir {
+                dir: root.join(&n),
+                name: n,
+                auto: true,
+            })
+        }
+        None => None,
+    })
 }

@@ -37,6 +37,10 @@ pub struct Spec {
     /// `--stats`: what to print about the sandbox's use when it ends (a
     /// run option, set by the caller).
     pub stats: Option<crate::limits::StatsFormat>,
+    /// Where kept overlay layers live (`--name`, or a name nook picks);
+    /// set by the caller.
+    pub sandbox: Option<crate::store::SandboxDir>,
+    pub overlay_driver: OverlayDriver,
     /// Things weaker than asked, one line each, printed before the run.
     pub warnings: Vec<String>,
     pub verbose: bool,
@@ -111,6 +115,23 @@ pub enum Mount {
     Dev {
         dst: PathBuf,
     },
+    /// Host directory `lower` at `dst`, copy-on-write; the upper layer is
+    /// kept in the named sandbox (`keep`) or thrown away.
+    Overlay {
+        lower: PathBuf,
+        dst: PathBuf,
+        keep: bool,
+    },
+}
+
+/// Which overlay implementation mounts `--overlay` views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverlayDriver {
+    /// Native overlayfs, and fuse-overlayfs where the kernel refuses it.
+    Auto,
+    Native,
+    Fuse,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -131,6 +152,21 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
     let mut warnings = Vec::new();
     let network = resolve_network(set, host, &mut warnings)?;
     let limits = crate::limits::resolve(set)?;
+    let overlay_driver = match &set.overlay_driver {
+        None => OverlayDriver::Auto,
+        Some(v) => match v.v.as_str() {
+            "auto" => OverlayDriver::Auto,
+            "native" => OverlayDriver::Native,
+            "fuse" => OverlayDriver::Fuse,
+            other => {
+                return Err(Error::usage(
+                    &v.from.to_string(),
+                    other,
+                    "expected auto, native or fuse",
+                ));
+            }
+        },
+    };
     let namespaces = Namespaces {
         mount: true,
         pid: !on(&set.share_pid),
@@ -244,6 +280,8 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         network,
         limits,
         stats: None,
+        sandbox: None,
+        overlay_driver,
         warnings,
         verbose: req.verbose,
     })
@@ -454,9 +492,12 @@ fn hide_secrets(mounts: &mut Vec<Mount>, explicit: &[PathBuf], home: &Path) {
             continue;
         }
         for m in mounts.iter() {
-            if let Mount::Bind { src, dst, .. } = m
-                && let Ok(rest) = secret.strip_prefix(src)
-            {
+            let (src, dst) = match m {
+                Mount::Bind { src, dst, .. } => (src, dst),
+                Mount::Overlay { lower, dst, .. } => (lower, dst),
+                _ => continue,
+            };
+            if let Ok(rest) = secret.strip_prefix(src) {
                 let dst = if rest.as_os_str().is_empty() {
                     dst.clone()
                 } else {
@@ -728,6 +769,22 @@ fn fs_entry(flag: FsFlag, val: &Val<String>, host: &Host) -> Result<Mount, Error
         FsFlag::Proc => Ok(Mount::Proc {
             dst: absolute(at, value)?,
         }),
+        FsFlag::Overlay | FsFlag::TmpOverlay => {
+            let keep = flag == FsFlag::Overlay;
+            match bind(false, false)? {
+                Mount::Bind { src, dst, .. } if src.is_dir() => Ok(Mount::Overlay {
+                    lower: src,
+                    dst,
+                    keep,
+                }),
+                Mount::Bind { src, .. } => Err(Error::usage(
+                    at,
+                    value,
+                    format!("expected a directory, but {} is not one", src.display()),
+                )),
+                _ => unreachable!("bind() makes binds"),
+            }
+        }
         FsFlag::Dev => Ok(Mount::Dev {
             dst: absolute(at, value)?,
         }),

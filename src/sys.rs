@@ -340,3 +340,25 @@ pub fn arm_alarm(after: std::time::Duration) -> nix::Result<()> {
     let r = unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
     Errno::result(r).map(drop)
 }
+
+/// Prepare `cmd` to run as a FUSE daemon for a mount nook made: the
+/// /dev/fuse descriptor `fuse` becomes its fd 3 (it is given
+/// `/dev/fd/3` as the mount point), and it runs chrooted into `root` (the
+/// host's root, which its paths and its shared libraries are relative to).
+pub fn fuse_daemon(cmd: &mut std::process::Command, fuse: i32, root: &'static std::ffi::CStr) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before execve and only
+    // makes async-signal-safe system calls (dup2, chroot, chdir) on values
+    // captured by copy; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fuse, 3) < 0
+                || libc::chroot(root.as_ptr()) != 0
+                || libc::chdir(c"/".as_ptr()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -92,6 +92,15 @@ pub enum MountOp {
     Devpts {
         dst: PathBuf,
     },
+    /// Host directory `lower` copy-on-write at `dst`; the upper layer in
+    /// the host directories `upper`/`work`, or in the scratch tmpfs when
+    /// `None` (thrown away).
+    Overlay {
+        lower: PathBuf,
+        dst: PathBuf,
+        layers: Option<(PathBuf, PathBuf)>,
+        driver: crate::spec::OverlayDriver,
+    },
     /// Make the root tmpfs itself read-only (not what is mounted on it).
     SealRoot,
 }
@@ -190,6 +199,21 @@ fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
             }
         }
         Mount::Dev { dst } => expand_dev(dst, out),
+        Mount::Overlay { lower, dst, keep } => out.push(MountOp::Overlay {
+            lower: lower.clone(),
+            dst: dst.clone(),
+            layers: match (&spec.sandbox, keep) {
+                (Some(sb), true) => {
+                    let key = crate::store::layer_key(lower, dst);
+                    Some((
+                        crate::store::upper(&sb.dir, &key),
+                        crate::store::work(&sb.dir, &key),
+                    ))
+                }
+                _ => None,
+            },
+            driver: spec.overlay_driver,
+        }),
     }
 }
 
@@ -271,6 +295,19 @@ impl fmt::Display for MountOp {
             MountOp::Hide { dst } => write!(f, "hide {}", dst.display()),
             MountOp::Proc { dst } => write!(f, "proc {}", dst.display()),
             MountOp::Devpts { dst } => write!(f, "devpts {}", dst.display()),
+            MountOp::Overlay {
+                lower,
+                dst,
+                layers,
+                driver,
+            } => {
+                write!(f, "overlay {} -> {}", lower.display(), dst.display())?;
+                match layers {
+                    Some((upper, _)) => write!(f, " upper {}", upper.display())?,
+                    None => write!(f, " upper in the scratch tmpfs")?,
+                }
+                write!(f, " ({driver:?})")
+            }
             MountOp::SealRoot => write!(f, "read-only / (the root tmpfs only)"),
         }
     }

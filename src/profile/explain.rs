@@ -34,6 +34,21 @@ pub fn explain(name: &str, spec: &Spec, home: &Path) -> String {
                     write.push(s);
                 }
             }
+            Mount::Overlay { lower, dst, keep } => {
+                let what = if *keep {
+                    "writes kept for review (nook diff / commit)"
+                } else {
+                    "writes thrown away at exit"
+                };
+                let place = if lower == dst {
+                    lower.display().to_string()
+                } else {
+                    format!("{} (as {})", lower.display(), dst.display())
+                };
+                read.push(format!(
+                    "{place}: copy-on-write, the host copy never changes; {what}"
+                ));
+            }
             Mount::Tmpfs { dst, size, .. } => scratch.push(match size {
                 Some(n) => format!("{} (at most {} KiB)", dst.display(), n / 1024),
                 None => dst.display().to_string(),

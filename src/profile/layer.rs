@@ -131,6 +131,7 @@ pub struct Layer {
     pub rlimit: Vec<Val<String>>,
     pub timeout: Option<Val<String>>,
     pub disk_quota: Option<Val<String>>,
+    pub overlay_driver: Option<Val<String>>,
 }
 
 impl Layer {
@@ -181,6 +182,7 @@ impl Layer {
         self.rlimit.extend(later.rlimit);
         over(&mut self.timeout, later.timeout);
         over(&mut self.disk_quota, later.disk_quota);
+        over(&mut self.overlay_driver, later.overlay_driver);
     }
 
     pub fn flag(b: &Option<Val<bool>>) -> bool {
@@ -220,6 +222,10 @@ impl Layer {
         scalar("landlock", self.landlock.as_ref().map(|v| q(v.v.name())));
         scalar("chdir", self.chdir.as_ref().map(|v| q(&v.v)));
         scalar("hostname", self.hostname.as_ref().map(|v| q(&v.v)));
+        scalar(
+            "overlay-driver",
+            self.overlay_driver.as_ref().map(|v| q(&v.v)),
+        );
         let mut list = |k: &str, items: Vec<String>| {
             if !items.is_empty() {
                 let _ = writeln!(o, "{k} = [");

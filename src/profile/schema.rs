@@ -45,6 +45,9 @@ struct ProfileFile {
     hide: L<String>,
     proc: L<String>,
     dev: L<String>,
+    overlay: L<String>,
+    tmp_overlay: L<String>,
+    overlay_driver: S<String>,
     chdir: S<String>,
     hostname: S<String>,
     setenv: L<String>,
@@ -343,6 +346,12 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         (FsFlag::FileFrom, &file.file_from, PathParts::Both),
         (FsFlag::Proc, &file.proc, PathParts::First),
         (FsFlag::Dev, &file.dev, PathParts::First),
+        (FsFlag::Overlay, &file.overlay, PathParts::FirstOptSecond),
+        (
+            FsFlag::TmpOverlay,
+            &file.tmp_overlay,
+            PathParts::FirstOptSecond,
+        ),
         (FsFlag::Hide, &file.hide, PathParts::First),
     ] {
         for v in cx.strings(values, flag.key(), parts)? {
@@ -412,6 +421,7 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         rlimit: cx.strings(&lim.rlimit, "rlimit", PathParts::None)?,
         timeout: cx.plain(&lim.timeout, "timeout"),
         disk_quota: cx.plain(&lim.disk_quota, "disk-quota"),
+        overlay_driver: cx.plain(&file.overlay_driver, "overlay-driver"),
     };
     let extends = file
         .extends
@@ -433,7 +443,12 @@ fn target(flag: FsFlag, v: &str) -> PathBuf {
     };
     PathBuf::from(match flag {
         FsFlag::Symlink => b.unwrap_or(a),
-        FsFlag::RoBind | FsFlag::Bind | FsFlag::RoBindTry | FsFlag::BindTry => b.unwrap_or(a),
+        FsFlag::RoBind
+        | FsFlag::Bind
+        | FsFlag::RoBindTry
+        | FsFlag::BindTry
+        | FsFlag::Overlay
+        | FsFlag::TmpOverlay => b.unwrap_or(a),
         _ => a,
     })
 }

@@ -81,6 +81,11 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     // executes.
     let exec = payload::ExecPlan::new(spec, plan)?;
     helper::check_ports(&spec.network.publish)?;
+    // Held until we return: a second run on this name is refused.
+    let _sandbox_lock = match &spec.sandbox {
+        Some(sb) => Some(crate::store::open(sb, &kept_layers(spec))?),
+        None => None,
+    };
     let limits = &spec.limits.cgroup;
     // A leaf when limits need one, or for exact --stats when one can be had.
     let mut leaf = if limits.any() || spec.stats.is_some() {
@@ -244,9 +249,55 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     }
     // Held open until here: init reads a hang-up on it as our death.
     drop(to_sandbox);
+    if let Some(sb) = &spec.sandbox {
+        say_where_changes_are(sb, &kept_layers(spec));
+    }
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(status),
+    }
+}
+
+/// The overlays whose upper layers the sandbox keeps.
+fn kept_layers(spec: &Spec) -> Vec<crate::store::LayerRecord> {
+    spec.mounts
+        .iter()
+        .filter_map(|m| match m {
+            crate::spec::Mount::Overlay {
+                lower,
+                dst,
+                keep: true,
+            } => Some(crate::store::LayerRecord {
+                key: crate::store::layer_key(lower, dst),
+                lower: lower.clone(),
+                dst: dst.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A sandbox nook named itself: drop it when nothing was written, else
+/// say how to review what was.
+fn say_where_changes_are(sb: &crate::store::SandboxDir, layers: &[crate::store::LayerRecord]) {
+    if !sb.auto {
+        return;
+    }
+    let written = layers.iter().any(|l| {
+        std::fs::read_dir(crate::store::upper(&sb.dir, &l.key))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    });
+    if written {
+        let n = &sb.name;
+        let _ = std::io::stderr().write_all(
+            format!(
+                "nook: changes kept in sandbox '{n}': review with `nook diff {n}`, apply with `nook commit {n}`, drop with `nook rm {n}`\n"
+            )
+            .as_bytes(),
+        );
+    } else {
+        let _ = crate::store::remove_tree(&sb.dir);
     }
 }
 

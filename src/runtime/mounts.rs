@@ -29,6 +29,10 @@ use super::trace;
 /// directory that exists on the host will do.
 const STAGING: &str = "/tmp";
 
+/// Where Debian (and most distributions) install fuse-overlayfs, as seen
+/// by the daemon chrooted into the host's root.
+const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
+
 pub fn build_root(
     ops: &[MountOp],
     scratch_size: Option<u64>,
@@ -229,6 +233,12 @@ impl Builder {
                     self.bind_staged(&staged, dst)
                 }
             }
+            MountOp::Overlay {
+                lower,
+                dst,
+                layers,
+                driver,
+            } => self.overlay(lower, dst, layers.as_ref(), *driver),
             MountOp::SealRoot => sys::mount_set_read_only(self.root.as_fd(), false).step(
                 "making the root read-only (mount_setattr)",
                 Some(Path::new("/")),
@@ -236,11 +246,176 @@ impl Builder {
         }
     }
 
-    /// A directory of the one scratch tmpfs, bound at `dst`: every area
-    /// draws on the same size, so the disk quota caps them together
-    /// (separate tmpfs mounts would each get their own).
-    fn scratch_area(&mut self, dst: &Path, mode: u32) -> Result<(), StepError> {
+    /// Copy-on-write view of host directory `lower` at `dst`.
+    fn overlay(
+        &mut self,
+        lower: &Path,
+        dst: &Path,
+        layers: Option<&(PathBuf, PathBuf)>,
+        driver: crate::spec::OverlayDriver,
+    ) -> Result<(), StepError> {
+        use crate::spec::OverlayDriver;
+        let host = |p: &Path| format!("/oldroot{}", p.display());
+        let (upper, work) = match layers {
+            Some((u, w)) => (host(u), host(w)),
+            None => {
+                let area = self.new_scratch_dir(0o755)?;
+                for d in ["upper", "work"] {
+                    let p = area.join(d);
+                    rustix::fs::mkdir(&p, Mode::from_raw_mode(0o755)).step("creating", Some(&p))?;
+                }
+                (
+                    area.join("upper").display().to_string(),
+                    area.join("work").display().to_string(),
+                )
+            }
+        };
+        let lowerdir = host(lower);
+        for p in [&lowerdir, &upper, &work] {
+            if p.contains([',', ':', '\\']) {
+                return Err(
+                    StepError::new("mounting overlay on", Some(dst), Errno::EINVAL)
+                        .hint(format!("overlay paths can't hold ',', ':' or '\\': {p}")),
+                );
+            }
+        }
+        if let OverlayDriver::Fuse = driver {
+            let Some(layers) = layers else {
+                return Err(StepError::new("mounting fuse-overlayfs on", Some(dst), Errno::EINVAL)
+                    .hint("--tmp-overlay works with the native driver only; use --overlay (and nook rm) with fuse"));
+            };
+            return self.fuse_overlay(lower, &layers.0, &layers.1, dst);
+        }
+        match self.native_overlay(&lowerdir, &upper, &work, dst) {
+            Ok(()) => Ok(()),
+            // Auto: fuse-overlayfs where the kernel refuses, for layers on
+            // the host (the daemon can't reach the scratch tmpfs).
+            Err(e) if driver == OverlayDriver::Auto && layers.is_some() => {
+                let (u, w) = layers.expect("checked");
+                self.fuse_overlay(lower, u, w, dst).map_err(|f| {
+                    let hint = format!("native overlayfs failed too: {e}");
+                    StepError {
+                        hint: Some(f.hint.map_or(hint.clone(), |h| format!("{h}; {hint}"))),
+                        ..f
+                    }
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// fuse-overlayfs on a FUSE mount nook makes itself (so no setuid
+    /// fusermount is involved): the daemon serves the /dev/fuse descriptor,
+    /// chrooted into the host's root, and lives in the sandbox's pid
+    /// namespace, so it ends with the sandbox.
+    fn fuse_overlay(
+        &self,
+        lower: &Path,
+        upper: &Path,
+        work: &Path,
+        dst: &Path,
+    ) -> Result<(), StepError> {
+        use std::os::fd::AsRawFd;
+        let step = "mounting fuse-overlayfs on";
+        let fuse = rustix::fs::open("/oldroot/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| StepError::new("opening", Some(Path::new("/dev/fuse")), errno(e))
+                .hint("the fuse driver needs /dev/fuse readable and writable by you (chmod 0666 /dev/fuse)"))?;
+        let uid = rustix::process::getuid().as_raw().to_string();
+        let gid = rustix::process::getgid().as_raw().to_string();
+        let fs = fsopen("fuse", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
+        for (k, v) in [
+            ("fd", fuse.as_raw_fd().to_string()),
+            ("rootmode", "40000".to_string()),
+            ("user_id", uid),
+            ("group_id", gid),
+        ] {
+            fsconfig_set_string(&fs, k, v.as_str())
+                .step(&format!("{step} ({k}={v})"), Some(dst))?;
+        }
+        rustix::mount::fsconfig_set_flag(&fs, "default_permissions").step(step, Some(dst))?;
+        fsconfig_create(&fs).step(step, Some(dst))?;
+        let m = fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+        )
+        .step(step, Some(dst))?;
+        self.attach(&m, dst, true)?;
+        let prog = Path::new(FUSE_OVERLAYFS);
+        let mut cmd = std::process::Command::new(prog);
+        cmd.arg("-o")
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            ))
+            .arg("/dev/fd/3");
+        // Stdio::null would open /dev/null, which the staging root lacks.
+        let null = || {
+            std::fs::File::open("/oldroot/dev/null").map_err(|e| {
+                StepError::new(
+                    "opening",
+                    Some(Path::new("/dev/null")),
+                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
+            })
+        };
+        cmd.stdin(null()?).stdout(null()?);
+        sys::fuse_daemon(&mut cmd, fuse.as_raw_fd(), c"/oldroot");
+        // It daemonizes once it serves the mount: its exit is the signal.
+        let status = cmd.status().map_err(|e| {
+            StepError::new(
+                step,
+                Some(dst),
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+            .hint("install the 'fuse-overlayfs' package")
+        })?;
+        if !status.success() {
+            return Err(StepError::new(step, Some(dst), Errno::UnknownErrno)
+                .hint(format!("fuse-overlayfs failed ({status})")));
+        }
+        Ok(())
+    }
+
+    fn native_overlay(
+        &self,
+        lowerdir: &str,
+        upper: &str,
+        work: &str,
+        dst: &Path,
+    ) -> Result<(), StepError> {
+        let step = "mounting overlay on";
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
+        for (k, v) in [
+            ("lowerdir", lowerdir),
+            ("upperdir", upper),
+            ("workdir", work),
+        ] {
+            fsconfig_set_string(&fs, k, v).step(&format!("{step} ({k}={v})"), Some(dst))?;
+        }
+        // Unprivileged overlayfs keeps its metadata in user.overlay.*
+        // xattrs (Linux 5.11).
+        rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(step, Some(dst))?;
+        fsconfig_create(&fs).map_err(|e| {
+            StepError::new(step, Some(dst), errno(e)).hint(
+                "native overlayfs in a user namespace needs Linux 5.11 and an upper directory on a filesystem with user xattrs; try --overlay-driver fuse (package fuse-overlayfs)",
+            )
+        })?;
+        let m = fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+        )
+        .step(step, Some(dst))?;
+        self.attach(&m, dst, true)
+    }
+
+    /// A fresh directory in the scratch tmpfs (mounted with the first).
+    fn new_scratch_dir(&mut self, mode: u32) -> Result<PathBuf, StepError> {
         let pool = Path::new("/scratch");
+
         if self.scratch_areas == 0 {
             let mut opts = "mode=0755".to_string();
             if let Some(s) = self.scratch_size {
@@ -261,6 +436,14 @@ impl Builder {
         // Not subject to the umask, unlike mkdir's mode.
         rustix::fs::chmod(&area, Mode::from_raw_mode(mode))
             .step("setting the mode of", Some(&area))?;
+        Ok(area)
+    }
+
+    /// A directory of the one scratch tmpfs, bound at `dst`: every area
+    /// draws on the same size, so the disk quota caps them together
+    /// (separate tmpfs mounts would each get their own).
+    fn scratch_area(&mut self, dst: &Path, mode: u32) -> Result<(), StepError> {
+        let area = self.new_scratch_dir(mode)?;
         let tree = open_tree(
             CWD,
             &area,

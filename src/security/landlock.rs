@@ -75,9 +75,10 @@ pub fn rules(mode: Mode, mounts: &[Mount]) -> Rules {
                         Rights::Full
                     },
                 ),
-                Mount::Tmpfs { dst, .. } | Mount::Proc { dst } | Mount::Dev { dst } => {
-                    (dst.clone(), Rights::Full)
-                }
+                Mount::Tmpfs { dst, .. }
+                | Mount::Proc { dst }
+                | Mount::Dev { dst }
+                | Mount::Overlay { dst, .. } => (dst.clone(), Rights::Full),
                 Mount::File { dst, .. } | Mount::Dir { dst } => (dst.clone(), Rights::Read),
                 Mount::Symlink { .. } | Mount::Hide { .. } => continue,
             };

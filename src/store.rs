@@ -1,0 +1,278 @@
+//! Named sandboxes on disk: `$XDG_DATA_HOME/nook/sandboxes/NAME/` holds
+//! `sandbox.json` (when it was made and which host directories it
+//! overlays) and one `layers/KEY/{upper,work}` pair per overlay. A run
+//! holds `NAME/lock` (flock) for its whole life, so two runs on one name
+//! are refused instead of racing; the kernel drops the lock with the
+//! process, however it dies.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, StepError};
+
+/// Where a run keeps its layers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SandboxDir {
+    pub name: String,
+    pub dir: PathBuf,
+    /// Named by nook, not by the user (said at the end of the run).
+    pub auto: bool,
+}
+
+/// One overlaid host directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub key: String,
+    pub lower: PathBuf,
+    pub dst: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub name: String,
+    /// Seconds since the epoch when the sandbox was first run: host files
+    /// changed after this conflict at commit.
+    pub created: f64,
+    pub layers: Vec<LayerRecord>,
+}
+
+/// `$XDG_DATA_HOME/nook/sandboxes` (default `~/.local/share/...`).
+pub fn root(env: &std::collections::BTreeMap<String, String>, home: &Path) -> PathBuf {
+    env.get("XDG_DATA_HOME")
+        .filter(|d| d.starts_with('/'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".local/share"))
+        .join("nook/sandboxes")
+}
+
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("expected a name of 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit".into())
+    }
+}
+
+/// A stable directory name for one overlay: FNV-1a of lower and dst.
+pub fn layer_key(lower: &Path, dst: &Path) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in lower
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .chain(&[0u8])
+        .chain(dst.as_os_str().as_encoded_bytes())
+    {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn upper(dir: &Path, key: &str) -> PathBuf {
+    dir.join("layers").join(key).join("upper")
+}
+
+pub fn work(dir: &Path, key: &str) -> PathBuf {
+    dir.join("layers").join(key).join("work")
+}
+
+/// A name for a run that overlays without `--name`: the local time it
+/// started and our pid, e.g. `run-20261201-0302-4711`.
+pub fn auto_name(now: SystemTime, pid: u32) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86400));
+    let rem = secs.rem_euclid(86400);
+    format!(
+        "run-{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{pid}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm), in UTC.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn io(step: &str, path: &Path, e: std::io::Error) -> StepError {
+    StepError::new(
+        step,
+        Some(path),
+        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    )
+}
+
+/// The lock a run holds on its sandbox.
+pub struct Lock {
+    _file: File,
+}
+
+/// Take the sandbox's lock, or say who holds it.
+pub fn lock(dir: &Path, name: &str) -> Result<Lock, Error> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| io("opening the sandbox lock", &path, e))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(Error::usage(
+                "--name",
+                name,
+                format!(
+                    "expected a sandbox not in use, but nook pid {} is running it",
+                    holder.trim()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(StepError::new(
+                "locking",
+                Some(&path),
+                nix::errno::Errno::from_raw(e.raw_os_error()),
+            )
+            .into());
+        }
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    Ok(Lock { _file: file })
+}
+
+/// Make the sandbox's directories, take its lock, and record its layers
+/// (keeping the first run's creation time).
+pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&sb.dir)
+        .map_err(|e| io("creating the sandbox directory", &sb.dir, e))?;
+    let lock = lock(&sb.dir, &sb.name)?;
+    let path = sb.dir.join("sandbox.json");
+    let mut record = load_record(&sb.dir).unwrap_or(Record {
+        name: sb.name.clone(),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        layers: Vec::new(),
+    });
+    for l in layers {
+        if !record.layers.iter().any(|r| r.key == l.key) {
+            record.layers.push(l.clone());
+        }
+        let up = upper(&sb.dir, &l.key);
+        let fresh = !up.exists();
+        for d in [&up, &work(&sb.dir, &l.key)] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)
+                .map_err(|e| io("creating the overlay layer", d, e))?;
+        }
+        // The overlay's root takes the upper directory's mode: give it the
+        // host directory's (the layers/ directory above stays private).
+        if fresh && let Ok(m) = std::fs::metadata(&l.lower) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = m.permissions().mode() & 0o7777;
+            let _ = std::fs::set_permissions(&up, std::fs::Permissions::from_mode(mode));
+        }
+    }
+    let text = serde_json::to_string_pretty(&record).expect("Record serializes");
+    let tmp = sb.dir.join("sandbox.json.tmp");
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| io("writing", &path, e))?;
+    Ok(lock)
+}
+
+/// Remove a sandbox's directory tree. overlayfs leaves its work
+/// directory's `work` subdirectory with mode 000, so directories are made
+/// writable on the way (never following a symlink: a layer may hold links
+/// the sandbox planted).
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::symlink_metadata(path)?;
+    if m.is_dir() {
+        if m.permissions().mode() & 0o700 != 0o700 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+        }
+        for e in std::fs::read_dir(path)? {
+            remove_tree(&e?.path())?;
+        }
+        std::fs::remove_dir(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+pub fn load_record(dir: &Path) -> Option<Record> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox.json")).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["a", "web-1", "x.y_z", "2026"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", ".", "..", "a/b", "a b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        let a = layer_key(Path::new("/home/u/p"), Path::new("/home/u/p"));
+        assert_eq!(a, layer_key(Path::new("/home/u/p"), Path::new("/home/u/p")));
+        assert_ne!(a, layer_key(Path::new("/home/u/p"), Path::new("/w")));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn auto_names_carry_the_date() {
+        // 2026-12-01 03:02:05 UTC
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_796_094_125);
+        assert_eq!(auto_name(t, 42), "run-20261201-030205-42");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}

@@ -1,0 +1,321 @@
+//! Copy-on-write views through the real binary, as the unprivileged test
+//! user, with both drivers (native overlayfs in the user namespace, and
+//! fuse-overlayfs): the host never changes, named sandboxes continue where
+//! they left off, one run per name at a time, nothing written is lost when
+//! nook is killed, and diff / commit / discard review the changes.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Cmd, TestEnv, require, which};
+
+/// Each test keeps its sandboxes in its own work directory: tests run side
+/// by side under one HOME.
+fn data(env: &TestEnv) -> String {
+    env.path("data").display().to_string()
+}
+
+fn run<'a>(env: &'a TestEnv, args: &[&str]) -> Cmd<'a> {
+    env.run(args).env("XDG_DATA_HOME", &data(env))
+}
+
+fn nook<'a>(env: &'a TestEnv, args: &[&str]) -> Cmd<'a> {
+    env.nook(args).env("XDG_DATA_HOME", &data(env))
+}
+
+const DRIVERS: [&str; 2] = ["native", "fuse"];
+
+/// A project directory on the host with a few files.
+fn project(env: &TestEnv) -> std::path::PathBuf {
+    let p = env.path("proj");
+    env.mkdir(&p);
+    env.write(&p.join("keep.txt"), "keep\n");
+    env.write(&p.join("edit.txt"), "line 1\n");
+    env.write(&p.join("gone.txt"), "bye\n");
+    env.write(&p.join("old-name.txt"), "renamed\n");
+    env.mkdir(&p.join("sub"));
+    env.write(&p.join("sub/deep.txt"), "deep\n");
+    p
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if p.is_dir() {
+                out.push((rel.clone(), "<dir>".into()));
+                walk(base, &p, out);
+            } else {
+                out.push((rel, fs::read_to_string(&p).unwrap_or_default()));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+const CHANGES: &str = "cd \"$P\" && echo 'line 2' >> edit.txt && rm gone.txt && mv old-name.txt new-name.txt \
+     && mkdir -p newdir/inner && echo fresh > newdir/inner/f.txt && echo added > added.txt && rm -r sub \
+     && ls -1 | tr '\\n' ' '";
+
+fn fuse_ready() -> bool {
+    require(
+        which("fuse-overlayfs") && Path::new("/dev/fuse").exists(),
+        "fuse-overlayfs and /dev/fuse are needed for the fuse driver: run .ci/setup",
+    )
+}
+
+#[test]
+fn writes_inside_an_overlay_never_reach_the_host() {
+    for driver in DRIVERS {
+        let env = TestEnv::new(&format!("ov-host-{driver}"));
+        if driver == "fuse" && !fuse_ready() {
+            return;
+        }
+        let p = project(&env);
+        let before = snapshot(&p);
+        let ps = p.display().to_string();
+        let out = run(
+            &env,
+            &[
+                "--name",
+                "t1",
+                "--overlay-driver",
+                driver,
+                "--overlay",
+                &ps,
+                "--",
+                "sh",
+                "-c",
+                CHANGES,
+            ],
+        )
+        .env("P", &ps)
+        .output();
+        out.ok();
+        assert_eq!(
+            out.stdout.trim(),
+            "added.txt edit.txt keep.txt new-name.txt newdir",
+            "{driver}: the sandbox saw its changes: {out}"
+        );
+        assert_eq!(snapshot(&p), before, "{driver}: the host is untouched");
+        // The next run on the name continues on top of them.
+        let out = run(
+            &env,
+            &[
+                "--name",
+                "t1",
+                "--overlay-driver",
+                driver,
+                "--overlay",
+                &ps,
+                "--",
+                "sh",
+                "-c",
+                "cd \"$P\" && cat edit.txt newdir/inner/f.txt && ls",
+            ],
+        )
+        .env("P", &ps)
+        .output();
+        out.ok();
+        assert_eq!(
+            out.lines(),
+            [
+                "line 1",
+                "line 2",
+                "fresh",
+                "added.txt",
+                "edit.txt",
+                "keep.txt",
+                "new-name.txt",
+                "newdir"
+            ],
+            "{driver}: {out}"
+        );
+        nook(&env, &["rm", "t1"]).output().ok();
+    }
+}
+
+#[test]
+fn tmp_overlay_throws_its_writes_away() {
+    let env = TestEnv::new("ov-tmp");
+    let p = project(&env);
+    let before = snapshot(&p);
+    let ps = p.display().to_string();
+    let out = run(&env, &["--tmp-overlay", &ps, "--", "sh", "-c", CHANGES])
+        .env("P", &ps)
+        .output();
+    out.ok();
+    assert!(out.stdout.contains("added.txt"), "{out}");
+    assert_eq!(snapshot(&p), before);
+    let out = nook(&env, &["ls"]).output();
+    out.ok();
+    assert_eq!(out.stdout, "", "nothing kept");
+}
+
+#[test]
+fn an_unnamed_overlay_run_keeps_its_changes_under_a_printed_name() {
+    let env = TestEnv::new("ov-auto");
+    let p = project(&env);
+    let ps = p.display().to_string();
+    let out = run(
+        &env,
+        &["--overlay", &ps, "--", "sh", "-c", "echo x > \"$P/x\""],
+    )
+    .env("P", &ps)
+    .output();
+    out.ok();
+    let name = out
+        .stderr
+        .split('\'')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no name said: {out}"))
+        .to_string();
+    assert!(name.starts_with("run-"), "{out}");
+    let ls = nook(&env, &["ls"]).output();
+    assert!(ls.stdout.starts_with(&name), "{ls}");
+    // A run that writes nothing leaves nothing behind.
+    let out = run(&env, &["--overlay", &ps, "--", "true"]).output();
+    out.ok();
+    assert_eq!(out.stderr, "");
+    assert_eq!(nook(&env, &["ls"]).output().stdout.lines().count(), 1);
+}
+
+#[test]
+fn two_runs_on_one_name_are_refused() {
+    let env = TestEnv::new("ov-lock");
+    let p = project(&env);
+    let ps = p.display().to_string();
+    let mut first = run(
+        &env,
+        &[
+            "--name",
+            "busy",
+            "--overlay",
+            &ps,
+            "--",
+            "sh",
+            "-c",
+            "echo up; sleep 30",
+        ],
+    )
+    .spawn();
+    first.wait_for_line("up", Duration::from_secs(10));
+    let out = run(&env, &["--name", "busy", "--overlay", &ps, "--", "true"]).output();
+    out.expect_code(125);
+    assert!(
+        out.stderr
+            .contains("--name 'busy': expected a sandbox not in use, but nook pid"),
+        "{out}"
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+    let out = nook(&env, &["rm", "busy"]).output();
+    out.expect_code(125);
+    first.signal("TERM");
+    let _ = first.wait(Duration::from_secs(10));
+    nook(&env, &["rm", "busy"]).output().ok();
+}
+
+#[test]
+fn sigkill_of_nook_loses_nothing_already_written() {
+    for driver in DRIVERS {
+        let env = TestEnv::new(&format!("ov-kill-{driver}"));
+        if driver == "fuse" && !fuse_ready() {
+            return;
+        }
+        let p = project(&env);
+        let ps = p.display().to_string();
+        let mut running = run(
+            &env,
+            &[
+                "--name",
+                "k",
+                "--overlay-driver",
+                driver,
+                "--overlay",
+                &ps,
+                "--",
+                "sh",
+                "-c",
+                "cd \"$P\"; i=0; while [ $i -lt 200 ]; do echo line $i >> log.txt; i=$((i+1)); done; \
+                 echo written; sleep 30",
+            ])
+            .env("P", &ps)
+            .spawn();
+        running.wait_for_line("written", Duration::from_secs(15));
+        running.signal("KILL");
+        let _ = running.wait(Duration::from_secs(10));
+        assert!(
+            !p.join("log.txt").exists(),
+            "{driver}: the host is untouched"
+        );
+        let out = run(
+            &env,
+            &[
+                "--name",
+                "k",
+                "--overlay-driver",
+                driver,
+                "--overlay",
+                &ps,
+                "--",
+                "sh",
+                "-c",
+                "wc -l < \"$P/log.txt\"",
+            ],
+        )
+        .env("P", &ps)
+        .output();
+        out.ok();
+        assert_eq!(out.stdout.trim(), "200", "{driver}: {out}");
+        nook(&env, &["rm", "k"]).output().ok();
+    }
+}
+
+#[test]
+fn bad_overlay_input_is_one_clear_line() {
+    let env = TestEnv::new("ov-bad");
+    let f = env.path("file");
+    env.write(&f, "x");
+    for (args, needle) in [
+        (
+            vec!["--overlay".to_string(), f.display().to_string()],
+            "expected a directory".to_string(),
+        ),
+        (
+            vec!["--overlay".into(), "/nonexistent-dir".into()],
+            "expected an existing source".into(),
+        ),
+        (
+            vec!["--name".into(), "../up".into()],
+            "--name '../up': expected a name".into(),
+        ),
+        (
+            vec![
+                "--overlay-driver".into(),
+                "zfs".into(),
+                "--tmp-overlay".into(),
+                "/usr".into(),
+            ],
+            "expected auto, native or fuse".into(),
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--".into(), "true".into()]);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = run(&env, &all).output();
+        out.expect_code(125);
+        assert!(out.stderr.contains(&needle), "{args:?}: {out}");
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {out}");
+    }
+    let out = nook(&env, &["diff", "no-such"]).output();
+    out.expect_code(125);
+    assert!(out.stderr.contains("expected an existing sandbox"), "{out}");
+}
