@@ -53,7 +53,7 @@ fn main() -> ExitCode {
 fn run() -> Result<i32, Error> {
     let req = match cli::parse(std::env::args_os())? {
         cli::Parsed::Info(text) => {
-            print!("{text}");
+            out(&text);
             return Ok(0);
         }
         cli::Parsed::Profile(cmd) => return profile_command(cmd),
@@ -63,12 +63,9 @@ fn run() -> Result<i32, Error> {
             let checks = doctor::run(&host);
             let works = doctor::usable(&checks);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&checks).expect("checks serialize")
-                );
+                out(&(serde_json::to_string_pretty(&checks).expect("checks serialize") + "\n"));
             } else {
-                print!("{}", doctor::render(&checks).0);
+                out(&doctor::render(&checks).0);
             }
             return Ok(if works { 0 } else { 1 });
         }
@@ -119,7 +116,7 @@ fn run() -> Result<i32, Error> {
         if req.print_plan {
             out.push_str(&plan.to_string());
         }
-        print!("{out}");
+        self::out(&out);
         return Ok(0);
     }
     runtime::run(&spec, &plan)
@@ -191,7 +188,7 @@ fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {
             out.push_str(&imp.to_toml(&path));
         }
     }
-    print!("{out}");
+    self::out(&out);
     Ok(0)
 }
 
@@ -226,4 +223,9 @@ fn sandbox_dir(
         }
         None => None,
     })
+}
+
+/// Write to stdout; a closed pipe (`nook ... | head`) is not an error.
+fn out(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }

@@ -90,7 +90,7 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     if json {
-        println!("{}", serde_json::Value::Array(rows));
+        crate::out(&format!("{}\n", serde_json::Value::Array(rows)));
         return Ok(0);
     }
     for r in rows {
@@ -101,8 +101,8 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
             s if s < 172_800 => format!("{}h", s / 3600),
             s => format!("{}d", s / 86400),
         };
-        println!(
-            "{:<32} {:>10} {:>5}  {}",
+        crate::out(&format!(
+            "{:<32} {:>10} {:>5}  {}\n",
             r["name"].as_str().unwrap_or(""),
             crate::limits::human_bytes(r["size_bytes"].as_u64().unwrap_or(0)),
             age,
@@ -114,7 +114,7 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
                     .collect::<Vec<_>>()
                     .join(" "))
                 .unwrap_or_default()
-        );
+        ));
     }
     Ok(0)
 }

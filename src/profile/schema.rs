@@ -113,11 +113,17 @@ struct Ctx<'a> {
     text: &'a str,
     path: &'a Path,
     vars: &'a Vars,
+    /// Byte offsets where each line starts: a value's line is a binary
+    /// search, not a count from the top (imported profiles run to
+    /// thousands of lines).
+    line_starts: Vec<usize>,
 }
 
 impl Ctx<'_> {
     fn origin(&self, span: std::ops::Range<usize>, key: &'static str) -> Origin {
-        let (line, col) = line_col(self.text, span.start);
+        let at = span.start.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= at);
+        let col = at - self.line_starts[line - 1] + 1;
         Origin::File {
             path: self.path.to_path_buf(),
             line,
@@ -223,7 +229,15 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
                 .to_string(),
         }
     })?;
-    let cx = Ctx { text, path, vars };
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let cx = Ctx {
+        text,
+        path,
+        vars,
+        line_starts,
+    };
 
     let share_cwd = match &file.share_cwd {
         None => None,

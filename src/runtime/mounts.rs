@@ -581,13 +581,21 @@ fn resolve(root: &OwnedFd, path: &Path, flags: OFlags) -> rustix::io::Result<Own
     } else {
         rel
     };
-    rustix::fs::openat2(
-        root,
-        rel,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    // EAGAIN: a mount or rename somewhere on the system raced with a `..`
+    // step; openat2(2) says to retry.
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            root,
+            rel,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::AGAIN) if tries < 100 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// A detached recursive copy of the mount tree at `fd`.
