@@ -56,20 +56,12 @@ client=(iperf3 -c 10.199.0.5 -t "$secs" -J)
 pasta_opts=(-f -q --config-net -t none -u none -T none -U none --no-map-gw)
 slirp_opts=(--configure --mtu=65520 --disable-host-loopback)
 
-# Runs "$@" (an iperf3 client command line) $TRIES times and prints the
-# best received Gbit/s: the best run is the least disturbed by whatever
-# else the machine does.
-tries=${TRIES:-3}
+# One iperf3 client run: "$@" is its command line; prints Gbit/s.
 gbits() {
-    local best=0 g
-    for _ in $(seq "$tries"); do
-        g=$( (cd "$work" && "$@") | python3 -c '
+    (cd "$work" && "$@") | python3 -c '
 import json, sys
 bps = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]
-print("%.2f" % (bps / 1e9))')
-        best=$(python3 -c "print(max($best, $g))")
-    done
-    echo "$best"
+print("%.2f" % (bps / 1e9))'
 }
 
 # slirp4netns by hand: a fresh user+network namespace whose first process
@@ -90,12 +82,20 @@ slirp_by_hand() {
         exit $status'
 }
 
-echo "bench: throughput, $secs s each, client -> iperf3 on 10.199.0.5"
-host=$(gbits "${lab[@]}" "${as_user[@]}" "${client[@]}")
-pasta_hand=$(gbits "${lab[@]}" "${as_user[@]}" pasta "${pasta_opts[@]}" -- "${client[@]}")
-pasta_nook=$(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user -- "${client[@]}")
-slirp_hand=$(gbits slirp_by_hand)
-slirp_nook=$(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user --net-driver slirp4netns -- "${client[@]}")
+# Throughput on this kind of machine swings by several times from run to
+# run, so the variants take turns, TRIES rounds, and the medians compare.
+tries=${TRIES:-5}
+echo "bench: throughput, $secs s per run, $tries rounds, client -> iperf3 on 10.199.0.5"
+: >"$work/tp.txt"
+for _ in $(seq "$tries"); do
+    {
+        echo "host $(gbits "${lab[@]}" "${as_user[@]}" "${client[@]}")"
+        echo "pasta_hand $(gbits "${lab[@]}" "${as_user[@]}" pasta "${pasta_opts[@]}" -- "${client[@]}" 2>/dev/null)"
+        echo "pasta_nook $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user -- "${client[@]}")"
+        echo "slirp_hand $(gbits slirp_by_hand)"
+        echo "slirp_nook $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user --net-driver slirp4netns -- "${client[@]}")"
+    } >>"$work/tp.txt"
+done
 
 echo "bench: startup, --net user against --net none"
 json=$work/net-startup.json
@@ -104,15 +104,22 @@ json=$work/net-startup.json
     -n none "$nook run -- /bin/true" \
     -n user "$nook run --net user -- /bin/true" >/dev/null)
 
-python3 - "$json" "$host" "$pasta_hand" "$pasta_nook" "$slirp_hand" "$slirp_nook" <<'PY'
-import json, sys
+python3 - "$json" "$work/tp.txt" <<'PY'
+import json, statistics, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-host, ph, pn, sh, sn = map(float, sys.argv[2:7])
-print(f"host directly:          {host:8.2f} Gbit/s")
-print(f"pasta by hand:          {ph:8.2f} Gbit/s")
-print(f"nook --net user (pasta): {pn:7.2f} Gbit/s   ratio nook/by-hand {pn / ph:.2f}")
-print(f"slirp4netns by hand:    {sh:8.2f} Gbit/s")
-print(f"nook (slirp4netns):     {sn:8.2f} Gbit/s   ratio nook/by-hand {sn / sh:.2f}")
+runs = {}
+for line in open(sys.argv[2]):
+    k, v = line.split()
+    runs.setdefault(k, []).append(float(v))
+med = {k: statistics.median(v) for k, v in runs.items()}
+show = lambda k: f"{med[k]:7.2f} Gbit/s (median of {', '.join(f'{x:.2f}' for x in runs[k])})"
+print(f"host directly:           {show('host')}")
+print(f"pasta by hand:           {show('pasta_hand')}")
+print(f"nook --net user (pasta): {show('pasta_nook')}")
+print(f"  ratio nook/by-hand (pasta, medians): {med['pasta_nook'] / med['pasta_hand']:.2f}")
+print(f"slirp4netns by hand:     {show('slirp_hand')}")
+print(f"nook (slirp4netns):      {show('slirp_nook')}")
+print(f"  ratio nook/by-hand (slirp4netns, medians): {med['slirp_nook'] / med['slirp_hand']:.2f}")
 none, user = res["none"], res["user"]
 print(f"startup --net none: {none['mean'] * 1e3:.2f} ms, --net user: {user['mean'] * 1e3:.2f} ms, "
       f"added {(user['mean'] - none['mean']) * 1e3:.2f} ms")

@@ -222,7 +222,8 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
             .map_or("the memory limit".to_string(), |m| {
                 format!("limit {}", crate::limits::human_bytes(m))
             });
-        let what = if end.signal == Some(libc::SIGKILL) {
+        // init passes the payload's death by SIGKILL on as 128+9.
+        let what = if end.signal == Some(libc::SIGKILL) || end.code == 128 + libc::SIGKILL {
             "killed"
         } else {
             "a process in the sandbox was killed"

@@ -20,6 +20,8 @@
 
 #![allow(dead_code)]
 
+pub mod vm;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
