@@ -290,7 +290,18 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
     let n = |x: &u64| x.to_string();
     let mut cg = CgroupLimits {
         memory_max: get(&set.memory, |x| parse_size(x), s)?,
-        memory_swap_max: get(&set.memory_swap, |x| parse_size(x), s)?,
+        // Zero swap is a real choice (none at all).
+        memory_swap_max: get(
+            &set.memory_swap,
+            |x| {
+                if x.trim() == "0" {
+                    Ok(0)
+                } else {
+                    parse_size(x)
+                }
+            },
+            s,
+        )?,
         pids_max: get(
             &set.pids,
             |&p| {

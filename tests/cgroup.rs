@@ -52,6 +52,13 @@ echo "sleepers=$(pgrep -c -x sleep || true)"
 echo "leaves=$(ls -d $cg/nook-* 2>/dev/null | wc -l)"
 echo "own_cgroup=$(cat /proc/self/cgroup)"
 
+# The other settings land in the leaf's files (io.max needs a block
+# device, which the VM has none of).
+$NOOK run --cpu-weight 50 --io-weight 40 --memory-swap 0 --memory 64m -- sleep 5 2>weights.err &
+for i in $(seq 50); do leaf=$(ls -d $cg/nook-* 2>/dev/null | head -n1); [ -n "$leaf" ] && break; sleep 0.1; done
+echo "weights=$(cat $leaf/cpu.weight) $(cat $leaf/io.weight | head -n1) $(cat $leaf/memory.swap.max) $(cat $leaf/memory.max)"
+wait
+
 # The sandbox sees its leaf as its cgroup root.
 echo "inside_cgroup=$($NOOK run --memory 64m -- cat /proc/self/cgroup)"
 # No limits asked: no cgroup is made.
@@ -103,6 +110,7 @@ fn limits_hold_in_a_delegated_cgroup() {
     let src: serde_json::Value = serde_json::from_str(field(&out, "mem_stats")).unwrap();
     assert_eq!(src["source"], "cgroup", "{out}");
 
+    assert_eq!(field(&out, "weights"), "50 default 40 0 67108864", "{out}");
     assert_eq!(field(&out, "sleepers"), "0", "nothing survives:\n{out}");
     assert_eq!(field(&out, "leaves"), "0", "the leaf is removed:\n{out}");
     assert_eq!(field(&out, "own_cgroup"), "0::/user.slice/u1001/test");
