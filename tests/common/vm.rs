@@ -3,12 +3,12 @@
 //! with a delegated subtree (see tests/vm/run.sh and tests/vm/guest.sh).
 //!
 //! The guest sees the host's filesystem read-only (as it was at boot: the
-//! guest caches it), so a script runs the binary under test as `$NOOK`, by
-//! its host path, unless that lies under /tmp, /var/tmp, /run, /dev/shm or
-//! /home/nooktest, which the guest covers with tmpfs. Each call boots one
-//! VM (about 4 s, plus 3 s for systemd_user): put many checks in one
-//! script. The guest's own console (kernel messages such as OOM kills) is
-//! appended to the output with VM_VERBOSE=1.
+//! guest caches it), with tmpfs over /tmp, /var/tmp, /run, /dev/shm and
+//! /home/nooktest; the binary under test is copied in and is `$NOOK` in
+//! the script. Each call boots one VM (about 4 s, plus 3 s for
+//! systemd_user): put many checks in one script. The guest's own console
+//! (kernel messages such as OOM kills) is appended to the output with
+//! VM_VERBOSE=1.
 //!
 //! - plain: the script runs in `/user.slice/u1001/test`, a leaf below
 //!   `/user.slice/u1001`, which is delegated to uid 1001 (directory and the
@@ -86,15 +86,14 @@ pub fn run_in_vm(script: &str, systemd_user: bool) -> (i32, String) {
     let n = SCRIPTS.fetch_add(1, Ordering::SeqCst);
     let file: PathBuf =
         std::env::temp_dir().join(format!("nook-vm-script-{}-{n}.sh", std::process::id()));
-    // $NOOK is the binary under test, as in [`super::TestEnv::sh`].
-    let text = format!(
-        "NOOK={}\nexport NOOK\n{script}",
-        super::shell_quote(super::NOOK)
-    );
+    // $NOOK is the binary under test, as in [`super::TestEnv::sh`], copied
+    // into the guest (run.sh's VM_BIN): the build may live under /tmp or a
+    // home directory, which the guest covers.
+    let text = format!("NOOK=/run/nook-vm/bin\nexport NOOK\n{script}");
     std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
 
     let mut cmd = Command::new("bash");
-    cmd.arg(RUN_SH);
+    cmd.arg(RUN_SH).env("VM_BIN", super::NOOK);
     if systemd_user {
         cmd.arg("--systemd-user");
     }

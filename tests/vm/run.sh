@@ -186,6 +186,11 @@ fi
 job=$(mktemp -d "${TMPDIR:-/tmp}/nook-vm.XXXXXX")
 trap 'rm -rf "$job"' EXIT
 cp "$script" "$job/script"
+# A binary for the script ($VM_BIN), copied in: the guest covers /tmp and
+# the test user's home, where a build (a CI clone) may well live.
+if [ -n "${VM_BIN:-}" ]; then
+    cp "$VM_BIN" "$job/bin" || error "cannot copy VM_BIN $VM_BIN"
+fi
 cat >"$job/config" <<EOF
 VM_MODE=$mode
 VM_UID=$VM_UID
