@@ -20,6 +20,7 @@ mod error;
 mod host;
 mod limits;
 mod net;
+mod overlay;
 mod plan;
 mod profile;
 mod runtime;

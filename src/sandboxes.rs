@@ -119,6 +119,174 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
     Ok(0)
 }
 
-fn review(_cmd: Command, _root: &Path, _host: &Host) -> Result<i32, Error> {
-    Err(Error::usage("nook", "diff", "not built yet"))
+/// The sandbox's layers, each with the paths of `args` that fall in it
+/// (relative to its root); all layers when `args` is empty.
+fn layers_for(
+    dir: &Path,
+    rec: &store::Record,
+    args: &[String],
+    cwd: &Path,
+) -> Result<Vec<(store::LayerRecord, PathBuf, Vec<PathBuf>)>, Error> {
+    let mut out: Vec<(store::LayerRecord, PathBuf, Vec<PathBuf>)> = rec
+        .layers
+        .iter()
+        .map(|l| (l.clone(), store::upper(dir, &l.key), Vec::new()))
+        .collect();
+    if args.is_empty() {
+        return Ok(out);
+    }
+    let mut used = vec![false; out.len()];
+    for a in args {
+        let p = crate::spec::normalize(&cwd.join(a));
+        let hit = out.iter_mut().enumerate().find_map(|(i, (l, _, only))| {
+            let rel = p.strip_prefix(&l.lower).ok()?;
+            only.push(rel.to_path_buf());
+            Some(i)
+        });
+        match hit {
+            Some(i) => used[i] = true,
+            None => {
+                let lowers: Vec<String> = rec
+                    .layers
+                    .iter()
+                    .map(|l| l.lower.display().to_string())
+                    .collect();
+                return Err(Error::usage(
+                    "path",
+                    a,
+                    format!(
+                        "expected a path under one of the sandbox's overlays: {}",
+                        lowers.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    // Layers no argument named are left out; an empty `only` would mean all.
+    Ok(out
+        .into_iter()
+        .zip(used)
+        .filter_map(|(l, u)| u.then_some(l))
+        .collect())
+}
+
+fn review(cmd: Command, root: &Path, host: &Host) -> Result<i32, Error> {
+    use crate::overlay::review;
+    match cmd {
+        Command::Diff {
+            name,
+            paths,
+            stat,
+            patch,
+            json,
+        } => {
+            let dir = existing(root, &name)?;
+            let rec = store::load_record(&dir).expect("checked");
+            let mut text = String::new();
+            let mut all = Vec::new();
+            for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
+                for c in review::changes(&l.lower, &upper, &only)? {
+                    let host_path = l.lower.join(&c.path);
+                    if json {
+                        let mut v = serde_json::to_value(&c).expect("Change serializes");
+                        v["host_path"] = serde_json::Value::String(host_path.display().to_string());
+                        all.push(v);
+                        continue;
+                    }
+                    let mut line = format!("{} {}", c.kind.letter(), host_path.display());
+                    if c.file_type == review::FileType::Dir {
+                        line.push('/');
+                    }
+                    if stat {
+                        match (c.size, c.metadata_only) {
+                            (_, true) => line.push_str("  (mode only)"),
+                            (Some(s), _) => {
+                                line.push_str(&format!("  {}", crate::limits::human_bytes(s)))
+                            }
+                            _ => {}
+                        }
+                    }
+                    text.push_str(&line);
+                    text.push('\n');
+                    if patch && c.file_type == review::FileType::File && !c.metadata_only {
+                        text.push_str(&review::patch(&l.lower, &upper, &c)?);
+                    }
+                }
+            }
+            if json {
+                text = format!("{}\n", serde_json::Value::Array(all));
+            }
+            crate::out(&text);
+            Ok(0)
+        }
+        Command::Commit { name, paths, force } => {
+            let dir = existing(root, &name)?;
+            // The layers must not change under a mounted overlay.
+            let _lock = store::lock(&dir, &name)?;
+            let rec = store::load_record(&dir).expect("checked");
+            let since = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(rec.created);
+            let mut text = String::new();
+            let mut refused = 0;
+            for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
+                let changes = review::changes(&l.lower, &upper, &only)?;
+                let r = review::commit(&l.lower, &upper, &changes, since, force)?;
+                for c in &r.applied {
+                    text.push_str(&format!(
+                        "{} {}\n",
+                        c.kind.letter(),
+                        l.lower.join(&c.path).display()
+                    ));
+                }
+                for n in &r.conflicts {
+                    if force {
+                        text.push_str(&format!(
+                            "nook: overwrote {}: {}\n",
+                            l.lower.join(&n.path).display(),
+                            n.why
+                        ));
+                    } else {
+                        refused += 1;
+                        text.push_str(&format!(
+                            "nook: conflict: {}: {}\n",
+                            l.lower.join(&n.path).display(),
+                            n.why
+                        ));
+                    }
+                }
+                for n in r.skipped.iter().chain(&r.notes) {
+                    text.push_str(&format!(
+                        "nook: {}: {}\n",
+                        l.lower.join(&n.path).display(),
+                        n.why
+                    ));
+                }
+            }
+            crate::out(&text);
+            if refused > 0 {
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!(
+                        "nook: commit refused: {refused} host file(s) changed after the sandbox started; nothing in their overlay was applied (--force overwrites them)\n"
+                    )
+                    .as_bytes(),
+                );
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        Command::Discard { name, paths } => {
+            let dir = existing(root, &name)?;
+            let _lock = store::lock(&dir, &name)?;
+            let rec = store::load_record(&dir).expect("checked");
+            let mut n = 0;
+            for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
+                n += review::discard(&l.lower, &upper, &only)?;
+            }
+            crate::out(&format!(
+                "nook: discarded {n} change(s) in sandbox '{name}'\n"
+            ));
+            Ok(0)
+        }
+        _ => unreachable!("run, profile and doctor are dispatched elsewhere"),
+    }
 }

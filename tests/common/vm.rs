@@ -89,7 +89,7 @@ pub fn run_in_vm(script: &str, systemd_user: bool) -> (i32, String) {
     // $NOOK is the binary under test, as in [`super::TestEnv::sh`], copied
     // into the guest (run.sh's VM_BIN): the build may live under /tmp or a
     // home directory, which the guest covers.
-    let text = format!("NOOK=/run/nook-vm/bin\nexport NOOK\n{script}");
+    let text = format!("NOOK=/run/nook-vm/nook\nexport NOOK\n{script}");
     std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
 
     let mut cmd = Command::new("bash");

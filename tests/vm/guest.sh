@@ -72,8 +72,8 @@ chmod 0711 /run/nook-vm
 cp $JOB/script /run/nook-vm/script || fail "copy the script"
 chmod 0644 /run/nook-vm/script
 if [ -f $JOB/bin ]; then
-    cp $JOB/bin /run/nook-vm/bin || fail "copy the binary"
-    chmod 0755 /run/nook-vm/bin
+    cp $JOB/bin /run/nook-vm/nook || fail "copy the binary"
+    chmod 0755 /run/nook-vm/nook
 fi
 
 # HOME: an empty tmpfs owned by the test user.
