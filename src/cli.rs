@@ -77,6 +77,44 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the running sandboxes
+    Ps {
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a running sandbox, under its restrictions
+    Exec {
+        /// The sandbox
+        name: String,
+        /// The command and its arguments
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<String>,
+    },
+    /// Stop a running sandbox: SIGTERM, then SIGKILL after --time seconds
+    Stop {
+        /// The sandbox
+        name: String,
+        /// Seconds to wait after SIGTERM
+        #[arg(long, default_value_t = 10)]
+        time: u64,
+    },
+    /// Send a signal to a running sandbox's command
+    Kill {
+        /// The sandbox
+        name: String,
+        /// TERM, INT, HUP, QUIT, USR1, USR2, WINCH, CONT or KILL
+        #[arg(short, long, default_value = "TERM")]
+        signal: String,
+    },
+    /// Print a detached sandbox's output
+    Logs {
+        /// The sandbox
+        name: String,
+        /// Keep printing until it ends
+        #[arg(short, long)]
+        follow: bool,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -294,6 +332,14 @@ pub struct RunArgs {
     /// Cap on what the sandbox can write to its scratch areas in total
     #[arg(long, value_name = "SIZE", help_heading = "Limits")]
     pub disk_quota: Option<String>,
+    /// Run in the background: print the sandbox's name once the command
+    /// runs, and exit (output goes to `nook logs NAME`)
+    #[arg(short = 'd', long, help_heading = "Management")]
+    pub detach: bool,
+    /// Write one JSON object per line for each step of the run to FILE, or
+    /// to the open descriptor FD
+    #[arg(long, value_name = "FILE|FD", help_heading = "Management")]
+    pub events: Option<String>,
     /// When the sandbox ends, print what it used (human, or json)
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "human", require_equals = true, help_heading = "Limits")]
     pub stats: Option<String>,
@@ -391,6 +437,8 @@ pub struct RunRequest {
     pub stats: Option<crate::limits::StatsFormat>,
     /// `--name`: the sandbox whose overlay layers this run uses.
     pub name: Option<String>,
+    pub detach: bool,
+    pub events: Option<String>,
     pub command: Vec<String>,
 }
 
@@ -584,6 +632,8 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
         verbose: a.verbose,
         stats,
         name: a.name,
+        detach: a.detach,
+        events: a.events,
         command: a.command,
     })
 }

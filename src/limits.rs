@@ -183,14 +183,11 @@ pub fn cpu_max(cpus: f64) -> Result<(u64, u64), String> {
     Ok(((cpus * PERIOD as f64).round() as u64, PERIOD))
 }
 
-/// `nofile=1024`; `unlimited` where the kernel allows it.
-pub fn parse_rlimit(s: &str) -> Result<Rlimit, String> {
+/// An rlimit by name: its canonical name, resource, and whether its
+/// value is a size.
+fn resource_of(name: &str) -> Option<(&'static str, nix::sys::resource::Resource, bool)> {
     use nix::sys::resource::Resource as R;
-    const NAMES: &str = "nofile, nproc, fsize, core, cpu, as, stack, memlock";
-    let (name, value) = s
-        .split_once('=')
-        .ok_or(format!("expected NAME=VALUE with NAME one of {NAMES}"))?;
-    let (name, resource, size_like) = match name {
+    Some(match name {
         "nofile" => ("nofile", R::RLIMIT_NOFILE, false),
         "nproc" => ("nproc", R::RLIMIT_NPROC, false),
         "fsize" => ("fsize", R::RLIMIT_FSIZE, true),
@@ -199,11 +196,31 @@ pub fn parse_rlimit(s: &str) -> Result<Rlimit, String> {
         "as" => ("as", R::RLIMIT_AS, true),
         "stack" => ("stack", R::RLIMIT_STACK, true),
         "memlock" => ("memlock", R::RLIMIT_MEMLOCK, true),
-        other => {
-            return Err(format!(
-                "'{other}' is not an rlimit; expected one of {NAMES}"
-            ));
-        }
+        _ => return None,
+    })
+}
+
+impl Rlimit {
+    /// Back from a (name, value) pair as recorded for `nook exec`.
+    pub fn from_record(name: &str, value: u64) -> Option<Rlimit> {
+        resource_of(name).map(|(name, resource, _)| Rlimit {
+            name,
+            resource,
+            value,
+        })
+    }
+}
+
+/// `nofile=1024`; `unlimited` where the kernel allows it.
+pub fn parse_rlimit(s: &str) -> Result<Rlimit, String> {
+    const NAMES: &str = "nofile, nproc, fsize, core, cpu, as, stack, memlock";
+    let (name, value) = s
+        .split_once('=')
+        .ok_or(format!("expected NAME=VALUE with NAME one of {NAMES}"))?;
+    let Some((name, resource, size_like)) = resource_of(name) else {
+        return Err(format!(
+            "'{name}' is not an rlimit; expected one of {NAMES}"
+        ));
     };
     let value = if value == "unlimited" {
         libc::RLIM_INFINITY

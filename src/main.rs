@@ -17,12 +17,15 @@ mod cgroup;
 mod cli;
 mod doctor;
 mod error;
+mod events;
 mod host;
 mod limits;
+mod manage;
 mod net;
 mod overlay;
 mod plan;
 mod profile;
+mod registry;
 mod runtime;
 mod sandboxes;
 mod security;
@@ -58,7 +61,17 @@ fn run() -> Result<i32, Error> {
             return Ok(0);
         }
         cli::Parsed::Profile(cmd) => return profile_command(cmd),
-        cli::Parsed::Sandbox(cmd) => return sandboxes::command(cmd, &host::Host::detect()),
+        cli::Parsed::Sandbox(cmd) => {
+            let host = host::Host::detect();
+            return match cmd {
+                c @ (cli::Command::Ps { .. }
+                | cli::Command::Exec { .. }
+                | cli::Command::Stop { .. }
+                | cli::Command::Kill { .. }
+                | cli::Command::Logs { .. }) => manage::command(c, &host),
+                c => sandboxes::command(c, &host),
+            };
+        }
         cli::Parsed::Doctor { json } => {
             let host = host::Host::detect();
             let checks = doctor::run(&host);
@@ -120,7 +133,35 @@ fn run() -> Result<i32, Error> {
         self::out(&out);
         return Ok(0);
     }
-    runtime::run(&spec, &plan)
+    let state_dir = registry::dir(&host.env, host.uid);
+    registry::ensure(&state_dir, host.uid)?;
+    let mut ctl = runtime::Control {
+        state_dir: Some(state_dir),
+        name: spec
+            .sandbox
+            .as_ref()
+            .map_or_else(|| format!("sb-{}", std::process::id()), |s| s.name.clone()),
+        events: events::Events::open(req.events.as_deref())?,
+        ..Default::default()
+    };
+    if req.detach {
+        return manage::detach(
+            &spec,
+            &plan,
+            ctl,
+            req.name.is_none() && spec.sandbox.is_none(),
+        );
+    }
+    ctl.events.emit(
+        "started",
+        serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
+    );
+    let result = runtime::run(&spec, &plan, &mut ctl);
+    if let Err(e) = &result {
+        ctl.events
+            .emit("failed", serde_json::json!({ "error": e.to_string() }));
+    }
+    result
 }
 
 fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {

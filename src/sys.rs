@@ -362,3 +362,49 @@ pub fn fuse_daemon(cmd: &mut std::process::Command, fuse: i32, root: &'static st
         });
     }
 }
+
+/// Take over an inherited descriptor (`--events 3`), after checking that
+/// it is open: a `File` owns and closes it.
+pub fn file_from_inherited_fd(fd: i32) -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
+    nix::fcntl::fcntl(
+        // SAFETY: only used for this one F_GETFD query, while `fd` is open
+        // (or the call fails with EBADF).
+        unsafe { BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .map_err(std::io::Error::from)?;
+    // Close-on-exec from here: it is nook's, not the sandbox's.
+    let _ = nix::fcntl::fcntl(
+        // SAFETY: as above; the descriptor is open.
+        unsafe { BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    // SAFETY: the descriptor is open and nothing else in nook owns it: it
+    // was named on the command line for exactly this.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Point stdin at /dev/null and stdout and stderr at `log` (a detached
+/// supervisor, and the sandbox it runs, write there).
+pub fn redirect_stdio(log: &std::fs::File) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    for (from, to) in [
+        (null.as_raw_fd(), 0),
+        (log.as_raw_fd(), 1),
+        (log.as_raw_fd(), 2),
+    ] {
+        // SAFETY: dup2 on descriptors we hold open; the standard streams
+        // are replaced, which is the point.
+        Errno::result(unsafe { libc::dup2(from, to) })?;
+    }
+    Ok(())
+}

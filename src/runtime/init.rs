@@ -106,8 +106,13 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         trace(v, "init", format_args!("network up"));
     }
     // Setup is over: init keeps nothing the payload could use against it.
-    // No capabilities (dropped before the fork, so the payload starts
-    // without any too) and not dumpable, so it can't be ptraced from inside.
+    lock_down()
+}
+
+/// No capabilities (dropped before the payload's fork, so it starts
+/// without any too), locked securebits, and not dumpable, so it can't be
+/// ptraced from inside. `nook exec` does the same to a joining process.
+pub fn lock_down() -> Result<(), StepError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| StepError::new("making init not dumpable", None, errno(e)))?;
     // Locked securebits (while we still hold CAP_SETPCAP): uid 0 inside

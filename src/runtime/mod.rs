@@ -13,6 +13,7 @@
 mod helper;
 mod idmap;
 mod init;
+pub mod join;
 mod mounts;
 pub mod msg;
 mod payload;
@@ -68,8 +69,21 @@ pub fn trace(on: bool, who: &str, what: std::fmt::Arguments<'_>) {
 /// When the supervisor started, for the timestamps of `-v` lines.
 static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
+/// How a run is managed from outside: its record for `ps` and `exec`,
+/// the detached parent waiting for it to start, and the event stream.
+#[derive(Default)]
+pub struct Control {
+    /// The state directory (made and checked) and the name to record.
+    pub state_dir: Option<std::path::PathBuf>,
+    pub name: String,
+    pub log: Option<std::path::PathBuf>,
+    /// `run -d`: told "started" once the command runs.
+    pub started: Option<std::fs::File>,
+    pub events: crate::events::Events,
+}
+
 /// Run the sandbox; returns the exit status to report.
-pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
+pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
     let v = spec.verbose;
     START.get_or_init(std::time::Instant::now);
     trace(
@@ -96,6 +110,10 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     };
     if let Some(l) = &leaf {
         trace(v, "supervisor", format_args!("cgroup {}", l.path.display()));
+        ctl.events.emit(
+            "limits",
+            serde_json::json!({ "cgroup": l.path, "limits": limits }),
+        );
     }
     if let Some(t) = spec.limits.timeout {
         sys::arm_alarm(t).map_err(|e| StepError::new("arming the --timeout timer", None, e))?;
@@ -163,6 +181,34 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         "supervisor",
         format_args!("init is pid {init} on the host"),
     );
+    ctl.events.emit(
+        "namespaces",
+        serde_json::json!({ "init_pid": init.as_raw() }),
+    );
+    if let Some(dir) = &ctl.state_dir {
+        let me = std::process::id() as i32;
+        let entry = crate::registry::Entry {
+            name: ctl.name.clone(),
+            supervisor: me,
+            supervisor_start: crate::registry::start_time(me).unwrap_or(0),
+            init: init.as_raw(),
+            init_start: crate::registry::start_time(init.as_raw()).unwrap_or(0),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            profiles: spec.profiles.clone(),
+            command: spec.command.clone(),
+            cgroup: leaf.as_ref().map(|l| l.path.clone()),
+            log: ctl.log.clone(),
+            join: payload::join_plan(spec, plan),
+        };
+        if let Err(e) = crate::registry::write(dir, &entry) {
+            let _ = kill(init, Signal::SIGKILL);
+            let _ = wait_for(init, &mask, false, None);
+            let _ = waitpid(setup_pid, None);
+            return Err(e.into());
+        }
+    }
     // The helper starts now, against init's namespaces, while init builds
     // the filesystem; init waits for the route before the payload runs.
     let net_helper = match spec.network.driver {
@@ -179,6 +225,10 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     };
     if net_helper.is_some() {
         trace(v, "supervisor", format_args!("network helper started"));
+        ctl.events.emit(
+            "network",
+            serde_json::json!({ "driver": spec.network.driver, "helper": plan.net.helper.as_ref().map(|h| &h.0) }),
+        );
     }
 
     // End-of-file here means the payload's execve succeeded.
@@ -210,6 +260,13 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
         }
     }
     drop(to_sup);
+    if failure.is_none() {
+        ctl.events
+            .emit("payload", serde_json::json!({ "command": spec.command }));
+        if let Some(mut f) = ctl.started.take() {
+            let _ = f.write_all(b"started\n");
+        }
+    }
     let end = wait_for(init, &mask, spec.limits.timeout.is_some(), leaf.as_ref());
     let _ = waitpid(setup_pid, None);
     let usage = leaf.as_mut().map(|l| l.finish());
@@ -234,9 +291,21 @@ pub fn run(spec: &Spec, plan: &Plan) -> Result<i32, Error> {
     if end.timed_out {
         status = EXIT_TIMEOUT;
     }
+    let stats = crate::stats::Stats::new(&end, usage.as_ref(), START.get().map(|t| t.elapsed()));
     if let Some(format) = spec.stats {
-        let s = crate::stats::Stats::new(&end, usage.as_ref(), START.get().map(|t| t.elapsed()));
-        let _ = std::io::stderr().write_all(s.render(format).as_bytes());
+        let _ = std::io::stderr().write_all(stats.render(format).as_bytes());
+    }
+    if failure.is_none() {
+        ctl.events.emit(
+            "exited",
+            serde_json::json!({ "status": status, "stats": stats }),
+        );
+    }
+    if let Some(dir) = &ctl.state_dir {
+        crate::registry::remove(dir, &ctl.name);
+    }
+    if let Some(log) = &ctl.log {
+        let _ = std::fs::remove_file(log);
     }
     let helper_said = net_helper.map(helper::Helper::stop).unwrap_or_default();
     if let Some(e) = failure.as_mut()

@@ -85,6 +85,77 @@ impl ExecPlan {
     }
 }
 
+impl ExecPlan {
+    /// What `nook exec` runs in a sandbox: `command` under the sandbox's
+    /// own restrictions, as recorded when it started.
+    pub fn for_join(
+        join: &crate::registry::JoinPlan,
+        command: &[String],
+    ) -> Result<ExecPlan, StepError> {
+        let seccomp = join.seccomp.compile().map_err(|e| {
+            StepError::new("compiling the seccomp filter", None, Errno::UnknownErrno).hint(e)
+        })?;
+        let name = command[0].clone();
+        let candidates = if name.contains('/') {
+            vec![cstring(&name)]
+        } else {
+            join.search_path
+                .split(':')
+                .map(|d| if d.is_empty() { "." } else { d })
+                .map(|d| cstring(&format!("{d}/{name}")))
+                .collect()
+        };
+        Ok(ExecPlan {
+            argv: command.iter().map(|a| cstring(a)).collect(),
+            envp: join
+                .env
+                .iter()
+                .map(|(k, v)| cstring(&format!("{k}={v}")))
+                .collect(),
+            candidates,
+            name,
+            search_path: join.search_path.clone(),
+            chdir: join.chdir.clone(),
+            pass_fds: Vec::new(),
+            strict: join.strict,
+            landlock: join.landlock.clone(),
+            seccomp,
+            seccomp_text: format!(
+                "{} ({} calls named)",
+                join.seccomp.mode.name(),
+                join.seccomp.calls.len()
+            ),
+            rlimits: join
+                .rlimits
+                .iter()
+                .filter_map(|(n, v)| crate::limits::Rlimit::from_record(n, *v))
+                .collect(),
+        })
+    }
+}
+
+/// The record `nook exec` restricts a joining process with.
+pub fn join_plan(spec: &Spec, plan: &Plan) -> crate::registry::JoinPlan {
+    crate::registry::JoinPlan {
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        chdir: spec.chdir.clone(),
+        strict: spec.security.strict,
+        landlock: plan.landlock.clone(),
+        seccomp: plan.seccomp.clone(),
+        rlimits: spec
+            .limits
+            .rlimits
+            .iter()
+            .map(|r| (r.name.to_string(), r.value))
+            .collect(),
+        search_path: spec.search_path().to_string(),
+    }
+}
+
 pub fn run(exec: &ExecPlan, mut tx: Sender) -> ! {
     let e = match prepare(exec, &mut tx) {
         Ok(()) => execute(exec),

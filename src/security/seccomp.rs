@@ -8,11 +8,11 @@ use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::syscalls;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// A deny list of the calls that reach the kernel's attack surface or
@@ -125,7 +125,7 @@ const TTY_INJECT: [u64; 2] = [0x5412, 0x541C]; // TIOCSTI, TIOCLINUX
 const PERSONALITY_OK: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
 /// The policy as data.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Policy {
     pub mode: Mode,
     /// Unconditionally refused (default) or allowed (strict) calls.

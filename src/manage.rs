@@ -1,0 +1,318 @@
+//! Managing running sandboxes: `run -d`, `ps`, `exec`, `stop`, `kill`,
+//! `logs`. The records are in `registry`; joining is `runtime::join`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::cli::Command;
+use crate::error::{EXIT_NOOK, Error, StepError};
+use crate::host::Host;
+use crate::plan::Plan;
+use crate::registry::{self, Entry};
+use crate::runtime::{self, Control};
+use crate::spec::Spec;
+use crate::sys;
+
+fn io(step: &str, path: Option<&Path>, e: std::io::Error) -> StepError {
+    StepError::new(
+        step,
+        path,
+        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    )
+}
+
+/// `run -d`: the sandbox runs under a supervisor in a new session, its
+/// output in `NAME.log` in the state directory; this process waits until
+/// the command runs, prints the name, and exits 0 (or 125 with what went
+/// wrong).
+pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control, auto_name: bool) -> Result<i32, Error> {
+    let (r, w) = std::io::pipe().map_err(|e| io("creating a pipe", None, e))?;
+    match sys::clone_fork(0).map_err(|e| StepError::new("detaching (fork)", None, e))? {
+        None => {
+            drop(r);
+            let code = supervise_detached(spec, plan, &mut ctl, auto_name, w);
+            sys::exit_now(code)
+        }
+        Some(_) => {
+            drop(w);
+            // Line by line, not to end-of-file: the sandbox's own processes
+            // inherited the pipe and hold it as long as they run.
+            let mut said = String::new();
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(r));
+            while let Some(Ok(l)) = lines.next() {
+                said.push_str(&l);
+                said.push('\n');
+                if l == "started" {
+                    break;
+                }
+            }
+            let name = said
+                .lines()
+                .find_map(|l| l.strip_prefix("name "))
+                .unwrap_or_default()
+                .to_string();
+            if said.lines().any(|l| l == "started") {
+                crate::out(&format!("{name}\n"));
+                return Ok(0);
+            }
+            // It failed before the command ran: its log says why.
+            let dir = ctl.state_dir.clone().unwrap_or_default();
+            let log = dir.join(format!("{name}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            Ok(EXIT_NOOK)
+        }
+    }
+}
+
+fn supervise_detached(
+    spec: &Spec,
+    plan: &Plan,
+    ctl: &mut Control,
+    auto_name: bool,
+    mut w: std::io::PipeWriter,
+) -> i32 {
+    let _ = nix::unistd::setsid();
+    if auto_name {
+        ctl.name = format!("sb-{}", std::process::id());
+    }
+    let dir = ctl.state_dir.clone().unwrap_or_default();
+    let log = dir.join(format!("{}.log", ctl.name));
+    let _ = writeln!(w, "name {}", ctl.name);
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&log)
+    };
+    let Ok(file) = opened else {
+        return EXIT_NOOK;
+    };
+    if sys::redirect_stdio(&file).is_err() {
+        return EXIT_NOOK;
+    }
+    ctl.log = Some(log);
+    ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
+    ctl.events.emit(
+        "started",
+        serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
+    );
+    match runtime::run(spec, plan, ctl) {
+        Ok(code) => code,
+        Err(e) => {
+            ctl.events
+                .emit("failed", serde_json::json!({ "error": e.to_string() }));
+            let mut msg = format!("nook: error: {e}\n");
+            if let Some(h) = e.hint() {
+                msg.push_str(&format!("nook: hint: {h}\n"));
+            }
+            let _ = std::io::stderr().write_all(msg.as_bytes());
+            e.exit_code()
+        }
+    }
+}
+
+pub fn command(cmd: Command, host: &Host) -> Result<i32, Error> {
+    let dir = registry::dir(&host.env, host.uid);
+    match cmd {
+        Command::Ps { json } => ps(&dir, json),
+        Command::Exec { name, command } => {
+            let e = registry::find(&dir, &name)?;
+            runtime::join::exec(&e, &command)
+        }
+        Command::Stop { name, time } => {
+            let e = registry::find(&dir, &name)?;
+            stop(&e, Duration::from_secs(time))
+        }
+        Command::Kill { name, signal } => {
+            let e = registry::find(&dir, &name)?;
+            signal_sandbox(&e, &signal)
+        }
+        Command::Logs { name, follow } => {
+            let e = registry::find(&dir, &name)?;
+            logs(&e, follow)
+        }
+        _ => unreachable!("dispatched by main"),
+    }
+}
+
+fn cgroup_figures(e: &Entry) -> (Option<u64>, Option<f64>) {
+    let Some(cg) = &e.cgroup else {
+        return (None, None);
+    };
+    let mem = std::fs::read_to_string(cg.join("memory.current"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    let cpu = std::fs::read_to_string(cg.join("cpu.stat"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|u| u as f64 / 1e6)
+        });
+    (mem, cpu)
+}
+
+fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let entries = registry::list(dir);
+    if json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let (mem, cpu) = cgroup_figures(e);
+                serde_json::json!({
+                    "name": e.name,
+                    "pid": e.supervisor,
+                    "init_pid": e.init,
+                    "profiles": e.profiles,
+                    "command": e.command,
+                    "started": e.started,
+                    "uptime_seconds": (now - e.started).max(0.0),
+                    "memory_bytes": mem,
+                    "cpu_seconds": cpu,
+                })
+            })
+            .collect();
+        crate::out(&format!("{}\n", serde_json::Value::Array(rows)));
+        return Ok(0);
+    }
+    let mut text = format!(
+        "{:<24} {:>8} {:<10} {:>8} {:>10} {:>8}  {}\n",
+        "NAME", "PID", "PROFILE", "UPTIME", "MEMORY", "CPU", "COMMAND"
+    );
+    for e in &entries {
+        let (mem, cpu) = cgroup_figures(e);
+        let up = (now - e.started).max(0.0) as u64;
+        let uptime = match up {
+            s if s < 120 => format!("{s}s"),
+            s if s < 7200 => format!("{}m", s / 60),
+            s => format!("{}h", s / 3600),
+        };
+        text.push_str(&format!(
+            "{:<24} {:>8} {:<10} {:>8} {:>10} {:>8}  {}\n",
+            e.name,
+            e.supervisor,
+            e.profiles.join(","),
+            uptime,
+            mem.map_or("-".into(), crate::limits::human_bytes),
+            cpu.map_or("-".into(), |c| format!("{c:.1}s")),
+            e.command.join(" ")
+        ));
+    }
+    crate::out(&text);
+    Ok(0)
+}
+
+fn gone(e: &Entry) -> bool {
+    !e.alive()
+}
+
+fn wait_gone(e: &Entry, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while !gone(e) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// SIGKILL to the sandbox's init, through a pidfd checked against the
+/// recorded start time: its pid namespace takes everything with it.
+fn kill_init(e: &Entry) -> Result<(), Error> {
+    let pid = rustix::process::Pid::from_raw(e.init)
+        .ok_or_else(|| StepError::new("finding init", None, nix::errno::Errno::ESRCH))?;
+    let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return Ok(()); // already gone
+    };
+    if registry::start_time(e.init) != Some(e.init_start) {
+        return Ok(());
+    }
+    let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+    Ok(())
+}
+
+fn stop(e: &Entry, grace: Duration) -> Result<i32, Error> {
+    // The supervisor passes SIGTERM on to the command.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(e.supervisor),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    if !wait_gone(e, grace) {
+        kill_init(e)?;
+        if !wait_gone(e, Duration::from_secs(5)) {
+            return Err(
+                StepError::new("stopping the sandbox", None, nix::errno::Errno::ETIMEDOUT)
+                    .hint("its processes did not end after SIGKILL")
+                    .into(),
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn signal_sandbox(e: &Entry, name: &str) -> Result<i32, Error> {
+    use nix::sys::signal::Signal;
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let sig = match bare {
+        "KILL" | "9" => return kill_init(e).map(|()| 0),
+        "TERM" | "15" => Signal::SIGTERM,
+        "INT" | "2" => Signal::SIGINT,
+        "HUP" | "1" => Signal::SIGHUP,
+        "QUIT" | "3" => Signal::SIGQUIT,
+        "USR1" | "10" => Signal::SIGUSR1,
+        "USR2" | "12" => Signal::SIGUSR2,
+        "WINCH" | "28" => Signal::SIGWINCH,
+        "CONT" | "18" => Signal::SIGCONT,
+        _ => {
+            return Err(Error::usage(
+                "--signal",
+                name,
+                "expected TERM, INT, HUP, QUIT, USR1, USR2, WINCH, CONT or KILL",
+            ));
+        }
+    };
+    if registry::start_time(e.supervisor) == Some(e.supervisor_start) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(e.supervisor), sig);
+    }
+    Ok(0)
+}
+
+fn logs(e: &Entry, follow: bool) -> Result<i32, Error> {
+    let Some(path) = &e.log else {
+        return Err(Error::usage(
+            "sandbox name",
+            &e.name,
+            "expected a detached sandbox (run -d): this one writes to its terminal",
+        ));
+    };
+    let mut f = std::fs::File::open(path).map_err(|err| io("opening", Some(path), err))?;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let _ = f.read_to_end(&mut buf);
+        let _ = std::io::stdout().write_all(&buf);
+        let _ = std::io::stdout().flush();
+        if !follow || gone(e) {
+            // One last read after the end: nothing written is missed.
+            if follow {
+                buf.clear();
+                let _ = f.read_to_end(&mut buf);
+                let _ = std::io::stdout().write_all(&buf);
+            }
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,171 @@
+//! Running sandboxes, for `ps`, `exec`, `stop`, `kill` and `logs`:
+//! `$XDG_RUNTIME_DIR/nook/` (mode 0700, the user's own) holds one
+//! `NAME.json` per running sandbox, written by its supervisor once init
+//! runs and removed when it ends. A record whose supervisor is gone (it
+//! was SIGKILLed) is recognised by the process start time recorded with
+//! the pid, and removed instead of shown. Records are written whole
+//! (temporary file and rename), so a reader never sees half of one.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, StepError};
+
+/// What `nook exec` needs to restrict a joining process exactly as the
+/// payload is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinPlan {
+    pub env: Vec<(String, String)>,
+    pub chdir: PathBuf,
+    pub strict: bool,
+    pub landlock: crate::security::landlock::Rules,
+    pub seccomp: crate::security::seccomp::Policy,
+    /// (name, value) pairs, as `--rlimit` takes them.
+    pub rlimits: Vec<(String, u64)>,
+    pub search_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    pub supervisor: i32,
+    /// Start time of the supervisor and init (clock ticks after boot,
+    /// /proc/PID/stat field 22): a pid alone may be reused.
+    pub supervisor_start: u64,
+    pub init: i32,
+    pub init_start: u64,
+    /// Seconds since the epoch.
+    pub started: f64,
+    pub profiles: Vec<String>,
+    pub command: Vec<String>,
+    pub cgroup: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub join: JoinPlan,
+}
+
+/// `$XDG_RUNTIME_DIR/nook`, or `/tmp/nook-UID` without one.
+pub fn dir(env: &std::collections::BTreeMap<String, String>, uid: u32) -> PathBuf {
+    env.get("XDG_RUNTIME_DIR")
+        .filter(|d| d.starts_with('/'))
+        .map(|d| Path::new(d).join("nook"))
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/nook-{uid}")))
+}
+
+fn io(step: &str, path: &Path, e: std::io::Error) -> StepError {
+    StepError::new(
+        step,
+        Some(path),
+        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    )
+}
+
+/// The directory, made if missing; refused unless it is ours and private
+/// (under a shared /tmp another user could have made it first).
+pub fn ensure(dir: &Path, uid: u32) -> Result<(), StepError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("creating the state directory", dir, e)),
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(|e| io("inspecting", dir, e))?;
+    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
+        return Err(StepError::new(
+            "using the state directory",
+            Some(dir),
+            nix::errno::Errno::EPERM,
+        )
+        .hint("it must be a directory of yours with mode 0700"));
+    }
+    Ok(())
+}
+
+/// A process's start time, or `None` when it is gone.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.json"))
+}
+
+pub fn write(dir: &Path, e: &Entry) -> Result<(), StepError> {
+    let p = path(dir, &e.name);
+    let tmp = dir.join(format!(".{}.json.{}", e.name, std::process::id()));
+    let text = serde_json::to_string(e).expect("Entry serializes");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &p))
+        .map_err(|err| io("writing", &p, err))
+}
+
+pub fn remove(dir: &Path, name: &str) {
+    let _ = std::fs::remove_file(path(dir, name));
+}
+
+impl Entry {
+    pub fn alive(&self) -> bool {
+        start_time(self.supervisor) == Some(self.supervisor_start)
+            && start_time(self.init) == Some(self.init_start)
+    }
+}
+
+/// Every running sandbox; records of dead ones are removed.
+pub fn list(dir: &Path) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for f in rd.flatten() {
+        let p = f.path();
+        if p.extension().is_none_or(|x| x != "json")
+            || f.file_name().to_string_lossy().starts_with('.')
+        {
+            continue;
+        }
+        let Some(e) = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Entry>(&t).ok())
+        else {
+            continue;
+        };
+        if e.alive() {
+            out.push(e);
+        } else {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The running sandbox called `name`, or one clear line.
+pub fn find(dir: &Path, name: &str) -> Result<Entry, Error> {
+    crate::store::check_name(name).map_err(|e| Error::usage("sandbox name", name, e))?;
+    list(dir)
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| {
+            Error::usage(
+                "sandbox name",
+                name,
+                "expected a running sandbox (nook ps lists them)",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_reads_past_odd_command_names() {
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some());
+        assert_eq!(start_time(i32::MAX), None);
+    }
+}
