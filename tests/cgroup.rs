@@ -59,6 +59,12 @@ for i in $(seq 50); do leaf=$(ls -d $cg/nook-* 2>/dev/null | head -n1); [ -n "$l
 echo "weights=$(cat $leaf/cpu.weight) $(cat $leaf/io.weight | head -n1) $(cat $leaf/memory.swap.max) $(cat $leaf/memory.max)"
 wait
 
+# nook exec joins the sandbox's cgroup too: its leaf is its cgroup root.
+$NOOK run -d --name c --memory 64m -- sleep 20 >/dev/null
+echo "exec_cgroup=$($NOOK exec c -- cat /proc/self/cgroup)"
+echo "exec_limit_procs=$(cat $(ls -d $cg/nook-* | head -n1)/cgroup.procs | wc -l)"
+$NOOK stop c --time 1
+
 # The sandbox sees its leaf as its cgroup root.
 echo "inside_cgroup=$($NOOK run --memory 64m -- cat /proc/self/cgroup)"
 # No limits asked: no cgroup is made.
@@ -115,6 +121,11 @@ fn limits_hold_in_a_delegated_cgroup() {
     assert_eq!(field(&out, "leaves"), "0", "the leaf is removed:\n{out}");
     assert_eq!(field(&out, "own_cgroup"), "0::/user.slice/u1001/test");
     assert_eq!(field(&out, "inside_cgroup"), "0::/", "{out}");
+    assert_eq!(
+        field(&out, "exec_cgroup"),
+        "0::/",
+        "exec joins the leaf:\n{out}"
+    );
     assert_eq!(field(&out, "plain_status"), "0", "{out}");
     assert_eq!(field(&out, "doctor").trim(), "ok", "{out}");
 }
