@@ -305,6 +305,13 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
     }
     let s = |x: &String| x.clone();
     let n = |x: &u64| x.to_string();
+    let weight = |&w: &u64| -> Result<u64, String> {
+        if (1..=10000).contains(&w) {
+            Ok(w)
+        } else {
+            Err("expected a weight from 1 to 10000 (100 is the default)".into())
+        }
+    };
     let mut cg = CgroupLimits {
         memory_max: get(&set.memory, |x| parse_size(x), s)?,
         // Zero swap is a real choice (none at all).
@@ -331,28 +338,8 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
             n,
         )?,
         cpu_max: get(&set.cpus, |&c| cpu_max(c), |c| c.to_string())?,
-        cpu_weight: get(
-            &set.cpu_weight,
-            |&w| {
-                if (1..=10000).contains(&w) {
-                    Ok(w)
-                } else {
-                    Err("expected a weight from 1 to 10000 (100 is the default)".into())
-                }
-            },
-            n,
-        )?,
-        io_weight: get(
-            &set.io_weight,
-            |&w| {
-                if (1..=10000).contains(&w) {
-                    Ok(w)
-                } else {
-                    Err("expected a weight from 1 to 10000 (100 is the default)".into())
-                }
-            },
-            n,
-        )?,
+        cpu_weight: get(&set.cpu_weight, weight, n)?,
+        io_weight: get(&set.io_weight, weight, n)?,
         io_max: Vec::new(),
     };
     for v in &set.io_max {

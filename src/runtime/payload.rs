@@ -44,6 +44,20 @@ fn cstring(s: &str) -> CString {
     CString::new(s.split('\0').next().unwrap_or("")).expect("no NUL after split")
 }
 
+/// Paths to try in order: the command itself if it has a '/', otherwise
+/// each PATH entry joined with it.
+fn candidates(name: &str, search_path: &str) -> Vec<CString> {
+    if name.contains('/') {
+        vec![cstring(name)]
+    } else {
+        search_path
+            .split(':')
+            .map(|d| if d.is_empty() { "." } else { d })
+            .map(|d| cstring(&format!("{d}/{name}")))
+            .collect()
+    }
+}
+
 impl ExecPlan {
     pub fn new(spec: &Spec, plan: &Plan) -> Result<ExecPlan, StepError> {
         let seccomp = plan.seccomp.compile().map_err(|e| {
@@ -55,15 +69,7 @@ impl ExecPlan {
         };
         let name = spec.command[0].clone();
         let search_path = spec.search_path().to_string();
-        let candidates = if name.contains('/') {
-            vec![cstring(&name)]
-        } else {
-            search_path
-                .split(':')
-                .map(|d| if d.is_empty() { "." } else { d })
-                .map(|d| cstring(&format!("{d}/{name}")))
-                .collect()
-        };
+        let candidates = candidates(&name, &search_path);
         Ok(ExecPlan {
             argv: spec.command.iter().map(|a| cstring(a)).collect(),
             envp: spec
@@ -96,15 +102,7 @@ impl ExecPlan {
             StepError::new("compiling the seccomp filter", None, Errno::UnknownErrno).hint(e)
         })?;
         let name = command[0].clone();
-        let candidates = if name.contains('/') {
-            vec![cstring(&name)]
-        } else {
-            join.search_path
-                .split(':')
-                .map(|d| if d.is_empty() { "." } else { d })
-                .map(|d| cstring(&format!("{d}/{name}")))
-                .collect()
-        };
+        let candidates = candidates(&name, &join.search_path);
         Ok(ExecPlan {
             argv: command.iter().map(|a| cstring(a)).collect(),
             envp: join
