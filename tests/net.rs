@@ -490,3 +490,36 @@ fn bad_network_input_is_one_clear_line() {
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {out}");
     }
 }
+
+#[test]
+fn strict_adds_landlock_tcp_port_rules_to_the_allow_list() {
+    let env = TestEnv::new("net-landlock");
+    let Some(lab) = Lab::new() else { return };
+    // A server inside the sandbox on its own loopback, then a connection
+    // to it: nftables lets loopback through, Landlock (ABI 4) does not
+    // when the port is not on the list.
+    let script = "socat TCP-LISTEN:9999,bind=127.0.0.1,reuseaddr SYSTEM:'echo local' & sleep 0.3; \
+                  tcp local 127.0.0.1:9999; tcp ok 10.199.0.5:8001";
+    let plain = probe(
+        &env,
+        &lab,
+        &["--net", "user", "--net-allow", "10.199.0.5:8001"],
+        script,
+    );
+    assert_eq!(plain["local"], "local", "{plain:?}");
+    assert_eq!(plain["ok"], "tcp-10.199.0.5", "{plain:?}");
+    let strict = probe(
+        &env,
+        &lab,
+        &[
+            "--strict",
+            "--net",
+            "user",
+            "--net-allow",
+            "10.199.0.5:8001",
+        ],
+        script,
+    );
+    assert_eq!(strict["local"], "refused", "{strict:?}");
+    assert_eq!(strict["ok"], "tcp-10.199.0.5", "{strict:?}");
+}

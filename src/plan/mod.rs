@@ -129,7 +129,13 @@ pub fn build(spec: &Spec) -> Plan {
             &sec.seccomp_deny,
             sec.allow_userns,
         ),
-        landlock: landlock::rules(sec.landlock, &spec.mounts),
+        landlock: landlock::Rules {
+            // Landlock can't tell addresses apart, so port rules would
+            // close loopback too: only when every layer is asked to be
+            // strict.
+            tcp_connect: landlock::tcp_ports(&spec.network.allow).filter(|_| sec.strict),
+            ..landlock::rules(sec.landlock, &spec.mounts)
+        },
         net: net_plan(&spec.network),
         scratch_size: spec.limits.disk_quota,
     }

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,10 @@ pub struct Rules {
     pub paths: Vec<(PathBuf, Rights)>,
     /// Scope abstract unix sockets and signals to the sandbox (ABI 6).
     pub scoped: bool,
+    /// TCP ports the sandbox may connect to, when its network allow-list
+    /// names a port for every destination (ABI 4); `None`: any.
+    #[serde(default)]
+    pub tcp_connect: Option<Vec<u16>>,
 }
 
 /// Rules for a view: one per mount target, in order.
@@ -89,7 +93,21 @@ pub fn rules(mode: Mode, mounts: &[Mount]) -> Rules {
         mode,
         paths,
         scoped: true,
+        tcp_connect: None,
     }
+}
+
+/// The TCP ports a network allow-list lets the sandbox connect to, plus
+/// DNS; `None` when some entry allows every port.
+pub fn tcp_ports(allow: &[crate::net::Egress]) -> Option<Vec<u16>> {
+    if allow.is_empty() || allow.iter().any(|e| e.port.is_none()) {
+        return None;
+    }
+    let mut ports: Vec<u16> = allow.iter().filter_map(|e| e.port).collect();
+    ports.push(53);
+    ports.sort_unstable();
+    ports.dedup();
+    Some(ports)
 }
 
 /// What the kernel really enforced.
@@ -126,7 +144,17 @@ pub fn enforce(rules: &Rules) -> Result<Outcome, String> {
             .scope(Scope::from_all(abi))
             .map_err(|e| e.to_string())?;
     }
+    if rules.tcp_connect.is_some() {
+        ruleset = ruleset
+            .handle_access(AccessNet::ConnectTcp)
+            .map_err(|e| e.to_string())?;
+    }
     let mut created = ruleset.create().map_err(|e| e.to_string())?;
+    for port in rules.tcp_connect.iter().flatten() {
+        created = created
+            .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+            .map_err(|e| format!("tcp port {port}: {e}"))?;
+    }
     for (path, rights) in &rules.paths {
         let Ok(fd) = PathFd::new(path) else { continue };
         let mut access = match rights {
@@ -198,6 +226,22 @@ fn left_out(abi: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_ports_only_when_every_entry_names_one() {
+        let e = |port| crate::net::Egress {
+            net: "192.0.2.1".parse().unwrap(),
+            prefix: 32,
+            port,
+            name: None,
+        };
+        assert_eq!(
+            tcp_ports(&[e(Some(443)), e(Some(22))]),
+            Some(vec![22, 53, 443])
+        );
+        assert_eq!(tcp_ports(&[e(Some(443)), e(None)]), None);
+        assert_eq!(tcp_ports(&[]), None);
+    }
 
     #[test]
     fn rules_follow_the_view() {
