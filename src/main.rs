@@ -11,6 +11,12 @@
 //!   execute the plan;
 //! - [`sys`]: the only module with `unsafe`, thin wrappers over raw calls.
 //!
+//! Beside the pipeline: [`net`] (helper arguments, egress rules), [`limits`]
+//! and [`cgroup`] (resource limits), [`stats`], [`store`] (named sandboxes'
+//! layers) with [`sandboxes`] and [`overlay`] (diff / commit / discard),
+//! [`registry`] (running sandboxes) with [`manage`] (`-d`, ps, exec, stop,
+//! kill, logs), [`events`] (`--events`), and [`doctor`].
+//!
 //! Only `main` turns errors into messages and exit codes.
 
 mod cgroup;
