@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::StepError;
+use crate::error::{Context, StepError};
 use crate::limits::CgroupLimits;
 
 /// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo
@@ -48,20 +48,12 @@ pub fn parse_own(text: &str) -> Option<String> {
         .map(|p| p.trim().to_string())
 }
 
-fn io_err(step: impl Into<String>, path: &Path, e: std::io::Error) -> StepError {
-    StepError::new(
-        step,
-        Some(path),
-        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    )
-}
-
 fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
 fn write(path: &Path, value: &str) -> Result<(), StepError> {
-    std::fs::write(path, value).map_err(|e| io_err(format!("writing '{value}' to"), path, e))
+    std::fs::write(path, value).step(&format!("writing '{value}' to"), Some(path))
 }
 
 /// The cgroup v2 situation of this process, for `run` and `doctor`.
@@ -129,14 +121,8 @@ pub fn refusal(s: &Situation, needed: &[&str]) -> StepError {
             "no cgroup v2 hierarchy is mounted".to_string(),
             "limits need the unified hierarchy: boot with systemd.unified_cgroup_hierarchy=1 (and cgroup_no_v1=all), or drop the cgroup limits (rlimits, --timeout and --disk-quota work without)".to_string(),
         ),
-        Situation::Unified {
-            own, available, ..
-        } => {
-            let missing: Vec<&str> = needed
-                .iter()
-                .copied()
-                .filter(|c| !available.iter().any(|a| a == c))
-                .collect();
+        Situation::Unified { own, .. } => {
+            let missing = s.missing(needed);
             if !missing.is_empty() {
                 (
                     format!(
@@ -182,10 +168,10 @@ pub fn exec_in_scope(systemd_run: &Path) -> StepError {
         .args(std::env::args_os().skip(1))
         .env(IN_SCOPE, "1")
         .exec();
-    io_err(
+    StepError::io(
         "asking the systemd user manager for a delegated scope with",
-        systemd_run,
-        e,
+        Some(systemd_run),
+        &e,
     )
 }
 
@@ -233,30 +219,15 @@ impl Leaf {
         required: bool,
     ) -> Result<Option<Leaf>, StepError> {
         let needed = limits.controllers();
-        let Situation::Unified {
-            own,
-            parent_delegated,
-            own_delegated_alone,
-            available,
-        } = situation
-        else {
-            return if required {
-                Err(refusal(situation, &needed))
-            } else {
-                Ok(None)
-            };
-        };
         let name = format!("nook-{}", std::process::id());
         let has_all = |have: &[String]| needed.iter().all(|c| have.iter().any(|h| h == c));
-        let (path, moved) = match (parent_delegated, own_delegated_alone) {
-            (Some(enabled), _) if has_all(enabled) => {
-                (own.parent().expect("checked").join(&name), None)
-            }
-            (_, Some(controllers)) if has_all(controllers) => {
+        let (path, moved) = match place(situation, &needed) {
+            Some(Place::Beside(parent)) => (parent.join(&name), None),
+            Some(Place::Below(own, controllers)) => {
                 // Move out of our own cgroup first: one with processes can't
                 // enable controllers for children.
                 let sup = own.join(format!("{name}-supervisor"));
-                std::fs::create_dir(&sup).map_err(|e| io_err("creating the cgroup", &sup, e))?;
+                std::fs::create_dir(&sup).step("creating the cgroup", Some(&sup))?;
                 write(&sup.join("cgroup.procs"), &std::process::id().to_string())?;
                 // Every controller we may: the figures for --stats too.
                 let mut enabled = Vec::new();
@@ -269,13 +240,12 @@ impl Leaf {
                     let _ = Self::undo_move(own, &sup, &enabled);
                     return Err(refusal(situation, &needed));
                 }
-                (own.join(&name), Some((own.clone(), sup, enabled)))
+                (own.join(&name), Some((own.to_path_buf(), sup, enabled)))
             }
-            _ if required => return Err(refusal(situation, &needed)),
-            _ => return Ok(None),
+            None if required => return Err(refusal(situation, &needed)),
+            None => return Ok(None),
         };
-        let _ = available;
-        std::fs::create_dir(&path).map_err(|e| io_err("creating the cgroup", &path, e))?;
+        std::fs::create_dir(&path).step("creating the cgroup", Some(&path))?;
         let leaf = Leaf {
             path,
             moved,
@@ -293,7 +263,7 @@ impl Leaf {
             let _ = write(&own.join("cgroup.subtree_control"), &format!("-{c}"));
         }
         write(&own.join("cgroup.procs"), &std::process::id().to_string())?;
-        std::fs::remove_dir(sup).map_err(|e| io_err("removing the cgroup", sup, e))
+        std::fs::remove_dir(sup).step("removing the cgroup", Some(sup))
     }
 
     /// Put a process (the setup child, before it makes its cgroup
@@ -408,18 +378,48 @@ impl Drop for Leaf {
     }
 }
 
+/// Where a leaf with `needed` can go here without help (the strategies of
+/// the module's comment, in order).
+enum Place<'a> {
+    /// Beside our own cgroup, in this delegated parent.
+    Beside(&'a Path),
+    /// Below our own cgroup, after moving out of it; it may enable these.
+    Below(&'a Path, &'a [String]),
+}
+
+fn place<'a>(s: &'a Situation, needed: &[&str]) -> Option<Place<'a>> {
+    let Situation::Unified {
+        own,
+        parent_delegated,
+        own_delegated_alone,
+        ..
+    } = s
+    else {
+        return None;
+    };
+    let has_all = |have: &[String]| needed.iter().all(|c| have.iter().any(|h| h == c));
+    match (parent_delegated, own_delegated_alone) {
+        (Some(enabled), _) if has_all(enabled) => own.parent().map(Place::Beside),
+        (_, Some(controllers)) if has_all(controllers) => Some(Place::Below(own, controllers)),
+        _ => None,
+    }
+}
+
 /// Whether a leaf for `needed` can be made here without help.
 pub fn placeable(s: &Situation, needed: &[&str]) -> bool {
-    let has_all = |have: &[String]| needed.iter().all(|c| have.iter().any(|h| h == c));
-    match s {
-        Situation::NoUnified => false,
-        Situation::Unified {
-            parent_delegated,
-            own_delegated_alone,
-            ..
-        } => {
-            parent_delegated.as_deref().is_some_and(has_all)
-                || own_delegated_alone.as_deref().is_some_and(has_all)
+    place(s, needed).is_some()
+}
+
+impl Situation {
+    /// The controllers of `needed` the hierarchy lacks altogether.
+    pub fn missing<'a>(&self, needed: &[&'a str]) -> Vec<&'a str> {
+        match self {
+            Situation::NoUnified => needed.to_vec(),
+            Situation::Unified { available, .. } => needed
+                .iter()
+                .copied()
+                .filter(|c| !available.iter().any(|a| a == c))
+                .collect(),
         }
     }
 }

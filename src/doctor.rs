@@ -373,7 +373,8 @@ fn cgroup(host: &Host) -> Check {
             ),
         }
     };
-    match situation(host.uid) {
+    let here = situation(host.uid);
+    match &here {
         Situation::NoUnified => check(
             "cgroup v2",
             Status::Degraded,
@@ -385,14 +386,9 @@ fn cgroup(host: &Host) -> Check {
             own,
             parent_delegated,
             own_delegated_alone,
-            available,
+            ..
         } => {
-            let missing: Vec<&str> = wanted
-                .iter()
-                .copied()
-                .filter(|c| !available.iter().any(|a| a == c))
-                .collect();
-            if missing.len() == wanted.len() {
+            if here.missing(&wanted).len() == wanted.len() {
                 return check(
                     "cgroup v2",
                     Status::Degraded,
@@ -411,7 +407,7 @@ fn cgroup(host: &Host) -> Check {
                     .map(|w| w.to_string())
                     .collect()
             };
-            if let Some(enabled) = parent_delegated.filter(|e| !usable(e).is_empty()) {
+            if let Some(enabled) = parent_delegated.as_ref().filter(|e| !usable(e).is_empty()) {
                 return check(
                     "cgroup v2",
                     Status::Ok,
@@ -420,20 +416,23 @@ fn cgroup(host: &Host) -> Check {
                         own.parent()
                             .map_or(String::new(), |p| p.display().to_string()),
                         own.display(),
-                        usable(&enabled).join(" ")
+                        usable(enabled).join(" ")
                     ),
                     None,
                     false,
                 );
             }
-            if let Some(c) = own_delegated_alone.filter(|c| !usable(c).is_empty()) {
+            if let Some(c) = own_delegated_alone
+                .as_ref()
+                .filter(|c| !usable(c).is_empty())
+            {
                 return check(
                     "cgroup v2",
                     Status::Ok,
                     format!(
                         "{} is delegated to you and holds only nook: sandboxes get leaves below it, controllers {}",
                         own.display(),
-                        usable(&c).join(" ")
+                        usable(c).join(" ")
                     ),
                     None,
                     false,

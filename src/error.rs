@@ -87,6 +87,15 @@ impl StepError {
         }
     }
 
+    /// From an I/O error (EIO when it carries no errno).
+    pub fn io(step: impl Into<String>, path: Option<&std::path::Path>, e: &std::io::Error) -> Self {
+        StepError::new(
+            step,
+            path,
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -133,12 +142,6 @@ impl<T> Context<T> for Result<T, rustix::io::Errno> {
 
 impl<T> Context<T> for std::io::Result<T> {
     fn step(self, step: &str, path: Option<&std::path::Path>) -> Result<T, StepError> {
-        self.map_err(|e| {
-            StepError::new(
-                step,
-                path,
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )
-        })
+        self.map_err(|e| StepError::io(step, path, &e))
     }
 }

@@ -50,9 +50,7 @@ impl Events {
         let Some(mut f) = self.out.as_ref() else {
             return;
         };
-        let time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let time = crate::host::unix_now();
         let mut obj = json!({ "event": event, "time": time });
         if let (Value::Object(o), Value::Object(extra)) = (&mut obj, fields) {
             o.extend(extra);

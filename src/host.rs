@@ -38,6 +38,14 @@ pub struct Host {
     pub resolver: fn(&str) -> std::io::Result<Vec<std::net::IpAddr>>,
 }
 
+/// The clock, as seconds since the epoch (records and events keep times
+/// so).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 pub const ROOT_LINKS: [&str; 4] = ["/bin", "/sbin", "/lib", "/lib64"];
 
 impl Host {

@@ -364,6 +364,16 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
     })
 }
 
+/// An age or uptime as people read it: 45s, 12m, 5h, 3d.
+pub fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
 /// Bytes as people read them: 50 MiB, 1.5 GiB.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -48,14 +48,7 @@ use error::{EXIT_NOOK, Error};
 fn main() -> ExitCode {
     let code = match run() {
         Ok(code) => code,
-        Err(e) => {
-            let mut msg = format!("nook: error: {e}\n");
-            if let Some(h) = e.hint() {
-                msg.push_str(&format!("nook: hint: {h}\n"));
-            }
-            let _ = std::io::stderr().write_all(msg.as_bytes());
-            e.exit_code()
-        }
+        Err(e) => report_error(&e),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_NOOK as u8))
 }
@@ -151,23 +144,9 @@ fn run() -> Result<i32, Error> {
         ..Default::default()
     };
     if req.detach {
-        return manage::detach(
-            &spec,
-            &plan,
-            ctl,
-            req.name.is_none() && spec.sandbox.is_none(),
-        );
+        return manage::detach(&spec, &plan, ctl);
     }
-    ctl.events.emit(
-        "started",
-        serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
-    );
-    let result = runtime::run(&spec, &plan, &mut ctl);
-    if let Err(e) = &result {
-        ctl.events
-            .emit("failed", serde_json::json!({ "error": e.to_string() }));
-    }
-    result
+    runtime::run(&spec, &plan, &mut ctl)
 }
 
 fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {
@@ -271,6 +250,16 @@ fn sandbox_dir(
         }
         None => None,
     })
+}
+
+/// Print an error (and its hint) the one way nook does; its exit code.
+fn report_error(e: &Error) -> i32 {
+    let mut msg = format!("nook: error: {e}\n");
+    if let Some(h) = e.hint() {
+        msg.push_str(&format!("nook: hint: {h}\n"));
+    }
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+    e.exit_code()
 }
 
 /// Write to stdout; a closed pipe (`nook ... | head`) is not an error.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cli::Command;
-use crate::error::{EXIT_NOOK, Error, StepError};
+use crate::error::{Context, EXIT_NOOK, Error, StepError};
 use crate::host::Host;
 use crate::plan::Plan;
 use crate::registry::{self, Entry};
@@ -14,47 +14,31 @@ use crate::runtime::{self, Control};
 use crate::spec::Spec;
 use crate::sys;
 
-fn io(step: &str, path: Option<&Path>, e: std::io::Error) -> StepError {
-    StepError::new(
-        step,
-        path,
-        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    )
-}
-
 /// `run -d`: the sandbox runs under a supervisor in a new session, its
 /// output in `NAME.log` in the state directory; this process waits until
 /// the command runs, prints the name, and exits 0 (or 125 with what went
 /// wrong).
-pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control, auto_name: bool) -> Result<i32, Error> {
-    let (r, w) = std::io::pipe().map_err(|e| io("creating a pipe", None, e))?;
+pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
+    let (r, w) = std::io::pipe().step("creating a pipe", None)?;
     match sys::clone_fork(0).map_err(|e| StepError::new("detaching (fork)", None, e))? {
         None => {
             drop(r);
-            let code = supervise_detached(spec, plan, &mut ctl, auto_name, w);
+            let code = supervise_detached(spec, plan, &mut ctl, w);
             sys::exit_now(code)
         }
         Some(_) => {
             drop(w);
             // Line by line, not to end-of-file: the sandbox's own processes
             // inherited the pipe and hold it as long as they run.
-            let mut said = String::new();
-            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(r));
-            while let Some(Ok(l)) = lines.next() {
-                said.push_str(&l);
-                said.push('\n');
+            let mut name = String::new();
+            for l in std::io::BufRead::lines(std::io::BufReader::new(r)).map_while(Result::ok) {
                 if l == "started" {
-                    break;
+                    crate::out(&format!("{name}\n"));
+                    return Ok(0);
                 }
-            }
-            let name = said
-                .lines()
-                .find_map(|l| l.strip_prefix("name "))
-                .unwrap_or_default()
-                .to_string();
-            if said.lines().any(|l| l == "started") {
-                crate::out(&format!("{name}\n"));
-                return Ok(0);
+                if let Some(n) = l.strip_prefix("name ") {
+                    name = n.to_string();
+                }
             }
             // It failed before the command ran: its log says why.
             let dir = ctl.state_dir.clone().unwrap_or_default();
@@ -71,11 +55,11 @@ fn supervise_detached(
     spec: &Spec,
     plan: &Plan,
     ctl: &mut Control,
-    auto_name: bool,
     mut w: std::io::PipeWriter,
 ) -> i32 {
     let _ = nix::unistd::setsid();
-    if auto_name {
+    // An unnamed sandbox is named for its supervisor, which is this child.
+    if spec.sandbox.is_none() {
         ctl.name = format!("sb-{}", std::process::id());
     }
     let dir = ctl.state_dir.clone().unwrap_or_default();
@@ -90,30 +74,18 @@ fn supervise_detached(
             .mode(0o600)
             .open(&log)
     };
-    let Ok(file) = opened else {
-        return EXIT_NOOK;
-    };
-    if sys::redirect_stdio(&file).is_err() {
-        return EXIT_NOOK;
+    // Until the redirection, stderr is still the caller's.
+    let redirected = opened
+        .step("opening the log", Some(&log))
+        .and_then(|f| sys::redirect_stdio(&f).step("writing output to", Some(&log)));
+    if let Err(e) = redirected {
+        return crate::report_error(&e.into());
     }
     ctl.log = Some(log);
     ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
-    ctl.events.emit(
-        "started",
-        serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
-    );
     match runtime::run(spec, plan, ctl) {
         Ok(code) => code,
-        Err(e) => {
-            ctl.events
-                .emit("failed", serde_json::json!({ "error": e.to_string() }));
-            let mut msg = format!("nook: error: {e}\n");
-            if let Some(h) = e.hint() {
-                msg.push_str(&format!("nook: hint: {h}\n"));
-            }
-            let _ = std::io::stderr().write_all(msg.as_bytes());
-            e.exit_code()
-        }
+        Err(e) => crate::report_error(&e),
     }
 }
 
@@ -160,9 +132,7 @@ fn cgroup_figures(e: &Entry) -> (Option<u64>, Option<f64>) {
 }
 
 fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let now = crate::host::unix_now();
     let entries = registry::list(dir);
     if json {
         let rows: Vec<serde_json::Value> = entries
@@ -191,12 +161,7 @@ fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
     );
     for e in &entries {
         let (mem, cpu) = cgroup_figures(e);
-        let up = (now - e.started).max(0.0) as u64;
-        let uptime = match up {
-            s if s < 120 => format!("{s}s"),
-            s if s < 7200 => format!("{}m", s / 60),
-            s => format!("{}h", s / 3600),
-        };
+        let uptime = crate::limits::human_age((now - e.started).max(0.0) as u64);
         text.push_str(&format!(
             "{:<24} {:>8} {:<10} {:>8} {:>10} {:>8}  {}\n",
             e.name,
@@ -297,7 +262,7 @@ fn logs(e: &Entry, follow: bool) -> Result<i32, Error> {
             "expected a detached sandbox (run -d): this one writes to its terminal",
         ));
     };
-    let mut f = std::fs::File::open(path).map_err(|err| io("opening", Some(path), err))?;
+    let mut f = std::fs::File::open(path).step("opening the log", Some(path))?;
     let mut buf = Vec::new();
     loop {
         buf.clear();

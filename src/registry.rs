@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, StepError};
+use crate::error::{Context, Error, StepError};
 
 /// What `nook exec` needs to restrict a joining process exactly as the
 /// payload is.
@@ -52,14 +52,6 @@ pub fn dir(env: &std::collections::BTreeMap<String, String>, uid: u32) -> PathBu
         .unwrap_or_else(|| PathBuf::from(format!("/tmp/nook-{uid}")))
 }
 
-fn io(step: &str, path: &Path, e: std::io::Error) -> StepError {
-    StepError::new(
-        step,
-        Some(path),
-        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    )
-}
-
 /// The directory, made if missing; refused unless it is ours and private
 /// (under a shared /tmp another user could have made it first).
 pub fn ensure(dir: &Path, uid: u32) -> Result<(), StepError> {
@@ -67,9 +59,9 @@ pub fn ensure(dir: &Path, uid: u32) -> Result<(), StepError> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io("creating the state directory", dir, e)),
+        Err(e) => return Err(StepError::io("creating the state directory", Some(dir), &e)),
     }
-    let m = std::fs::symlink_metadata(dir).map_err(|e| io("inspecting", dir, e))?;
+    let m = std::fs::symlink_metadata(dir).step("inspecting", Some(dir))?;
     if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
         return Err(StepError::new(
             "using the state directory",
@@ -81,13 +73,19 @@ pub fn ensure(dir: &Path, uid: u32) -> Result<(), StepError> {
     Ok(())
 }
 
-/// A process's start time, or `None` when it is gone.
-pub fn start_time(pid: i32) -> Option<u64> {
+/// A process's parent pid and start time (/proc/PID/stat, readable by
+/// anyone), or `None` when it is gone.
+pub fn proc_stat(pid: i32) -> Option<(i32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count
-    // from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // from the last ')'. Then state, ppid (4), ..., starttime (22).
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// A process's start time, or `None` when it is gone.
+pub fn start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|s| s.1)
 }
 
 fn path(dir: &Path, name: &str) -> PathBuf {
@@ -100,7 +98,7 @@ pub fn write(dir: &Path, e: &Entry) -> Result<(), StepError> {
     let text = serde_json::to_string(e).expect("Entry serializes");
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, &p))
-        .map_err(|err| io("writing", &p, err))
+        .step("writing", Some(&p))
 }
 
 pub fn remove(dir: &Path, name: &str) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::cli::Command;
-use crate::error::{Error, StepError};
+use crate::error::{Context, Error};
 use crate::host::Host;
 use crate::store;
 
@@ -20,22 +20,13 @@ pub fn command(cmd: Command, host: &Host) -> Result<i32, Error> {
                 let dir = existing(&root, n)?;
                 // Not while a run holds it.
                 let lock = store::lock(&dir, n)?;
-                store::remove_tree(&dir).map_err(|e| io("removing", &dir, e))?;
+                store::remove_tree(&dir).step("removing", Some(&dir))?;
                 drop(lock);
             }
             Ok(0)
         }
         other => review(other, &root, host),
     }
-}
-
-fn io(step: &str, path: &Path, e: std::io::Error) -> Error {
-    StepError::new(
-        step,
-        Some(path),
-        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    )
-    .into()
 }
 
 /// The directory of an existing sandbox, or a usage error naming it.
@@ -76,10 +67,7 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
             let Some(rec) = store::load_record(&dir) else {
                 continue;
             };
-            let age = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64())
-                - rec.created;
+            let age = crate::host::unix_now() - rec.created;
             rows.push(serde_json::json!({
                 "name": rec.name,
                 "size_bytes": du(&dir.join("layers")),
@@ -94,13 +82,7 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
         return Ok(0);
     }
     for r in rows {
-        let age = r["age_seconds"].as_f64().unwrap_or(0.0);
-        let age = match age as u64 {
-            s if s < 120 => format!("{s}s"),
-            s if s < 7200 => format!("{}m", s / 60),
-            s if s < 172_800 => format!("{}h", s / 3600),
-            s => format!("{}d", s / 86400),
-        };
+        let age = crate::limits::human_age(r["age_seconds"].as_f64().unwrap_or(0.0) as u64);
         crate::out(&format!(
             "{:<32} {:>10} {:>5}  {}\n",
             r["name"].as_str().unwrap_or(""),

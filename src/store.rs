@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, StepError};
+use crate::error::{Context, Error};
 
 /// Where a run keeps its layers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,14 +118,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn io(step: &str, path: &Path, e: std::io::Error) -> StepError {
-    StepError::new(
-        step,
-        Some(path),
-        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    )
-}
-
 /// The lock a run holds on its sandbox.
 pub struct Lock {
     _file: File,
@@ -144,9 +136,8 @@ pub fn lock(dir: &Path, name: &str) -> Result<Lock, Error> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(&path)
-        .map_err(|e| io("opening the sandbox lock", &path, e))?;
+        .step("opening the sandbox lock", Some(&path))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
@@ -159,14 +150,7 @@ pub fn lock(dir: &Path, name: &str) -> Result<Lock, Error> {
                 ),
             ));
         }
-        Err(e) => {
-            return Err(StepError::new(
-                "locking",
-                Some(&path),
-                nix::errno::Errno::from_raw(e.raw_os_error()),
-            )
-            .into());
-        }
+        other => other.step("locking", Some(&path))?,
     }
     let _ = file.set_len(0);
     let _ = file.rewind();
@@ -182,14 +166,12 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
         .recursive(true)
         .mode(0o700)
         .create(&sb.dir)
-        .map_err(|e| io("creating the sandbox directory", &sb.dir, e))?;
+        .step("creating the sandbox directory", Some(&sb.dir))?;
     let lock = lock(&sb.dir, &sb.name)?;
     let path = sb.dir.join("sandbox.json");
     let mut record = load_record(&sb.dir).unwrap_or(Record {
         name: sb.name.clone(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
+        created: crate::host::unix_now(),
         layers: Vec::new(),
     });
     for l in layers {
@@ -203,7 +185,7 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
                 .recursive(true)
                 .mode(0o700)
                 .create(d)
-                .map_err(|e| io("creating the overlay layer", d, e))?;
+                .step("creating the overlay layer", Some(d))?;
         }
         // The overlay's root takes the upper directory's mode: give it the
         // host directory's (the layers/ directory above stays private).
@@ -217,7 +199,7 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
     let tmp = sb.dir.join("sandbox.json.tmp");
     std::fs::write(&tmp, text + "\n")
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| io("writing", &path, e))?;
+        .step("writing", Some(&path))?;
     Ok(lock)
 }
 

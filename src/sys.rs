@@ -293,7 +293,6 @@ pub fn keep_net_admin_across_exec(cmd: &mut std::process::Command) {
 pub struct Reaped {
     /// The exit code, or 128+N for a signal N.
     pub code: i32,
-    pub signal: Option<i32>,
     pub rusage: libc::rusage,
 }
 
@@ -309,12 +308,10 @@ pub fn wait4_nohang(pid: nix::unistd::Pid) -> nix::Result<Option<Reaped>> {
         0 => Ok(None),
         _ if libc::WIFEXITED(status) => Ok(Some(Reaped {
             code: libc::WEXITSTATUS(status),
-            signal: None,
             rusage,
         })),
         _ if libc::WIFSIGNALED(status) => Ok(Some(Reaped {
             code: 128 + libc::WTERMSIG(status),
-            signal: Some(libc::WTERMSIG(status)),
             rusage,
         })),
         // Stopped or continued: not an end.

@@ -196,7 +196,6 @@ fn a_named_sandbox_in_the_foreground_is_joinable() {
     let out = nook(&env, &["exec", "fg", "--", "cat", "/proc/2/cmdline"]).output();
     out.ok();
     assert!(out.stdout.starts_with("sh"), "{out}");
-    // An unnamed one is listed under an id.
     nook(&env, &["stop", "fg", "--time", "2"]).output().ok();
     let _ = fg.wait(Duration::from_secs(10));
 }

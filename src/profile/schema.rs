@@ -82,7 +82,7 @@ struct LimitsSection {
 }
 
 /// `[network]`: the same keys as the network flags.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct NetworkSection {
     net: S<String>,
@@ -136,6 +136,23 @@ impl Ctx<'_> {
         Error::At {
             at: origin.to_string(),
             what,
+        }
+    }
+
+    /// One of a fixed set of words, parsed; `what` says what is expected
+    /// ("a mode, expected ...").
+    fn choice<T>(
+        &self,
+        v: &S<String>,
+        key: &'static str,
+        parse: fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Result<Option<Val<T>>, Error> {
+        let Some(s) = v else { return Ok(None) };
+        let from = self.origin(s.span(), key);
+        match parse(s.get_ref()) {
+            Some(v) => Ok(Some(Val { v, from })),
+            None => Err(self.err(&from, format!("'{}' is not {what}", s.get_ref()))),
         }
     }
 
@@ -239,109 +256,40 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         line_starts,
     };
 
-    let share_cwd = match &file.share_cwd {
-        None => None,
-        Some(s) => {
-            let from = cx.origin(s.span(), "share-cwd");
-            match CwdMode::parse(s.get_ref()) {
-                Some(m) => Some(Val { v: m, from }),
-                None => {
-                    return Err(cx.err(
-                        &from,
-                        format!(
-                            "'{}' is not a mode, expected \"rw\", \"ro\" or \"no\"",
-                            s.get_ref()
-                        ),
-                    ));
-                }
-            }
-        }
-    };
-
-    let seccomp = match &file.seccomp {
-        None => None,
-        Some(s) => {
-            let from = cx.origin(s.span(), "seccomp");
-            match SeccompMode::parse(s.get_ref()) {
-                Some(m) => Some(Val { v: m, from }),
-                None => {
-                    return Err(cx.err(
-                        &from,
-                        format!(
-                            "'{}' is not a mode, expected \"default\", \"strict\" or \"off\"",
-                            s.get_ref()
-                        ),
-                    ));
-                }
-            }
-        }
-    };
-    let landlock = match &file.landlock {
-        None => None,
-        Some(s) => {
-            let from = cx.origin(s.span(), "landlock");
-            match LandlockMode::parse(s.get_ref()) {
-                Some(m) => Some(Val { v: m, from }),
-                None => {
-                    return Err(cx.err(
-                        &from,
-                        format!(
-                            "'{}' is not a mode, expected \"best-effort\", \"required\" or \"off\"",
-                            s.get_ref()
-                        ),
-                    ));
-                }
-            }
-        }
-    };
-
-    let empty = NetworkSection {
-        net: None,
-        net_driver: None,
-        allow_host_loopback: None,
-        allow_host_port: None,
-        publish: None,
-        net_allow: None,
-    };
-    let nw = file.network.as_ref().unwrap_or(&empty);
+    let share_cwd = cx.choice(
+        &file.share_cwd,
+        "share-cwd",
+        CwdMode::parse,
+        "a mode, expected \"rw\", \"ro\" or \"no\"",
+    )?;
+    let seccomp = cx.choice(
+        &file.seccomp,
+        "seccomp",
+        SeccompMode::parse,
+        "a mode, expected \"default\", \"strict\" or \"off\"",
+    )?;
+    let landlock = cx.choice(
+        &file.landlock,
+        "landlock",
+        LandlockMode::parse,
+        "a mode, expected \"best-effort\", \"required\" or \"off\"",
+    )?;
+    let network = NetworkSection::default();
+    let nw = file.network.as_ref().unwrap_or(&network);
     let no_limits = LimitsSection::default();
     let lim = file.limits.as_ref().unwrap_or(&no_limits);
-    let net = match &nw.net {
-        None => None,
-        Some(s) => {
-            let from = cx.origin(s.span(), "net");
-            match NetMode::parse(s.get_ref()) {
-                Some(m) => Some(Val { v: m, from }),
-                None => {
-                    return Err(cx.err(
-                        &from,
-                        format!(
-                            "'{}' is not a network mode, expected \"none\", \"host\" or \"user\"",
-                            s.get_ref()
-                        ),
-                    ));
-                }
-            }
-        }
-    };
-    let net_driver = match &nw.net_driver {
-        None => None,
-        Some(s) => {
-            let from = cx.origin(s.span(), "net-driver");
-            match DriverKind::parse(s.get_ref()) {
-                Some(d) => Some(Val { v: d, from }),
-                None => {
-                    return Err(cx.err(
-                        &from,
-                        format!(
-                            "'{}' is not a driver, expected \"auto\", \"pasta\" or \"slirp4netns\"",
-                            s.get_ref()
-                        ),
-                    ));
-                }
-            }
-        }
-    };
+    let net = cx.choice(
+        &nw.net,
+        "net",
+        NetMode::parse,
+        "a network mode, expected \"none\", \"host\" or \"user\"",
+    )?;
+    let net_driver = cx.choice(
+        &nw.net_driver,
+        "net-driver",
+        DriverKind::parse,
+        "a driver, expected \"auto\", \"pasta\" or \"slirp4netns\"",
+    )?;
 
     let mut fs: Vec<(FsFlag, Val<String>)> = Vec::new();
     for (flag, values, parts) in [

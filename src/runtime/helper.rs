@@ -61,13 +61,7 @@ impl Helper {
         let step = "starting the network helper";
         let log: std::fs::File =
             rustix::fs::memfd_create("nook-helper-log", rustix::fs::MemfdFlags::CLOEXEC)
-                .map_err(|e| {
-                    StepError::new(
-                        step,
-                        Some(path),
-                        nix::errno::Errno::from_raw(e.raw_os_error()),
-                    )
-                })?
+                .step(step, Some(path))?
                 .into();
         let mut cmd = Command::new(path);
         cmd.args(args).arg(target.to_string());
@@ -83,13 +77,7 @@ impl Helper {
             rustix::process::Pid::from_child(&child),
             rustix::process::PidfdFlags::empty(),
         )
-        .map_err(|e| {
-            StepError::new(
-                step,
-                Some(path),
-                nix::errno::Errno::from_raw(e.raw_os_error()),
-            )
-        })?;
+        .step(step, Some(path))?;
         Ok(Some(Helper { child, pidfd, log }))
     }
 

@@ -1,61 +1,50 @@
 //! `nook exec`: run a command inside a running sandbox with exactly its
-//! restrictions. The sandbox's init is found through a pidfd (checked
-//! against the start time recorded with its pid, so a recycled pid can't
-//! redirect us); a child joins its cgroup, enters all its namespaces with
-//! one setns on that pidfd, takes its root, and forks once more to be in
-//! its pid namespace; that grandchild locks itself down as init did and
-//! runs the exec stage as the payload did (rlimits, no_new_privs, Landlock,
-//! no capabilities, seccomp last). Nothing from inside the sandbox runs
-//! before all of that: the binary is nook's own until the final execve.
+//! restrictions. The sandbox's command (init's child) is found through a
+//! pidfd, checked against init's recorded pid and start time, so a
+//! recycled pid can't redirect us. A child joins the sandbox's cgroup,
+//! enters all its namespaces with one setns on that pidfd, takes its root,
+//! and forks once more to be in its pid namespace; that grandchild locks
+//! itself down as init did and runs the exec stage as the payload did
+//! (rlimits, no_new_privs, Landlock, no capabilities, seccomp last).
+//! Nothing from inside the sandbox runs before all of that: the binary is
+//! nook's own until the final execve.
+//!
+//! Why the command and not init: init is not dumpable and its memory came
+//! from the host's nook (its mm belongs to the host user namespace), so
+//! the kernel lets no one outside join or inspect it; the command, exec'd
+//! inside, is ours to inspect, and shares every namespace with init.
 
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::Pid;
 
-use crate::error::{EXIT_NOOK, Error, StepError};
-use crate::registry::Entry;
+use crate::error::{Context, EXIT_NOOK, Error, StepError};
+use crate::registry::{self, Entry};
 use crate::sys;
 
 use super::msg::{self, ToSupervisor};
 use super::payload::ExecPlan;
-use super::{init, payload, wait_mask};
-
-fn errno(e: rustix::io::Errno) -> nix::errno::Errno {
-    nix::errno::Errno::from_raw(e.raw_os_error())
-}
+use super::{init, payload, report, wait_for, wait_mask};
 
 pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
-    let exec = ExecPlan::for_join(&entry.join, command)?;
-    // The namespaces are entered through the sandbox's command, init's
-    // child: init is not dumpable (its memory came from the host's nook),
-    // so the kernel lets no one outside join or inspect it, while the
-    // command, exec'd inside, is ours to inspect. Both share every
-    // namespace.
-    let target = payload_of(entry)?;
-    let pid = rustix::process::Pid::from_raw(target).ok_or_else(|| {
-        StepError::new(
-            "finding the sandbox's command",
-            None,
-            nix::errno::Errno::ESRCH,
-        )
-    })?;
-    let pidfd =
-        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).map_err(|e| {
-            StepError::new("opening the sandbox's command (pidfd_open)", None, errno(e))
-        })?;
-    // The pidfd now pins the process; make sure it is still init's child
-    // and init the one recorded (a recycled pid can't redirect us).
-    if parent_of(target) != Some(entry.init)
-        || crate::registry::start_time(entry.init) != Some(entry.init_start)
-    {
-        return Err(Error::usage(
+    let exec = ExecPlan::new(&entry.join, command, &[])?;
+    let ended = || {
+        Error::usage(
             "sandbox name",
             &entry.name,
             "expected a running sandbox, but it has ended",
-        ));
+        )
+    };
+    let target = payload_of(entry).ok_or_else(ended)?;
+    let pid = rustix::process::Pid::from_raw(target).ok_or_else(ended)?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .step("opening the sandbox's command (pidfd_open)", None)?;
+    // The pidfd now pins the process: make sure it is still init's child,
+    // and init the one recorded.
+    if registry::proc_stat(target).map(|s| s.0) != Some(entry.init)
+        || registry::start_time(entry.init) != Some(entry.init_start)
+    {
+        return Err(ended());
     }
     let root_path = format!("/proc/{target}/root");
     let root: OwnedFd = rustix::fs::open(
@@ -63,37 +52,24 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
+    .step("opening the sandbox's root", Some(root_path.as_ref()))
     .map_err(|e| {
-        StepError::new(
-            "opening the sandbox's root",
-            Some(root_path.as_ref()),
-            errno(e),
-        )
-        .hint("the sandbox's command made itself undumpable, which keeps nook exec out")
+        e.hint("the sandbox's command made itself undumpable, which keeps nook exec out")
     })?;
+    // Still alive after the open (a pidfd turns readable at exit), so the
+    // root is the sandbox's.
     {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        let exited = poll(&mut fds, PollTimeout::ZERO).map_or(true, |n| n > 0);
-        if exited {
-            return Err(Error::usage(
-                "sandbox name",
-                &entry.name,
-                "expected a running sandbox, but it has ended",
-            ));
+        if poll(&mut fds, PollTimeout::ZERO).map_or(true, |n| n > 0) {
+            return Err(ended());
         }
     }
 
     let mask = wait_mask();
     mask.thread_block()
         .map_err(|e| StepError::new("blocking signals", None, e))?;
-    let (tx, mut rx) = msg::channel().map_err(|e| {
-        StepError::new(
-            "creating a pipe",
-            None,
-            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        )
-    })?;
+    let (tx, mut rx) = msg::channel().step("creating a pipe", None)?;
     let child = match sys::clone_fork(0)
         .map_err(|e| StepError::new("starting the joining process (fork)", None, e))?
     {
@@ -109,41 +85,14 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
     while let Ok(Some(m)) = rx.recv::<ToSupervisor>() {
         match m {
             ToSupervisor::Failed(e) => failure = Some(e),
-            ToSupervisor::Enforced(r) => {
-                let mut lines = String::new();
-                for w in &r.weaker {
-                    lines.push_str(&format!(
-                        "nook: warning: {w}; --strict makes this an error\n"
-                    ));
-                }
-                let _ = std::io::Write::write_all(&mut std::io::stderr(), lines.as_bytes());
-            }
+            ToSupervisor::Enforced(r) => report(&r, false),
             ToSupervisor::InitStarted { .. } => {}
         }
     }
-    let code = forward_until_exit(child, &mask);
+    let end = wait_for(child, &mask, false, None);
     match failure {
         Some(e) => Err(e.into()),
-        None => Ok(code),
-    }
-}
-
-/// Wait for `child`, passing on the signals a user sends; its status as an
-/// exit code.
-fn forward_until_exit(child: Pid, mask: &nix::sys::signal::SigSet) -> i32 {
-    loop {
-        match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, c)) => return c,
-            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
-            Ok(_) => {}
-            Err(_) => return EXIT_NOOK,
-        }
-        match mask.wait() {
-            Ok(Signal::SIGCHLD) | Ok(Signal::SIGALRM) | Err(_) => {}
-            Ok(sig) => {
-                let _ = kill(child, sig);
-            }
-        }
+        None => Ok(end.code),
     }
 }
 
@@ -157,33 +106,40 @@ fn joiner(
     exec: &ExecPlan,
     mut tx: msg::Sender,
 ) -> ! {
-    let fail = |tx: &mut msg::Sender, e: StepError| -> ! {
-        let _ = tx.send(&ToSupervisor::Failed(e));
-        sys::exit_now(EXIT_NOOK)
+    let step = enter(entry, pidfd, root).and_then(|()| {
+        sys::clone_fork(0).map_err(|e| StepError::new("starting the command (fork)", None, e))
+    });
+    let e = match step {
+        Ok(None) => match die_with_parent().and_then(|()| init::lock_down()) {
+            Ok(()) => payload::run(exec, tx),
+            Err(e) => e,
+        },
+        Ok(Some(grandchild)) => {
+            drop(tx);
+            let end = wait_for(grandchild, &wait_mask(), false, None);
+            sys::exit_now(end.code)
+        }
+        Err(e) => e,
     };
+    let _ = tx.send(&ToSupervisor::Failed(e));
+    sys::exit_now(EXIT_NOOK)
+}
+
+fn die_with_parent() -> Result<(), StepError> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .step("setting the parent-death signal", None)
+}
+
+/// Into the sandbox: its cgroup, its namespaces, its root.
+fn enter(entry: &Entry, pidfd: &OwnedFd, root: &OwnedFd) -> Result<(), StepError> {
     // Dies with `nook exec`.
-    if let Err(e) =
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-    {
-        fail(
-            &mut tx,
-            StepError::new("setting the parent-death signal", None, errno(e)),
-        );
-    }
-    if let Some(cg) = &entry.cgroup
-        && let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
-    {
-        fail(
-            &mut tx,
-            StepError::new(
-                "joining the sandbox's cgroup",
-                Some(cg),
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            )
-            .hint(
-                "the cgroup you run nook exec from and the sandbox's must share a delegated parent",
-            ),
-        );
+    die_with_parent()?;
+    if let Some(cg) = &entry.cgroup {
+        std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
+            .step("joining the sandbox's cgroup", Some(cg))
+            .map_err(|e| {
+                e.hint("the cgroup you run nook exec from and the sandbox's must share a delegated parent")
+            })?;
     }
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -192,80 +148,25 @@ fn joiner(
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    if let Err(e) = nix::sched::setns(pidfd.as_fd(), flags) {
-        fail(
-            &mut tx,
-            StepError::new("entering the sandbox's namespaces (setns)", None, e),
-        );
-    }
+    nix::sched::setns(pidfd.as_fd(), flags)
+        .step("entering the sandbox's namespaces (setns)", None)?;
     // Not ptraceable by the sandbox while it still holds capabilities.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
-    if let Err(e) = nix::unistd::fchdir(root).and_then(|()| nix::unistd::chroot(".")) {
-        fail(
-            &mut tx,
-            StepError::new("taking the sandbox's root (chroot)", None, e),
-        );
-    }
-    match sys::clone_fork(0) {
-        Ok(None) => {
-            if let Err(e) = rustix::process::set_parent_process_death_signal(Some(
-                rustix::process::Signal::KILL,
-            )) {
-                fail(
-                    &mut tx,
-                    StepError::new("setting the parent-death signal", None, errno(e)),
-                );
-            }
-            if let Err(e) = init::lock_down() {
-                fail(&mut tx, e);
-            }
-            payload::run(exec, tx)
-        }
-        Ok(Some(g)) => {
-            drop(tx);
-            let code = forward_until_exit(g, &wait_mask());
-            sys::exit_now(code)
-        }
-        Err(e) => fail(
-            &mut tx,
-            StepError::new("starting the command (fork)", None, e),
-        ),
-    }
+    nix::unistd::fchdir(root)
+        .and_then(|()| nix::unistd::chroot("."))
+        .step("taking the sandbox's root (chroot)", None)
 }
 
-/// The parent pid of `pid` (/proc/PID/stat, readable by anyone).
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// The sandbox's command: init's child (the only one init starts; others
-/// are the command's own descendants, reparented only once it has ended).
-fn payload_of(entry: &Entry) -> Result<i32, Error> {
-    let mut found = None;
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if parent_of(pid) == Some(entry.init) {
-                // The oldest child is the command.
-                let start = crate::registry::start_time(pid).unwrap_or(u64::MAX);
-                if found.is_none_or(|(_, s)| start < s) {
-                    found = Some((pid, start));
-                }
-            }
-        }
-    }
-    found.map(|(p, _)| p).ok_or_else(|| {
-        Error::usage(
-            "sandbox name",
-            &entry.name,
-            "expected a running sandbox, but its command has ended",
-        )
-    })
+/// The sandbox's command: init's oldest child (init starts only the
+/// command; the command's own descendants are reparented to init only
+/// once it has ended).
+fn payload_of(entry: &Entry) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| registry::proc_stat(pid).map(|(ppid, start)| (pid, ppid, start)))
+        .filter(|&(_, ppid, _)| ppid == entry.init)
+        .min_by_key(|&(_, _, start)| start)
+        .map(|(pid, _, _)| pid)
 }

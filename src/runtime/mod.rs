@@ -82,8 +82,22 @@ pub struct Control {
     pub events: crate::events::Events,
 }
 
-/// Run the sandbox; returns the exit status to report.
+/// Run the sandbox; returns the exit status to report. The event stream
+/// gets its first and, on failure, its last line here.
 pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
+    ctl.events.emit(
+        "started",
+        serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
+    );
+    let result = supervise(spec, plan, ctl);
+    if let Err(e) = &result {
+        ctl.events
+            .emit("failed", serde_json::json!({ "error": e.to_string() }));
+    }
+    result
+}
+
+fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
     let v = spec.verbose;
     START.get_or_init(std::time::Instant::now);
     trace(
@@ -93,7 +107,8 @@ pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
     );
     // Precomputed before any fork: the code after fork only installs and
     // executes.
-    let exec = payload::ExecPlan::new(spec, plan)?;
+    let join = payload::join_plan(spec, plan);
+    let exec = payload::ExecPlan::new(&join, &spec.command, &spec.pass_fds)?;
     helper::check_ports(&spec.network.publish)?;
     // Held until we return: a second run on this name is refused.
     let _sandbox_lock = match &spec.sandbox {
@@ -181,6 +196,13 @@ pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
         "supervisor",
         format_args!("init is pid {init} on the host"),
     );
+    // A failure from here on ends init too.
+    let abort_init = |e: StepError| -> Error {
+        let _ = kill(init, Signal::SIGKILL);
+        let _ = wait_for(init, &mask, false, None);
+        let _ = waitpid(setup_pid, None);
+        e.into()
+    };
     ctl.events.emit(
         "namespaces",
         serde_json::json!({ "init_pid": init.as_raw() }),
@@ -193,34 +215,19 @@ pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
             supervisor_start: crate::registry::start_time(me).unwrap_or(0),
             init: init.as_raw(),
             init_start: crate::registry::start_time(init.as_raw()).unwrap_or(0),
-            started: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            started: crate::host::unix_now(),
             profiles: spec.profiles.clone(),
             command: spec.command.clone(),
             cgroup: leaf.as_ref().map(|l| l.path.clone()),
             log: ctl.log.clone(),
-            join: payload::join_plan(spec, plan),
+            join,
         };
-        if let Err(e) = crate::registry::write(dir, &entry) {
-            let _ = kill(init, Signal::SIGKILL);
-            let _ = wait_for(init, &mask, false, None);
-            let _ = waitpid(setup_pid, None);
-            return Err(e.into());
-        }
+        crate::registry::write(dir, &entry).map_err(abort_init)?;
     }
     // The helper starts now, against init's namespaces, while init builds
     // the filesystem; init waits for the route before the payload runs.
     let net_helper = match spec.network.driver {
-        Some(driver) => match helper::Helper::start(&plan.net, driver, init) {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = kill(init, Signal::SIGKILL);
-                let _ = wait_for(init, &mask, false, None);
-                let _ = waitpid(setup_pid, None);
-                return Err(e.into());
-            }
-        },
+        Some(driver) => helper::Helper::start(&plan.net, driver, init).map_err(abort_init)?,
         None => None,
     };
     if net_helper.is_some() {
@@ -279,8 +286,8 @@ pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
             .map_or("the memory limit".to_string(), |m| {
                 format!("limit {}", crate::limits::human_bytes(m))
             });
-        // init passes the payload's death by SIGKILL on as 128+9.
-        let what = if end.signal == Some(libc::SIGKILL) || end.code == 128 + libc::SIGKILL {
+        // 128+9 either way: init killed, or passing on its command's death.
+        let what = if end.code == 128 + libc::SIGKILL {
             "killed"
         } else {
             "a process in the sandbox was killed"
@@ -398,7 +405,7 @@ fn helper_alive_while_waiting(h: &helper::Helper, from_init: &msg::Receiver) -> 
 
 /// Say what the hardening enforced: every weaker-than-asked layer in one
 /// warning line (nothing is weakened silently), the rest with `-v`.
-fn report(r: &crate::security::Report, v: bool) {
+pub(super) fn report(r: &crate::security::Report, v: bool) {
     trace(v, "payload", format_args!("seccomp: {}", r.seccomp));
     trace(v, "payload", format_args!("landlock: {}", r.landlock.text));
     trace(v, "payload", format_args!("keyring: {}", r.keyring));
@@ -414,8 +421,8 @@ fn report(r: &crate::security::Report, v: bool) {
 
 /// How the sandbox ended.
 pub struct End {
+    /// The exit code, or 128+N for a signal N.
     pub code: i32,
-    pub signal: Option<i32>,
     pub timed_out: bool,
     /// init's and every process it reaped (the whole sandbox).
     pub rusage: Option<libc::rusage>,
@@ -424,14 +431,18 @@ pub struct End {
 /// Forward signals to init until it exits; returns its status as an exit
 /// code (128+N for a signal). At the --timeout alarm, the whole sandbox is
 /// killed: its cgroup, and init, whose death ends its pid namespace.
-fn wait_for(init: Pid, mask: &SigSet, timeout: bool, leaf: Option<&crate::cgroup::Leaf>) -> End {
+pub(super) fn wait_for(
+    init: Pid,
+    mask: &SigSet,
+    timeout: bool,
+    leaf: Option<&crate::cgroup::Leaf>,
+) -> End {
     let mut timed_out = false;
     loop {
         match sys::wait4_nohang(init) {
             Ok(Some(r)) => {
                 return End {
                     code: r.code,
-                    signal: r.signal,
                     timed_out,
                     rusage: Some(r.rusage),
                 };
@@ -440,7 +451,6 @@ fn wait_for(init: Pid, mask: &SigSet, timeout: bool, leaf: Option<&crate::cgroup
             Err(_) => {
                 return End {
                     code: EXIT_NOOK,
-                    signal: None,
                     timed_out,
                     rusage: None,
                 };

@@ -353,25 +353,15 @@ impl Builder {
             .arg("/dev/fd/3");
         // Stdio::null would open /dev/null, which the staging root lacks.
         let null = || {
-            std::fs::File::open("/oldroot/dev/null").map_err(|e| {
-                StepError::new(
-                    "opening",
-                    Some(Path::new("/dev/null")),
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                )
-            })
+            std::fs::File::open("/oldroot/dev/null").step("opening", Some(Path::new("/dev/null")))
         };
         cmd.stdin(null()?).stdout(null()?);
         sys::fuse_daemon(&mut cmd, fuse.as_raw_fd(), c"/oldroot");
         // It daemonizes once it serves the mount: its exit is the signal.
-        let status = cmd.status().map_err(|e| {
-            StepError::new(
-                step,
-                Some(dst),
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            )
-            .hint("install the 'fuse-overlayfs' package")
-        })?;
+        let status = cmd
+            .status()
+            .step(step, Some(dst))
+            .map_err(|e| e.hint("install the 'fuse-overlayfs' package"))?;
         if !status.success() {
             return Err(StepError::new(step, Some(dst), Errno::UnknownErrno)
                 .hint(format!("fuse-overlayfs failed ({status})")));

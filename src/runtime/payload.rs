@@ -59,50 +59,22 @@ fn candidates(name: &str, search_path: &str) -> Vec<CString> {
 }
 
 impl ExecPlan {
-    pub fn new(spec: &Spec, plan: &Plan) -> Result<ExecPlan, StepError> {
-        let seccomp = plan.seccomp.compile().map_err(|e| {
-            StepError::new("compiling the seccomp filter", None, Errno::UnknownErrno).hint(e)
-        })?;
-        let seccomp_text = match plan.seccomp.mode {
-            seccomp::Mode::Off => "off".to_string(),
-            m => format!("{} ({} calls named)", m.name(), plan.seccomp.calls.len()),
-        };
-        let name = spec.command[0].clone();
-        let search_path = spec.search_path().to_string();
-        let candidates = candidates(&name, &search_path);
-        Ok(ExecPlan {
-            argv: spec.command.iter().map(|a| cstring(a)).collect(),
-            envp: spec
-                .env
-                .iter()
-                .map(|(k, v)| cstring(&format!("{k}={v}")))
-                .collect(),
-            candidates,
-            name,
-            search_path,
-            chdir: spec.chdir.clone(),
-            pass_fds: spec.pass_fds.clone(),
-            strict: spec.security.strict,
-            landlock: plan.landlock.clone(),
-            seccomp,
-            seccomp_text,
-            rlimits: spec.limits.rlimits.clone(),
-        })
-    }
-}
-
-impl ExecPlan {
-    /// What `nook exec` runs in a sandbox: `command` under the sandbox's
-    /// own restrictions, as recorded when it started.
-    pub fn for_join(
+    /// `command` under a sandbox's restrictions: the payload's (from
+    /// [`join_plan`]), or, for `nook exec`, the ones recorded when the
+    /// sandbox started.
+    pub fn new(
         join: &crate::registry::JoinPlan,
         command: &[String],
+        pass_fds: &[i32],
     ) -> Result<ExecPlan, StepError> {
         let seccomp = join.seccomp.compile().map_err(|e| {
             StepError::new("compiling the seccomp filter", None, Errno::UnknownErrno).hint(e)
         })?;
+        let seccomp_text = match join.seccomp.mode {
+            seccomp::Mode::Off => "off".to_string(),
+            m => format!("{} ({} calls named)", m.name(), join.seccomp.calls.len()),
+        };
         let name = command[0].clone();
-        let candidates = candidates(&name, &join.search_path);
         Ok(ExecPlan {
             argv: command.iter().map(|a| cstring(a)).collect(),
             envp: join
@@ -110,19 +82,15 @@ impl ExecPlan {
                 .iter()
                 .map(|(k, v)| cstring(&format!("{k}={v}")))
                 .collect(),
-            candidates,
+            candidates: candidates(&name, &join.search_path),
             name,
             search_path: join.search_path.clone(),
             chdir: join.chdir.clone(),
-            pass_fds: Vec::new(),
+            pass_fds: pass_fds.to_vec(),
             strict: join.strict,
             landlock: join.landlock.clone(),
             seccomp,
-            seccomp_text: format!(
-                "{} ({} calls named)",
-                join.seccomp.mode.name(),
-                join.seccomp.calls.len()
-            ),
+            seccomp_text,
             rlimits: join
                 .rlimits
                 .iter()

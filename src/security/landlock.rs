@@ -164,7 +164,10 @@ pub fn enforce(rules: &Rules) -> Result<Outcome, String> {
         };
         // A file takes only file rights; asking for more would make the
         // crate report the whole ruleset as partly enforced.
-        if !std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        // fstat of the descriptor just opened: no second path lookup.
+        let is_dir = rustix::fs::fstat(&fd)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir());
+        if !is_dir {
             access &= AccessFs::from_file(abi);
         }
         created = created
