@@ -354,9 +354,14 @@ fn kept_layers(spec: &Spec) -> Vec<crate::store::LayerRecord> {
         .collect()
 }
 
-/// A sandbox nook named itself: drop it when nothing was written, else
-/// say how to review what was.
+/// A sandbox that never had an overlay keeps nothing: drop its directory.
+/// One nook named itself: drop it too when nothing was written, else say
+/// how to review what was.
 fn say_where_changes_are(sb: &crate::store::SandboxDir, layers: &[crate::store::LayerRecord]) {
+    if crate::store::load_record(&sb.dir).is_some_and(|r| r.layers.is_empty()) {
+        let _ = crate::store::remove_tree(&sb.dir);
+        return;
+    }
     if !sb.auto {
         return;
     }
