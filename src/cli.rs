@@ -1,12 +1,11 @@
 //! Command-line definitions (clap) and the one place that turns clap's
 //! matches into a plain [`RunRequest`]. Nothing below this module sees clap.
 
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::Error;
-use crate::profile::layer::{CwdMode, Layer, Val};
-use crate::security::landlock::Mode as LandlockMode;
-use crate::security::seccomp::Mode as SeccompMode;
+use crate::settings::keys::one_of;
+use crate::settings::{FromValue, Key, Kind, Layer, Val, Value};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -154,184 +153,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = "Profiles")]
     pub profile: Vec<String>,
 
-    /// User id inside the sandbox (default: your own; 0 gives a fake root)
-    #[arg(long, value_name = "N")]
-    pub uid: Option<u32>,
-    /// Group id inside the sandbox (default: your own)
-    #[arg(long, value_name = "N")]
-    pub gid: Option<u32>,
-    /// Map your whole subordinate id range from /etc/subuid and /etc/subgid
-    /// (needs newuidmap/newgidmap from the uidmap package)
-    #[arg(long)]
-    pub subids: bool,
+    /// Every setting a profile can also give: one flag per key of the
+    /// table in `settings::keys`.
+    #[command(flatten)]
+    pub settings: SettingArgs,
 
-    /// Share the host's network namespace (the same as --net host)
-    #[arg(long, help_heading = "Namespaces")]
-    pub share_net: bool,
-
-    /// Network: none (loopback only, the default), host, or user
-    /// (user-mode networking through pasta or slirp4netns)
-    #[arg(long, value_name = "MODE", help_heading = "Network")]
-    pub net: Option<String>,
-    /// User-mode networking helper: auto, pasta or slirp4netns
-    #[arg(long, value_name = "DRIVER", help_heading = "Network")]
-    pub net_driver: Option<String>,
-    /// Let the sandbox reach the host's loopback services (through the gateway)
-    #[arg(long, help_heading = "Network")]
-    pub allow_host_loopback: bool,
-    /// Make this port of the host's loopback appear on the sandbox's loopback
-    #[arg(long, value_name = "PORT", help_heading = "Network")]
-    pub allow_host_port: Vec<u16>,
-    /// Publish a sandbox port on the host: [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]
-    #[arg(short = 'p', long, value_name = "SPEC", help_heading = "Network")]
-    pub publish: Vec<String>,
-    /// Allow outbound traffic to HOST[:PORT], IP[:PORT] or CIDR[:PORT] only
-    #[arg(long, value_name = "DEST", help_heading = "Network")]
-    pub net_allow: Vec<String>,
-    /// Share the host's IPC namespace
-    #[arg(long, help_heading = "Namespaces")]
-    pub share_ipc: bool,
-    /// Share the host's UTS namespace (hostname)
-    #[arg(long, help_heading = "Namespaces")]
-    pub share_uts: bool,
-    /// Share the host's pid namespace
-    #[arg(long, help_heading = "Namespaces")]
-    pub share_pid: bool,
-    /// Share the host's cgroup namespace
-    #[arg(long, help_heading = "Namespaces")]
-    pub share_cgroup: bool,
-
-    /// Start from an empty root instead of the default view
-    /// (/usr, /etc read-only, /proc, /dev, /tmp, empty $HOME, the current directory)
-    #[arg(long, help_heading = "Filesystem")]
-    pub no_default_view: bool,
-    /// What the default view does with the current directory: rw, ro or no
-    #[arg(long, value_name = "MODE", help_heading = "Filesystem")]
-    pub share_cwd: Option<String>,
-    /// Bind SRC read-only at DST (default: the same path)
-    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
-    pub ro_bind: Vec<String>,
-    /// Bind SRC read-write at DST (default: the same path)
-    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
-    pub bind: Vec<String>,
-    /// Like --ro-bind, but skip it when SRC does not exist
-    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
-    pub ro_bind_try: Vec<String>,
-    /// Like --bind, but skip it when SRC does not exist
-    #[arg(long, value_name = "SRC[:DST]", help_heading = "Filesystem")]
-    pub bind_try: Vec<String>,
-    /// Mount a fresh tmpfs at DST, optionally limited in size (k, m, g suffixes)
-    #[arg(long, value_name = "DST[:size=N]", help_heading = "Filesystem")]
-    pub tmpfs: Vec<String>,
-    /// Create an empty directory DST
-    #[arg(long, value_name = "DST", help_heading = "Filesystem")]
-    pub dir: Vec<String>,
-    /// Create a symbolic link LINK pointing to TARGET
-    #[arg(long, value_name = "TARGET:LINK", help_heading = "Filesystem")]
-    pub symlink: Vec<String>,
-    /// Place a read-only file DST holding CONTENT
-    #[arg(long, value_name = "DST:CONTENT", help_heading = "Filesystem")]
-    pub file: Vec<String>,
-    /// Place a read-only file DST holding a copy of the host file SRC
-    #[arg(long, value_name = "DST:SRC", help_heading = "Filesystem")]
-    pub file_from: Vec<String>,
-    /// Keep PATH present but empty and unreadable
-    #[arg(long, value_name = "PATH", help_heading = "Filesystem")]
-    pub hide: Vec<String>,
-    /// Mount a fresh /proc for the sandbox's pid namespace at DST
-    #[arg(long, value_name = "DST", help_heading = "Filesystem")]
-    pub proc: Vec<String>,
-    /// Mount a minimal /dev at DST (null zero full random urandom tty, pts, shm)
-    #[arg(long, value_name = "DST", help_heading = "Filesystem")]
-    pub dev: Vec<String>,
-
-    /// Show host directory PATH at DST copy-on-write: writes go to an upper
-    /// layer nook keeps (review with nook diff / commit / discard)
-    #[arg(long, value_name = "PATH[:DST]", help_heading = "Filesystem")]
-    pub overlay: Vec<String>,
-    /// Like --overlay, with a throw-away upper layer
-    #[arg(long, value_name = "PATH[:DST]", help_heading = "Filesystem")]
-    pub tmp_overlay: Vec<String>,
-    /// Overlay implementation: auto, native (overlayfs) or fuse (fuse-overlayfs)
-    #[arg(long, value_name = "DRIVER", help_heading = "Filesystem")]
-    pub overlay_driver: Option<String>,
     /// Keep this sandbox's overlay layers under this name, to continue,
     /// review and commit later
     #[arg(long, value_name = "NAME", help_heading = "Filesystem")]
     pub name: Option<String>,
 
-    /// Working directory inside the sandbox (default: the current directory)
-    #[arg(long, value_name = "DIR", help_heading = "Process")]
-    pub chdir: Option<String>,
-    /// Hostname inside the sandbox
-    #[arg(long, value_name = "NAME", help_heading = "Process")]
-    pub hostname: Option<String>,
-    /// Set an environment variable
-    #[arg(long, value_name = "K=V", help_heading = "Process")]
-    pub setenv: Vec<String>,
-    /// Remove an environment variable
-    #[arg(long, value_name = "K", help_heading = "Process")]
-    pub unsetenv: Vec<String>,
-    /// Start from an empty environment
-    #[arg(long, help_heading = "Process")]
-    pub clearenv: bool,
-    /// Keep variables matching PATTERN (* matches anything) that nook drops
-    /// because they usually carry credentials (SSH_AUTH_SOCK, *_TOKEN, ...)
-    #[arg(long, value_name = "PATTERN", help_heading = "Process")]
-    pub keep_env: Vec<String>,
-    /// Keep this inherited file descriptor open (0, 1 and 2 always are)
-    #[arg(long, value_name = "N", help_heading = "Process")]
-    pub pass_fd: Vec<i32>,
-
-    /// Turn every best-effort hardening layer into a requirement
-    #[arg(long, help_heading = "Hardening")]
-    pub strict: bool,
-    /// System call filter: default (deny list), strict (allow list) or off
-    #[arg(long, value_name = "MODE", help_heading = "Hardening")]
-    pub seccomp: Option<String>,
-    /// Let this system call through the filter (by name)
-    #[arg(long, value_name = "SYSCALL", help_heading = "Hardening")]
-    pub seccomp_allow: Vec<String>,
-    /// Refuse this system call too (by name)
-    #[arg(long, value_name = "SYSCALL", help_heading = "Hardening")]
-    pub seccomp_deny: Vec<String>,
-    /// Landlock filesystem rules: best-effort, required or off
-    #[arg(long, value_name = "MODE", help_heading = "Hardening")]
-    pub landlock: Option<String>,
-    /// Allow nested user namespaces (browsers' own sandboxes need them)
-    #[arg(long, help_heading = "Hardening")]
-    pub allow_userns: bool,
-
-    /// Memory limit (cgroup memory.max), e.g. 512m
-    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
-    pub memory: Option<String>,
-    /// Swap limit (cgroup memory.swap.max)
-    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
-    pub memory_swap: Option<String>,
-    /// Most processes and threads at once (cgroup pids.max)
-    #[arg(long, value_name = "N", help_heading = "Limits")]
-    pub pids: Option<u64>,
-    /// CPU time as a number of CPUs, e.g. 0.5 (cgroup cpu.max)
-    #[arg(long, value_name = "FLOAT", help_heading = "Limits")]
-    pub cpus: Option<f64>,
-    /// Relative CPU share, 1 to 10000 (cgroup cpu.weight; 100 is the default)
-    #[arg(long, value_name = "N", help_heading = "Limits")]
-    pub cpu_weight: Option<u64>,
-    /// Relative I/O share, 1 to 10000 (cgroup io.weight)
-    #[arg(long, value_name = "N", help_heading = "Limits")]
-    pub io_weight: Option<u64>,
-    /// I/O ceiling for a device: DEV:rbps=..,wbps=..,riops=..,wiops=.. (cgroup io.max)
-    #[arg(long, value_name = "SPEC", help_heading = "Limits")]
-    pub io_max: Vec<String>,
-    /// A resource limit: nofile, nproc, fsize, core, cpu, as, stack or memlock =VALUE
-    #[arg(long, value_name = "NAME=VALUE", help_heading = "Limits")]
-    pub rlimit: Vec<String>,
-    /// Kill the whole sandbox after this long and exit 124, e.g. 30s or 5m
-    #[arg(long, value_name = "DURATION", help_heading = "Limits")]
-    pub timeout: Option<String>,
-    /// Cap on what the sandbox can write to its scratch areas in total
-    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
-    pub disk_quota: Option<String>,
     /// Run in the background: print the sandbox's name once the command
     /// runs, and exit (output goes to `nook logs NAME`)
     #[arg(short = 'd', long, help_heading = "Management")]
@@ -357,70 +188,6 @@ pub struct RunArgs {
     /// The command to run and its arguments
     #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
     pub command: Vec<String>,
-}
-
-/// The filesystem flags, in the form the spec resolver needs: which flag, and
-/// its raw value, in command-line order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsFlag {
-    RoBind,
-    Bind,
-    RoBindTry,
-    BindTry,
-    Tmpfs,
-    Dir,
-    Symlink,
-    File,
-    FileFrom,
-    Hide,
-    Proc,
-    Dev,
-    Overlay,
-    TmpOverlay,
-}
-
-impl FsFlag {
-    pub const ALL: [(FsFlag, &'static str); 14] = [
-        (FsFlag::RoBind, "ro_bind"),
-        (FsFlag::Bind, "bind"),
-        (FsFlag::RoBindTry, "ro_bind_try"),
-        (FsFlag::BindTry, "bind_try"),
-        (FsFlag::Tmpfs, "tmpfs"),
-        (FsFlag::Dir, "dir"),
-        (FsFlag::Symlink, "symlink"),
-        (FsFlag::File, "file"),
-        (FsFlag::FileFrom, "file_from"),
-        (FsFlag::Hide, "hide"),
-        (FsFlag::Proc, "proc"),
-        (FsFlag::Dev, "dev"),
-        (FsFlag::Overlay, "overlay"),
-        (FsFlag::TmpOverlay, "tmp_overlay"),
-    ];
-
-    /// The profile key: the flag without its dashes.
-    pub fn key(self) -> &'static str {
-        &self.name()[2..]
-    }
-
-    /// The flag as the user typed it, for error messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            FsFlag::RoBind => "--ro-bind",
-            FsFlag::Bind => "--bind",
-            FsFlag::RoBindTry => "--ro-bind-try",
-            FsFlag::BindTry => "--bind-try",
-            FsFlag::Tmpfs => "--tmpfs",
-            FsFlag::Dir => "--dir",
-            FsFlag::Symlink => "--symlink",
-            FsFlag::File => "--file",
-            FsFlag::FileFrom => "--file-from",
-            FsFlag::Hide => "--hide",
-            FsFlag::Proc => "--proc",
-            FsFlag::Dev => "--dev",
-            FsFlag::Overlay => "--overlay",
-            FsFlag::TmpOverlay => "--tmp-overlay",
-        }
-    }
 }
 
 /// Everything `nook run` was asked for, free of clap types.
@@ -481,143 +248,123 @@ where
     }
 }
 
-fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
-    // clap keeps each flag's values apart; the order across flags comes from
-    // their argument indices, which is what makes "later covers earlier" work.
-    let mut fs: Vec<(usize, FsFlag, String)> = Vec::new();
-    for (flag, id) in FsFlag::ALL {
-        if let (Some(idx), Some(vals)) = (m.indices_of(id), m.get_many::<String>(id)) {
-            fs.extend(idx.zip(vals).map(|(i, v)| (i, flag, v.clone())));
+/// The settings flags, added to `nook run` from the key table.
+#[derive(Debug, Clone, Default)]
+pub struct SettingArgs;
+
+impl clap::FromArgMatches for SettingArgs {
+    // The values are read by `settings_layer`, which needs the argument
+    // indices and gives nook's own errors.
+    fn from_arg_matches(_: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(SettingArgs)
+    }
+
+    fn update_from_arg_matches(&mut self, _: &ArgMatches) -> Result<(), clap::Error> {
+        Ok(())
+    }
+}
+
+impl clap::Args for SettingArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(Key::ALL.iter().map(|&k| key_arg(k)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+fn key_arg(key: Key) -> Arg {
+    let d = key.def();
+    let mut arg = Arg::new(d.name())
+        .long(d.name())
+        .help(d.help)
+        .help_heading(d.heading);
+    if let Some(c) = d.short {
+        arg = arg.short(c);
+    }
+    if d.kind == Kind::Bool {
+        return arg.action(ArgAction::SetTrue);
+    }
+    arg = arg.value_name(d.value_name).action(if d.list {
+        ArgAction::Append
+    } else {
+        ArgAction::Set
+    });
+    match d.kind {
+        Kind::U16 => arg.value_parser(clap::value_parser!(u16)),
+        Kind::U32 => arg.value_parser(clap::value_parser!(u32)),
+        Kind::U64 => arg.value_parser(clap::value_parser!(u64)),
+        Kind::I32 => arg.value_parser(clap::value_parser!(i32)),
+        Kind::F64 => arg.value_parser(clap::value_parser!(f64)),
+        _ => arg,
+    }
+}
+
+/// The settings given as flags, as the last layer: in command-line order,
+/// which is what makes "later covers earlier" work for filesystem entries
+/// (clap keeps each flag's values apart; the order across flags comes from
+/// their argument indices).
+fn settings_layer(m: &ArgMatches) -> Result<Layer, Error> {
+    let mut given: Vec<(usize, Key, Value)> = Vec::new();
+    for &key in Key::ALL {
+        let d = key.def();
+        let id = d.name();
+        if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let at: Vec<usize> = m.indices_of(id).map(Iterator::collect).unwrap_or_default();
+        let values: Vec<Value> = match d.kind {
+            Kind::Bool => vec![Value::Bool(true)],
+            Kind::U16 => ints::<u16>(m, id),
+            Kind::U32 => ints::<u32>(m, id),
+            Kind::U64 => ints::<u64>(m, id),
+            Kind::I32 => ints::<i32>(m, id),
+            Kind::F64 => m
+                .get_many::<f64>(id)
+                .into_iter()
+                .flatten()
+                .map(|&f| Value::Float(f))
+                .collect(),
+            Kind::Str(_) | Kind::Fs(..) | Kind::Choice { .. } => {
+                let mut out = Vec::new();
+                for s in m.get_many::<String>(id).into_iter().flatten() {
+                    if let Kind::Choice { words, .. } = d.kind
+                        && !words.contains(&s.as_str())
+                    {
+                        return Err(Error::usage(
+                            d.flag,
+                            s,
+                            format!("expected {}", one_of(words, false)),
+                        ));
+                    }
+                    out.push(Value::Str(s.clone()));
+                }
+                out
+            }
+        };
+        for (i, v) in values.into_iter().enumerate() {
+            given.push((at.get(i).copied().unwrap_or(0), key, v));
         }
     }
-    fs.sort_by_key(|(i, _, _)| *i);
-    let b = |on: bool, name: &'static str| on.then(|| Val::flag(true, name));
-    let share_cwd = match a.share_cwd {
-        None => None,
-        Some(s) => match CwdMode::parse(&s) {
-            Some(mode) => Some(Val::flag(mode, "--share-cwd")),
-            None => {
-                return Err(Error::usage("--share-cwd", &s, "expected rw, ro or no"));
-            }
-        },
-    };
-    let seccomp = match a.seccomp {
-        None => None,
-        Some(s) => match SeccompMode::parse(&s) {
-            Some(m) => Some(Val::flag(m, "--seccomp")),
-            None => {
-                return Err(Error::usage(
-                    "--seccomp",
-                    &s,
-                    "expected default, strict or off",
-                ));
-            }
-        },
-    };
-    let landlock = match a.landlock {
-        None => None,
-        Some(s) => match LandlockMode::parse(&s) {
-            Some(m) => Some(Val::flag(m, "--landlock")),
-            None => {
-                return Err(Error::usage(
-                    "--landlock",
-                    &s,
-                    "expected best-effort, required or off",
-                ));
-            }
-        },
-    };
-    let net = match a.net {
-        None => None,
-        Some(s) => match crate::net::Mode::parse(&s) {
-            Some(m) => Some(Val::flag(m, "--net")),
-            None => {
-                return Err(Error::usage("--net", &s, "expected none, host or user"));
-            }
-        },
-    };
-    let net_driver = match a.net_driver {
-        None => None,
-        Some(s) => match crate::net::DriverKind::parse(&s) {
-            Some(d) => Some(Val::flag(d, "--net-driver")),
-            None => {
-                return Err(Error::usage(
-                    "--net-driver",
-                    &s,
-                    "expected auto, pasta or slirp4netns",
-                ));
-            }
-        },
-    };
-    let strings = |v: Vec<String>, flag: &'static str| -> Vec<Val<String>> {
-        v.into_iter().map(|x| Val::flag(x, flag)).collect()
-    };
-    let layer = Layer {
-        uid: a.uid.map(|v| Val::flag(v, "--uid")),
-        gid: a.gid.map(|v| Val::flag(v, "--gid")),
-        subids: b(a.subids, "--subids"),
-        share_net: b(a.share_net, "--share-net"),
-        share_ipc: b(a.share_ipc, "--share-ipc"),
-        share_uts: b(a.share_uts, "--share-uts"),
-        share_pid: b(a.share_pid, "--share-pid"),
-        share_cgroup: b(a.share_cgroup, "--share-cgroup"),
-        no_default_view: b(a.no_default_view, "--no-default-view"),
-        share_cwd,
-        fs: fs
-            .into_iter()
-            .map(|(_, f, v)| (f, Val::flag(v, f.name())))
-            .collect(),
-        chdir: a.chdir.map(|v| Val::flag(v, "--chdir")),
-        hostname: a.hostname.map(|v| Val::flag(v, "--hostname")),
-        setenv: a
-            .setenv
-            .into_iter()
-            .map(|v| Val::flag(v, "--setenv"))
-            .collect(),
-        unsetenv: a
-            .unsetenv
-            .into_iter()
-            .map(|v| Val::flag(v, "--unsetenv"))
-            .collect(),
-        clearenv: b(a.clearenv, "--clearenv"),
-        keep_env: a
-            .keep_env
-            .into_iter()
-            .map(|v| Val::flag(v, "--keep-env"))
-            .collect(),
-        pass_fd: a
-            .pass_fd
-            .into_iter()
-            .map(|v| Val::flag(v, "--pass-fd"))
-            .collect(),
-        strict: b(a.strict, "--strict"),
-        seccomp,
-        seccomp_allow: strings(a.seccomp_allow, "--seccomp-allow"),
-        seccomp_deny: strings(a.seccomp_deny, "--seccomp-deny"),
-        landlock,
-        allow_userns: b(a.allow_userns, "--allow-userns"),
-        net,
-        net_driver,
-        allow_host_loopback: b(a.allow_host_loopback, "--allow-host-loopback"),
-        allow_host_port: a
-            .allow_host_port
-            .into_iter()
-            .map(|p| Val::flag(p, "--allow-host-port"))
-            .collect(),
-        publish: strings(a.publish, "--publish"),
-        net_allow: strings(a.net_allow, "--net-allow"),
-        memory: a.memory.map(|v| Val::flag(v, "--memory")),
-        memory_swap: a.memory_swap.map(|v| Val::flag(v, "--memory-swap")),
-        pids: a.pids.map(|v| Val::flag(v, "--pids")),
-        cpus: a.cpus.map(|v| Val::flag(v, "--cpus")),
-        cpu_weight: a.cpu_weight.map(|v| Val::flag(v, "--cpu-weight")),
-        io_weight: a.io_weight.map(|v| Val::flag(v, "--io-weight")),
-        io_max: strings(a.io_max, "--io-max"),
-        rlimit: strings(a.rlimit, "--rlimit"),
-        timeout: a.timeout.map(|v| Val::flag(v, "--timeout")),
-        disk_quota: a.disk_quota.map(|v| Val::flag(v, "--disk-quota")),
-        overlay_driver: a.overlay_driver.map(|v| Val::flag(v, "--overlay-driver")),
-    };
+    given.sort_by_key(|(i, _, _)| *i);
+    let mut layer = Layer::default();
+    for (_, key, v) in given {
+        layer.push(key, Val::flag(v, key.flag()));
+    }
+    Ok(layer)
+}
+
+fn ints<T: FromValue + Copy + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> Vec<Value> {
+    m.get_many::<T>(id)
+        .into_iter()
+        .flatten()
+        .map(|&n| n.into_value())
+        .collect()
+}
+
+fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
+    let layer = settings_layer(m)?;
     let stats = match a.stats.as_deref() {
         None => None,
         Some("human") => Some(crate::limits::StatsFormat::Human),
@@ -674,6 +421,7 @@ fn clap_error(e: clap::Error) -> Result<Parsed, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::FsFlag;
 
     fn req(args: &[&str]) -> RunRequest {
         let mut v = vec!["nook", "run"];
@@ -698,7 +446,8 @@ mod tests {
             "--",
             "true",
         ]);
-        let order: Vec<_> = r.layer.fs.iter().map(|(f, v)| (*f, v.v.as_str())).collect();
+        let fs = r.layer.fs();
+        let order: Vec<_> = fs.iter().map(|(f, v)| (*f, v.v.as_str())).collect();
         assert_eq!(
             order,
             vec![
@@ -714,7 +463,7 @@ mod tests {
     fn command_keeps_its_own_flags() {
         let r = req(&["ls", "-l", "--bind", "x"]);
         assert_eq!(r.command, vec!["ls", "-l", "--bind", "x"]);
-        assert!(r.layer.fs.is_empty());
+        assert_eq!(r.layer, Layer::default());
     }
 
     #[test]
@@ -727,5 +476,97 @@ mod tests {
             err,
             "unknown option '--bogus'; see 'nook run --help' for the options"
         );
+    }
+
+    /// The run flags that are not settings (they say how to run, not what
+    /// the sandbox is, so no profile can give them).
+    const RUN_ONLY: [&str; 9] = [
+        "profile",
+        "name",
+        "detach",
+        "events",
+        "stats",
+        "print-spec",
+        "print-plan",
+        "verbose",
+        "command",
+    ];
+
+    #[test]
+    fn every_key_is_a_run_flag_and_every_run_flag_a_key() {
+        let cmd = Cli::command();
+        let run = cmd.find_subcommand("run").expect("run subcommand");
+        for &key in Key::ALL {
+            let arg = run
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.name()))
+                .unwrap_or_else(|| panic!("{} is not a flag of nook run", key.flag()));
+            assert_eq!(arg.get_short(), key.def().short, "{}", key.flag());
+        }
+        for arg in run.get_arguments() {
+            let id = arg.get_long().unwrap_or_else(|| arg.get_id().as_str());
+            if id == "help" {
+                continue;
+            }
+            assert!(
+                Key::ALL.iter().any(|k| k.name() == id) || RUN_ONLY.contains(&id),
+                "--{id} is neither a key of the settings table nor a run-only flag"
+            );
+        }
+    }
+
+    /// README's key table: each row names profile keys (first column, in
+    /// backquotes, `[section]` first when not at the top) and their flags
+    /// (second column).
+    #[test]
+    fn readme_key_table_matches_the_table_of_keys() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("| profile key | flag | meaning |")
+            .expect("README has the key table");
+        let mut keys_seen = Vec::new();
+        let mut flags_text = String::new();
+        for row in readme[start..].lines().skip(2) {
+            let Some(row) = row.strip_prefix('|') else {
+                break;
+            };
+            let cols: Vec<&str> = row.split(" | ").collect();
+            flags_text.push_str(cols.get(1).copied().unwrap_or(""));
+            for quoted in cols[0].split('`').skip(1).step_by(2) {
+                let (section, rest) = match quoted.strip_prefix('[') {
+                    Some(r) => {
+                        let (name, rest) = r.split_once("] ").expect("[section] key");
+                        (Some(name), rest)
+                    }
+                    None => (None, quoted),
+                };
+                let name = rest.split(" =").next().unwrap_or(rest).trim();
+                if name == "extends" {
+                    continue;
+                }
+                let key = Key::ALL
+                    .iter()
+                    .find(|k| k.name() == name)
+                    .unwrap_or_else(|| panic!("README names `{name}`, which is not a key"));
+                assert_eq!(
+                    key.def().section.table(),
+                    section,
+                    "README gives `{name}` in the wrong section"
+                );
+                keys_seen.push(*key);
+            }
+        }
+        for &key in Key::ALL {
+            assert!(
+                keys_seen.contains(&key),
+                "README's key table lacks `{}`",
+                key.name()
+            );
+            assert!(
+                flags_text.contains(&format!("`{}", key.flag())),
+                "README's key table lacks the flag {}",
+                key.flag()
+            );
+        }
     }
 }

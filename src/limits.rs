@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::profile::layer::{Layer, Val};
+use crate::settings::{Key, Layer, Val};
 
 /// Limits enforced through a cgroup v2 leaf.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -313,10 +313,10 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
         }
     };
     let mut cg = CgroupLimits {
-        memory_max: get(&set.memory, |x| parse_size(x), s)?,
+        memory_max: get(&set.get(Key::Memory), |x| parse_size(x), s)?,
         // Zero swap is a real choice (none at all).
         memory_swap_max: get(
-            &set.memory_swap,
+            &set.get(Key::MemorySwap),
             |x| {
                 if x.trim() == "0" {
                     Ok(0)
@@ -327,7 +327,7 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
             s,
         )?,
         pids_max: get(
-            &set.pids,
+            &set.get(Key::Pids),
             |&p| {
                 if p == 0 {
                     Err("expected a number of processes from 1".into())
@@ -337,12 +337,12 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
             },
             n,
         )?,
-        cpu_max: get(&set.cpus, |&c| cpu_max(c), |c| c.to_string())?,
-        cpu_weight: get(&set.cpu_weight, weight, n)?,
-        io_weight: get(&set.io_weight, weight, n)?,
+        cpu_max: get(&set.get(Key::Cpus), |&c| cpu_max(c), |c| c.to_string())?,
+        cpu_weight: get(&set.get(Key::CpuWeight), weight, n)?,
+        io_weight: get(&set.get(Key::IoWeight), weight, n)?,
         io_max: Vec::new(),
     };
-    for v in &set.io_max {
+    for v in &set.list::<String>(Key::IoMax) {
         cg.io_max.push(
             parse_io_max(&v.v, &block_device)
                 .map_err(|e| Error::usage(&v.from.to_string(), &v.v, e))?,
@@ -351,7 +351,7 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
     // A later entry for the same resource replaces an earlier one (a flag
     // after a profile's value).
     let mut rlimits: Vec<Rlimit> = Vec::new();
-    for v in &set.rlimit {
+    for v in &set.list::<String>(Key::Rlimit) {
         let r = parse_rlimit(&v.v).map_err(|e| Error::usage(&v.from.to_string(), &v.v, e))?;
         rlimits.retain(|x| x.name != r.name);
         rlimits.push(r);
@@ -359,8 +359,8 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
     Ok(Limits {
         cgroup: cg,
         rlimits,
-        timeout: get(&set.timeout, |x| parse_duration(x), s)?,
-        disk_quota: get(&set.disk_quota, |x| parse_size(x), s)?,
+        timeout: get(&set.get(Key::Timeout), |x| parse_duration(x), s)?,
+        disk_quota: get(&set.get(Key::DiskQuota), |x| parse_size(x), s)?,
     })
 }
 

@@ -35,6 +35,7 @@ mod registry;
 mod runtime;
 mod sandboxes;
 mod security;
+mod settings;
 mod spec;
 mod stats;
 mod store;
@@ -93,7 +94,7 @@ fn run() -> Result<i32, Error> {
     };
     let mut layers = catalogue.layers(&names)?;
     layers.push(req.layer.clone());
-    let settings = profile::merge(layers);
+    let settings = settings::merge(layers);
     let mut spec = spec::resolve(
         &settings,
         &spec::Request {
@@ -170,8 +171,9 @@ fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {
             }
         }
         P::Show { name } => {
-            let layer = profile::merge(catalogue.layers(&[name])?);
-            out.push_str(&layer.to_toml());
+            let layer = settings::merge(catalogue.layers(&[name])?);
+            out.push_str(&settings::to_toml(&layer, &[]));
+            out.push_str(&settings::fs_order_comment(&layer));
         }
         P::Check { file } => {
             let layer = catalogue.check(&file)?;
@@ -188,7 +190,7 @@ fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {
             out.push_str(&format!("{file}: ok\n"));
         }
         P::Explain { name } => {
-            let layer = profile::merge(catalogue.layers(std::slice::from_ref(&name))?);
+            let layer = settings::merge(catalogue.layers(std::slice::from_ref(&name))?);
             let spec = spec::resolve(
                 &layer,
                 &spec::Request {

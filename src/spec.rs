@@ -7,15 +7,14 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::FsFlag;
 use crate::error::Error;
 use crate::host::{Host, RootEntry, SubRange};
 use crate::net::{DriverKind, Mode as NetMode, Network, egress, parse_publish};
-use crate::profile::layer::{CwdMode, Layer, Origin, Val};
 use crate::profile::secrets;
 use crate::security::Security;
 use crate::security::landlock::Mode as LandlockMode;
 use crate::security::seccomp::Mode as SeccompMode;
+use crate::settings::{FsFlag, Key, Layer, Origin, Val};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Spec {
@@ -134,6 +133,57 @@ pub enum OverlayDriver {
     Fuse,
 }
 
+/// What to do with the current directory in the default view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CwdMode {
+    /// Bound read-write (the default).
+    Rw,
+    /// Bound read-only.
+    Ro,
+    /// Not shared; the working directory is the empty $HOME.
+    No,
+}
+
+impl CwdMode {
+    pub fn parse(s: &str) -> Option<CwdMode> {
+        match s {
+            "rw" => Some(CwdMode::Rw),
+            "ro" => Some(CwdMode::Ro),
+            "no" => Some(CwdMode::No),
+            _ => None,
+        }
+    }
+}
+
+impl OverlayDriver {
+    pub fn parse(s: &str) -> Option<OverlayDriver> {
+        match s {
+            "auto" => Some(OverlayDriver::Auto),
+            "native" => Some(OverlayDriver::Native),
+            "fuse" => Some(OverlayDriver::Fuse),
+            _ => None,
+        }
+    }
+}
+
+/// The value of a choice key as its enum. The words were checked against
+/// the key table when the value was read; `parse` knows the same words
+/// (a unit test holds the two together).
+fn choice<T>(set: &Layer, key: Key, parse: fn(&str) -> Option<T>) -> Result<Option<Val<T>>, Error> {
+    let Some(v) = set.get::<String>(key) else {
+        return Ok(None);
+    };
+    match parse(&v.v) {
+        Some(t) => Ok(Some(Val { v: t, from: v.from })),
+        None => Err(Error::usage(
+            &v.from.to_string(),
+            &v.v,
+            "is not a known value",
+        )),
+    }
+}
+
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// What `resolve` needs besides the merged settings.
@@ -148,34 +198,22 @@ pub struct Request<'a> {
 /// place where settings meet the host.
 pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Error> {
     let ids = resolve_ids(set, host)?;
-    let on = Layer::flag;
+    let on = |k| set.on(k);
     let mut warnings = Vec::new();
     let network = resolve_network(set, host, &mut warnings)?;
     let limits = crate::limits::resolve(set)?;
-    let overlay_driver = match &set.overlay_driver {
-        None => OverlayDriver::Auto,
-        Some(v) => match v.v.as_str() {
-            "auto" => OverlayDriver::Auto,
-            "native" => OverlayDriver::Native,
-            "fuse" => OverlayDriver::Fuse,
-            other => {
-                return Err(Error::usage(
-                    &v.from.to_string(),
-                    other,
-                    "expected auto, native or fuse",
-                ));
-            }
-        },
-    };
+    let overlay_driver =
+        choice(set, Key::OverlayDriver, OverlayDriver::parse)?.map_or(OverlayDriver::Auto, |v| v.v);
     let namespaces = Namespaces {
         mount: true,
-        pid: !on(&set.share_pid),
+        pid: !on(Key::SharePid),
         net: network.mode != NetMode::Host,
-        ipc: !on(&set.share_ipc),
-        uts: !on(&set.share_uts),
-        cgroup: !on(&set.share_cgroup),
+        ipc: !on(Key::ShareIpc),
+        uts: !on(Key::ShareUts),
+        cgroup: !on(Key::ShareCgroup),
     };
-    if let Some(h) = &set.hostname {
+    let hostname = set.get::<String>(Key::Hostname);
+    if let Some(h) = &hostname {
         if !namespaces.uts {
             return Err(Error::usage(
                 &h.from.to_string(),
@@ -194,12 +232,12 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
 
     let mut mounts = Vec::new();
     let mut visible_cwd = None;
-    if !on(&set.no_default_view) {
-        let cwd = set.share_cwd.as_ref().map_or(CwdMode::Rw, |m| m.v);
+    if !on(Key::NoDefaultView) {
+        let cwd = choice(set, Key::ShareCwd, CwdMode::parse)?.map_or(CwdMode::Rw, |m| m.v);
         visible_cwd = default_view(host, cwd, &mut mounts);
     }
     let mut explicit = Vec::new();
-    for (flag, value) in &set.fs {
+    for (flag, value) in &set.fs() {
         let m = fs_entry(*flag, value, host)?;
         if let Mount::Bind { src, .. } = &m {
             explicit.push(src.clone());
@@ -212,13 +250,14 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         hide_secrets(&mut mounts, &explicit, h);
     }
 
-    let chdir = match &set.chdir {
+    let chdir = match &set.get::<String>(Key::Chdir) {
         Some(d) => absolute(&d.from.to_string(), &d.v)?,
         None => visible_cwd.unwrap_or_else(|| PathBuf::from("/")),
     };
 
-    let keep: Vec<&str> = set.keep_env.iter().map(|k| k.v.as_str()).collect();
-    let mut env: BTreeMap<String, String> = if on(&set.clearenv) {
+    let keep_env = set.list::<String>(Key::KeepEnv);
+    let keep: Vec<&str> = keep_env.iter().map(|k| k.v.as_str()).collect();
+    let mut env: BTreeMap<String, String> = if on(Key::Clearenv) {
         BTreeMap::new()
     } else {
         host.env
@@ -227,7 +266,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
-    for k in &set.unsetenv {
+    for k in &set.list::<String>(Key::Unsetenv) {
         if k.v.is_empty() || k.v.contains('=') {
             return Err(Error::usage(
                 &k.from.to_string(),
@@ -237,7 +276,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         }
         env.remove(&k.v);
     }
-    for kv in &set.setenv {
+    for kv in &set.list::<String>(Key::Setenv) {
         match kv.v.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
                 env.insert(k.to_string(), v.to_string());
@@ -253,7 +292,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
     }
 
     let mut pass_fds = Vec::new();
-    for fd in &set.pass_fd {
+    for fd in &set.list::<i32>(Key::PassFd) {
         if fd.v < 0 {
             return Err(Error::usage(
                 &fd.from.to_string(),
@@ -272,7 +311,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         ids,
         namespaces,
         mounts,
-        hostname: set.hostname.as_ref().map(|h| h.v.clone()),
+        hostname: hostname.map(|h| h.v),
         chdir,
         env,
         pass_fds,
@@ -288,8 +327,9 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
 }
 
 fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Result<Network, Error> {
-    let share = set.share_net.as_ref().filter(|v| v.v);
-    let mode = match (&set.net, share) {
+    let share = set.get::<bool>(Key::ShareNet).filter(|v| v.v);
+    let net_mode = choice(set, Key::Net, NetMode::parse)?;
+    let mode = match (&net_mode, share) {
         (Some(n), Some(s)) if n.v != NetMode::Host => {
             return Err(Error::usage(
                 &n.from.to_string(),
@@ -315,11 +355,12 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
             ))
         }
     };
-    if let Some(v) = set.allow_host_loopback.as_ref().filter(|v| v.v) {
+    if let Some(v) = set.get::<bool>(Key::AllowHostLoopback).filter(|v| v.v) {
         needs_user(&v.from, "true")?;
         net.allow_host_loopback = true;
     }
-    for p in &set.allow_host_port {
+    let allow_host_port = set.list::<u16>(Key::AllowHostPort);
+    for p in &allow_host_port {
         needs_user(&p.from, &p.v.to_string())?;
         if p.v == 0 {
             return Err(Error::usage(
@@ -330,22 +371,24 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
         }
         net.allow_host_ports.push(p.v);
     }
-    for p in &set.publish {
+    let publish = set.list::<String>(Key::Publish);
+    for p in &publish {
         needs_user(&p.from, &p.v)?;
         net.publish
             .push(parse_publish(&p.v).map_err(|e| Error::usage(&p.from.to_string(), &p.v, e))?);
     }
-    for a in &set.net_allow {
+    let net_allow = set.list::<String>(Key::NetAllow);
+    for a in &net_allow {
         needs_user(&a.from, &a.v)?;
     }
-    let entries: Vec<&str> = set.net_allow.iter().map(|a| a.v.as_str()).collect();
+    let entries: Vec<&str> = net_allow.iter().map(|a| a.v.as_str()).collect();
     let parsed = egress::parse_all(&entries, host.resolver);
-    for (a, result) in set.net_allow.iter().zip(parsed) {
+    for (a, result) in net_allow.iter().zip(parsed) {
         match result {
             Ok(list) => net.allow.extend(list),
             // A name that can't be resolved now (offline, say) leaves the
             // list shorter, never longer: say so and go on, unless --strict.
-            Err(e) if e.starts_with("cannot resolve") && !Layer::flag(&set.strict) => {
+            Err(e) if e.starts_with("cannot resolve") && !set.on(Key::Strict) => {
                 warnings.push(format!(
                     "{} '{}': {e}; left out of the allow-list",
                     a.from, a.v
@@ -354,7 +397,7 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
             Err(e) => return Err(Error::usage(&a.from.to_string(), &a.v, e)),
         }
     }
-    if !set.net_allow.is_empty() && net.allow.is_empty() {
+    if !net_allow.is_empty() && net.allow.is_empty() {
         warnings.push(
             "no entry of the network allow-list could be used; outbound traffic is refused".into(),
         );
@@ -362,15 +405,14 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
     if mode != NetMode::User {
         return Ok(net);
     }
-    let chosen = set.net_driver.as_ref().and_then(|d| d.v);
+    let chosen = choice(set, Key::NetDriver, DriverKind::parse)?.and_then(|d| d.v);
     let driver = match chosen {
         Some(d) => d,
         None if host.find_program("pasta").is_some() => DriverKind::Pasta,
         None if host.find_program("slirp4netns").is_some() => DriverKind::Slirp4netns,
         None => DriverKind::Pasta,
     };
-    let at = set
-        .net
+    let at = net_mode
         .as_ref()
         .map_or("--net".to_string(), |v| v.from.to_string());
     net.helper = Some(host.find_program(driver.name()).ok_or_else(|| {
@@ -391,14 +433,14 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
     })?);
     net.driver = Some(driver);
     if driver == DriverKind::Slirp4netns {
-        if let Some(p) = set.publish.first() {
+        if let Some(p) = publish.first() {
             return Err(Error::usage(
                 &p.from.to_string(),
                 &p.v,
                 "port publishing needs the pasta driver (--net-driver pasta, package 'passt')",
             ));
         }
-        if let Some(p) = set.allow_host_port.first() {
+        if let Some(p) = allow_host_port.first() {
             return Err(Error::usage(
                 &p.from.to_string(),
                 &p.v.to_string(),
@@ -406,11 +448,11 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
             ));
         }
     }
-    if !set.net_allow.is_empty() {
+    if let Some(first) = net_allow.first() {
         net.nft = Some(host.find_program("nft").ok_or_else(|| {
             Error::usage(
-                &set.net_allow[0].from.to_string(),
-                &set.net_allow[0].v,
+                &first.from.to_string(),
+                &first.v,
                 "an allow-list needs nft; install the 'nftables' package",
             )
         })?);
@@ -446,11 +488,11 @@ fn network_files(net: &Network, mounts: &mut Vec<Mount>) {
 }
 
 fn resolve_security(set: &Layer) -> Result<Security, Error> {
-    let strict = Layer::flag(&set.strict);
+    let strict = set.on(Key::Strict);
     let mut names = Vec::new();
-    for list in [&set.seccomp_allow, &set.seccomp_deny] {
+    for key in [Key::SeccompAllow, Key::SeccompDeny] {
         let mut out = Vec::new();
-        for v in list {
+        for v in set.list::<String>(key) {
             if crate::security::syscalls::number(&v.v).is_none() {
                 return Err(Error::usage(
                     &v.from.to_string(),
@@ -464,20 +506,19 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
     }
     let seccomp_deny = names.pop().unwrap_or_default();
     let seccomp_allow = names.pop().unwrap_or_default();
-    let mut landlock = set
-        .landlock
-        .as_ref()
-        .map_or(LandlockMode::BestEffort, |v| v.v);
+    let mut landlock =
+        choice(set, Key::Landlock, LandlockMode::parse)?.map_or(LandlockMode::BestEffort, |v| v.v);
     if strict && landlock == LandlockMode::BestEffort {
         landlock = LandlockMode::Required;
     }
     Ok(Security {
         strict,
-        seccomp: set.seccomp.as_ref().map_or(SeccompMode::Default, |v| v.v),
+        seccomp: choice(set, Key::Seccomp, SeccompMode::parse)?
+            .map_or(SeccompMode::Default, |v| v.v),
         seccomp_allow,
         seccomp_deny,
         landlock,
-        allow_userns: Layer::flag(&set.allow_userns),
+        allow_userns: set.on(Key::AllowUserns),
     })
 }
 
@@ -528,9 +569,9 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 }
 
 fn resolve_ids(set: &Layer, host: &Host) -> Result<Ids, Error> {
-    let uid = set.uid.as_ref().map_or(host.uid, |v| v.v);
-    let gid = set.gid.as_ref().map_or(host.gid, |v| v.v);
-    let subids = match &set.subids {
+    let uid = set.get::<u32>(Key::Uid).map_or(host.uid, |v| v.v);
+    let gid = set.get::<u32>(Key::Gid).map_or(host.gid, |v| v.v);
+    let subids = match &set.get::<bool>(Key::Subids) {
         Some(s) if s.v => {
             let at = s.from.to_string();
             let who = host.user.clone().unwrap_or_else(|| host.uid.to_string());
@@ -903,8 +944,8 @@ pub(crate) mod tests {
         )
     }
 
-    fn fs(flag: FsFlag, v: &str) -> (FsFlag, Val<String>) {
-        (flag, Val::flag(v.to_string(), flag.name()))
+    fn fs(layer: Layer, flag: FsFlag, v: &str) -> Layer {
+        layer.with(flag.key(), v.to_string())
     }
 
     fn not_secret(m: &&Mount) -> bool {
@@ -947,10 +988,7 @@ pub(crate) mod tests {
 
     #[test]
     fn cwd_mode_read_only_or_not_shared() {
-        let mut l = Layer {
-            share_cwd: Some(Val::flag(CwdMode::Ro, "--share-cwd")),
-            ..Default::default()
-        };
+        let l = Layer::default().with(Key::ShareCwd, "ro".to_string());
         let spec = spec_of(&l, &host()).unwrap();
         assert!(spec.mounts.contains(&Mount::Bind {
             src: "/home/ana/src/proj".into(),
@@ -958,7 +996,7 @@ pub(crate) mod tests {
             read_only: true,
             optional: false
         }));
-        l.share_cwd = Some(Val::flag(CwdMode::No, "--share-cwd"));
+        let l = l.with(Key::ShareCwd, "no".to_string());
         let spec = spec_of(&l, &host()).unwrap();
         assert!(
             !spec
@@ -986,13 +1024,11 @@ pub(crate) mod tests {
 
     #[test]
     fn secrets_are_hidden_last_unless_named() {
-        let l = Layer {
-            fs: vec![
-                fs(FsFlag::RoBindTry, "/home/ana"),
-                fs(FsFlag::RoBindTry, "/home/ana/.ssh/known_hosts"),
-            ],
-            ..Default::default()
-        };
+        let l = fs(
+            fs(Layer::default(), FsFlag::RoBindTry, "/home/ana"),
+            FsFlag::RoBindTry,
+            "/home/ana/.ssh/known_hosts",
+        );
         let spec = spec_of(&l, &host()).unwrap();
         let hidden: Vec<&Path> = spec
             .mounts
@@ -1008,10 +1044,7 @@ pub(crate) mod tests {
         assert!(matches!(spec.mounts.last(), Some(Mount::Hide { .. })));
 
         // Wherever the bind puts them.
-        let l = Layer {
-            fs: vec![fs(FsFlag::RoBindTry, "/home/ana:/h")],
-            ..Default::default()
-        };
+        let l = fs(Layer::default(), FsFlag::RoBindTry, "/home/ana:/h");
         let spec = spec_of(&l, &host()).unwrap();
         assert!(spec.mounts.contains(&Mount::Hide {
             dst: "/h/.aws".into()
@@ -1028,25 +1061,20 @@ pub(crate) mod tests {
         assert!(!spec.env.contains_key("SSH_AUTH_SOCK"));
         assert!(!spec.env.contains_key("AWS_PROFILE"));
         assert!(spec.env.contains_key("X"));
-        let l = Layer {
-            keep_env: vec![Val::flag("GITHUB_*".into(), "--keep-env")],
-            ..Default::default()
-        };
+        let l = Layer::default().with(Key::KeepEnv, "GITHUB_*".to_string());
         let spec = spec_of(&l, &host()).unwrap();
         assert!(spec.env.contains_key("GITHUB_TOKEN"));
     }
 
     #[test]
     fn env_flags_apply_in_order_clear_unset_set() {
-        let mut l = Layer {
-            unsetenv: vec![Val::flag("X".into(), "--unsetenv")],
-            setenv: vec![Val::flag("A=b=c".into(), "--setenv")],
-            ..Default::default()
-        };
+        let l = Layer::default()
+            .with(Key::Unsetenv, "X".to_string())
+            .with(Key::Setenv, "A=b=c".to_string());
         let spec = spec_of(&l, &host()).unwrap();
         assert_eq!(spec.env.get("A").map(String::as_str), Some("b=c"));
         assert!(!spec.env.contains_key("X"));
-        l.clearenv = Some(Val::flag(true, "--clearenv"));
+        let l = l.with(Key::Clearenv, true);
         let spec = spec_of(&l, &host()).unwrap();
         assert_eq!(spec.env.len(), 1);
     }
@@ -1081,10 +1109,7 @@ pub(crate) mod tests {
             ),
         ];
         for (flag, value, want) in cases {
-            let l = Layer {
-                fs: vec![fs(*flag, value)],
-                ..Default::default()
-            };
+            let l = fs(Layer::default(), *flag, value);
             let err = spec_of(&l, &host()).unwrap_err().to_string();
             assert_eq!(&err, want);
         }
@@ -1092,21 +1117,19 @@ pub(crate) mod tests {
 
     #[test]
     fn profile_values_name_file_line_and_column() {
-        let l = Layer {
-            fs: vec![(
-                FsFlag::Bind,
-                Val {
-                    v: "src".into(),
-                    from: Origin::File {
-                        path: "/p/x.toml".into(),
-                        line: 3,
-                        col: 9,
-                        key: "bind",
-                    },
+        let mut l = Layer::default();
+        l.push(
+            Key::Bind,
+            Val {
+                v: crate::settings::Value::Str("src".into()),
+                from: Origin::File {
+                    path: "/p/x.toml".into(),
+                    line: 3,
+                    col: 9,
+                    key: "bind",
                 },
-            )],
-            ..Default::default()
-        };
+            },
+        );
         assert_eq!(
             spec_of(&l, &host()).unwrap_err().to_string(),
             "/p/x.toml:3:9: bind 'src': expected an absolute path, got 'src'"
@@ -1115,11 +1138,11 @@ pub(crate) mod tests {
 
     #[test]
     fn try_binds_accept_missing_sources() {
-        let l = Layer {
-            no_default_view: Some(Val::flag(true, "--no-default-view")),
-            fs: vec![fs(FsFlag::BindTry, "/nonexistent-nook:/x")],
-            ..Default::default()
-        };
+        let l = fs(
+            Layer::default().with(Key::NoDefaultView, true),
+            FsFlag::BindTry,
+            "/nonexistent-nook:/x",
+        );
         let spec = spec_of(&l, &host()).unwrap();
         let view: Vec<&Mount> = spec.mounts.iter().filter(not_secret).collect();
         assert_eq!(
@@ -1160,27 +1183,19 @@ pub(crate) mod tests {
         use crate::security::landlock::Mode as L;
         let spec = spec_of(&Layer::default(), &host()).unwrap();
         assert_eq!(spec.security.landlock, L::BestEffort);
-        let l = Layer {
-            strict: Some(Val::flag(true, "--strict")),
-            ..Default::default()
-        };
+        let l = Layer::default().with(Key::Strict, true);
         let spec = spec_of(&l, &host()).unwrap();
         assert!(spec.security.strict);
         assert_eq!(spec.security.landlock, L::Required);
-        let l = Layer {
-            strict: Some(Val::flag(true, "--strict")),
-            landlock: Some(Val::flag(L::Off, "--landlock")),
-            ..Default::default()
-        };
+        let l = Layer::default()
+            .with(Key::Strict, true)
+            .with(Key::Landlock, "off".to_string());
         assert_eq!(spec_of(&l, &host()).unwrap().security.landlock, L::Off);
     }
 
     #[test]
     fn unknown_syscall_names_are_refused_with_their_origin() {
-        let l = Layer {
-            seccomp_deny: vec![Val::flag("frobnicate".into(), "--seccomp-deny")],
-            ..Default::default()
-        };
+        let l = Layer::default().with(Key::SeccompDeny, "frobnicate".to_string());
         assert_eq!(
             spec_of(&l, &host()).unwrap_err().to_string(),
             "--seccomp-deny 'frobnicate': expected the name of an x86-64 system call, like ptrace or io_uring_setup"
@@ -1189,11 +1204,30 @@ pub(crate) mod tests {
 
     #[test]
     fn hostname_needs_uts_namespace() {
-        let l = Layer {
-            hostname: Some(Val::flag("box".into(), "--hostname")),
-            share_uts: Some(Val::flag(true, "--share-uts")),
-            ..Default::default()
-        };
+        let l = Layer::default()
+            .with(Key::Hostname, "box".to_string())
+            .with(Key::ShareUts, true);
         assert!(spec_of(&l, &host()).is_err());
+    }
+
+    #[test]
+    fn every_choice_word_parses_as_its_mode() {
+        use crate::settings::Kind;
+        let parses = |key: Key, w: &str| match key {
+            Key::ShareCwd => CwdMode::parse(w).is_some(),
+            Key::OverlayDriver => OverlayDriver::parse(w).is_some(),
+            Key::Net => NetMode::parse(w).is_some(),
+            Key::NetDriver => DriverKind::parse(w).is_some(),
+            Key::Seccomp => SeccompMode::parse(w).is_some(),
+            Key::Landlock => LandlockMode::parse(w).is_some(),
+            other => panic!("{other:?} is a choice that spec does not read"),
+        };
+        for &key in Key::ALL {
+            if let Kind::Choice { words, .. } = key.def().kind {
+                for w in words {
+                    assert!(parses(key, w), "{key:?} {w}");
+                }
+            }
+        }
     }
 }

@@ -365,7 +365,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::layer::{Layer, Val};
+    use crate::settings::{Key, Layer};
     use crate::spec::tests as spec_tests;
 
     #[test]
@@ -395,10 +395,7 @@ mod tests {
 
     #[test]
     fn shared_pid_namespace_binds_host_proc() {
-        let r = Layer {
-            share_pid: Some(Val::flag(true, "--share-pid")),
-            ..Default::default()
-        };
+        let r = Layer::default().with(Key::SharePid, true);
         let spec = spec_tests::spec_of(&r, &spec_tests::host()).unwrap();
         let plan = build(&spec);
         assert!(plan.mounts.contains(&MountOp::BindHost {
@@ -417,13 +414,7 @@ mod tests {
 
     #[test]
     fn user_flags_come_after_default_view() {
-        let r = Layer {
-            fs: vec![(
-                crate::cli::FsFlag::Tmpfs,
-                Val::flag("/usr:size=1m".into(), "--tmpfs"),
-            )],
-            ..Default::default()
-        };
+        let r = Layer::default().with(Key::Tmpfs, "/usr:size=1m".to_string());
         let plan = build(&spec_tests::spec_of(&r, &spec_tests::host()).unwrap());
         let ops: Vec<&MountOp> = plan
             .mounts

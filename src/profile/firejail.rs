@@ -420,17 +420,6 @@ fn translate(
     }
 }
 
-fn toml_list(o: &mut String, key: &str, items: &[String]) {
-    if items.is_empty() {
-        return;
-    }
-    let _ = writeln!(o, "{key} = [");
-    for i in items {
-        let _ = writeln!(o, "    {},", serde_json::to_string(i).unwrap_or_default());
-    }
-    let _ = writeln!(o, "]");
-}
-
 impl Import {
     /// The nook profile, with the covered and untranslated lines as
     /// comments at its end.
@@ -441,23 +430,27 @@ impl Import {
             "# imported from {} by nook profile import-firejail.\n# Review it: firejail and nook differ (see the notes at the end).",
             source.display()
         );
-        let _ = writeln!(o, "extends = [\"default\"]");
+        use crate::settings::{Key, Layer};
+        let mut layer = Layer::default();
         if let Some(h) = &self.hostname {
-            let _ = writeln!(
-                o,
-                "hostname = {}",
-                serde_json::to_string(h).unwrap_or_default()
-            );
+            layer = layer.with(Key::Hostname, h.clone());
         }
         if self.share_net {
-            let _ = writeln!(o, "share-net = true");
+            layer = layer.with(Key::ShareNet, true);
         }
-        toml_list(&mut o, "tmpfs", &self.tmpfs);
-        toml_list(&mut o, "ro-bind-try", &self.ro_bind_try);
-        toml_list(&mut o, "bind-try", &self.bind_try);
-        toml_list(&mut o, "hide", &self.hide);
-        toml_list(&mut o, "setenv", &self.setenv);
-        toml_list(&mut o, "unsetenv", &self.unsetenv);
+        for (key, items) in [
+            (Key::Tmpfs, &self.tmpfs),
+            (Key::RoBindTry, &self.ro_bind_try),
+            (Key::BindTry, &self.bind_try),
+            (Key::Hide, &self.hide),
+            (Key::Setenv, &self.setenv),
+            (Key::Unsetenv, &self.unsetenv),
+        ] {
+            for i in items {
+                layer = layer.with(key, i.clone());
+            }
+        }
+        o.push_str(&crate::settings::to_toml(&layer, &["default".to_string()]));
         if !self.covered.is_empty() {
             let _ = writeln!(o, "\n# Covered by nook's defaults:");
             for c in &self.covered {

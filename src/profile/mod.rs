@@ -12,7 +12,6 @@
 
 pub mod explain;
 pub mod firejail;
-pub mod layer;
 mod schema;
 pub mod secrets;
 mod vars;
@@ -21,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::host::Host;
-use layer::Layer;
+use crate::settings::{Layer, merge};
 pub use vars::Vars;
 
 /// Shipped profiles, embedded in the binary.
@@ -239,16 +238,6 @@ impl<'a> Catalogue<'a> {
         let layers = self.layers(&[path.to_string()])?;
         Ok(merge(layers))
     }
-}
-
-/// Merge layers, first to last.
-pub fn merge(layers: Vec<Layer>) -> Layer {
-    let mut it = layers.into_iter();
-    let mut acc = it.next().unwrap_or_default();
-    for l in it {
-        acc.merge(l);
-    }
-    acc
 }
 
 /// The first sentence of a profile's opening comment.

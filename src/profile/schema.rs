@@ -1,97 +1,19 @@
-//! The profile file format: a mirror of the TOML (kebab-case keys, unknown
-//! keys refused, every value with its position), and the one conversion
-//! into a `Layer` that expands variables and checks paths, naming the
-//! file, line and column on failure.
+//! The profile file format: the TOML keys are the table of settings
+//! (`settings::keys`), read strictly (unknown keys and wrong types refused
+//! with their position), and the one conversion into a `Layer` that
+//! expands variables and checks paths, naming the file, line and column on
+//! failure.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
-use super::layer::{CwdMode, Layer, Origin, Val};
 use super::vars::Vars;
-use crate::cli::FsFlag;
 use crate::error::Error;
-use crate::net::{DriverKind, Mode as NetMode};
-use crate::security::landlock::Mode as LandlockMode;
-use crate::security::seccomp::Mode as SeccompMode;
-
-type S<T> = Option<Spanned<T>>;
-type L<T> = Option<Vec<Spanned<T>>>;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct ProfileFile {
-    extends: L<String>,
-    uid: S<u32>,
-    gid: S<u32>,
-    subids: S<bool>,
-    share_net: S<bool>,
-    share_ipc: S<bool>,
-    share_uts: S<bool>,
-    share_pid: S<bool>,
-    share_cgroup: S<bool>,
-    no_default_view: S<bool>,
-    share_cwd: S<String>,
-    ro_bind: L<String>,
-    bind: L<String>,
-    ro_bind_try: L<String>,
-    bind_try: L<String>,
-    tmpfs: L<String>,
-    dir: L<String>,
-    symlink: L<String>,
-    file: L<String>,
-    file_from: L<String>,
-    hide: L<String>,
-    proc: L<String>,
-    dev: L<String>,
-    overlay: L<String>,
-    tmp_overlay: L<String>,
-    overlay_driver: S<String>,
-    chdir: S<String>,
-    hostname: S<String>,
-    setenv: L<String>,
-    unsetenv: L<String>,
-    clearenv: S<bool>,
-    keep_env: L<String>,
-    pass_fd: L<i32>,
-    strict: S<bool>,
-    seccomp: S<String>,
-    seccomp_allow: L<String>,
-    seccomp_deny: L<String>,
-    landlock: S<String>,
-    allow_userns: S<bool>,
-    network: Option<NetworkSection>,
-    limits: Option<LimitsSection>,
-}
-
-/// `[limits]`: the same keys as the limit flags.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct LimitsSection {
-    memory: S<String>,
-    memory_swap: S<String>,
-    pids: S<u64>,
-    cpus: S<f64>,
-    cpu_weight: S<u64>,
-    io_weight: S<u64>,
-    io_max: L<String>,
-    rlimit: L<String>,
-    timeout: S<String>,
-    disk_quota: S<String>,
-}
-
-/// `[network]`: the same keys as the network flags.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct NetworkSection {
-    net: S<String>,
-    net_driver: S<String>,
-    allow_host_loopback: S<bool>,
-    allow_host_port: L<u16>,
-    publish: L<String>,
-    net_allow: L<String>,
-}
+use crate::settings::keys::one_of;
+use crate::settings::{FsFlag, Key, Kind, Layer, Origin, PathParts, Section, Val, Value};
 
 pub struct Parsed {
     pub extends: Vec<Val<String>>,
@@ -139,44 +61,22 @@ impl Ctx<'_> {
         }
     }
 
-    /// One of a fixed set of words, parsed; `what` says what is expected
-    /// ("a mode, expected ...").
-    fn choice<T>(
-        &self,
-        v: &S<String>,
-        key: &'static str,
-        parse: fn(&str) -> Option<T>,
-        what: &str,
-    ) -> Result<Option<Val<T>>, Error> {
-        let Some(s) = v else { return Ok(None) };
-        let from = self.origin(s.span(), key);
-        match parse(s.get_ref()) {
-            Some(v) => Ok(Some(Val { v, from })),
-            None => Err(self.err(&from, format!("'{}' is not {what}", s.get_ref()))),
+    /// An error at a position, without a key (as serde's would read).
+    fn err_at(&self, span: std::ops::Range<usize>, what: String) -> Error {
+        let (line, col) = line_col(self.text, span.start);
+        Error::At {
+            at: format!("{}:{line}:{col}", self.path.display()),
+            what,
         }
-    }
-
-    fn plain<T: Clone>(&self, v: &S<T>, key: &'static str) -> Option<Val<T>> {
-        v.as_ref().map(|s| Val {
-            v: s.get_ref().clone(),
-            from: self.origin(s.span(), key),
-        })
     }
 
     /// A string value with variables expanded; `path_parts` says which
     /// ':'-separated parts are paths (for `~` and the absolute check).
-    fn string(
-        &self,
-        s: &Spanned<String>,
-        key: &'static str,
-        path_parts: PathParts,
-    ) -> Result<Val<String>, Error> {
-        let from = self.origin(s.span(), key);
-        let raw = s.get_ref();
+    fn string(&self, raw: &str, from: Origin, path_parts: PathParts) -> Result<Val<String>, Error> {
         let (first, second) = match (path_parts, raw.split_once(':')) {
-            (PathParts::None, _) => (raw.as_str(), None),
+            (PathParts::None, _) => (raw, None),
             (_, Some((a, b))) => (a, Some(b)),
-            (_, None) => (raw.as_str(), None),
+            (_, None) => (raw, None),
         };
         let first_is_path = !matches!(path_parts, PathParts::None | PathParts::Second);
         let second_is_path = matches!(
@@ -206,35 +106,214 @@ impl Ctx<'_> {
         })
     }
 
-    fn strings(
+    /// One value of `key`, checked against its kind.
+    fn value(&self, key: Key, v: &Spanned<DeValue<'_>>) -> Result<Val<Value>, Error> {
+        let def = key.def();
+        let from = self.origin(v.span(), def.name());
+        let wrong = |expected: &str| {
+            self.err_at(
+                v.span(),
+                format!(
+                    "invalid type: {}, expected {expected}",
+                    unexpected(v.get_ref())
+                ),
+            )
+        };
+        let int = |ty: &str, min: i64, max: i64| -> Result<Val<Value>, Error> {
+            let DeValue::Integer(i) = v.get_ref() else {
+                return Err(wrong(ty));
+            };
+            let n = parse_int(i.as_str(), i.radix()).ok_or_else(|| wrong(ty))?;
+            if !(min..=max).contains(&n) {
+                return Err(self.err_at(
+                    v.span(),
+                    format!("invalid value: integer `{n}`, expected {ty}"),
+                ));
+            }
+            Ok(Val {
+                v: Value::Int(n),
+                from: from.clone(),
+            })
+        };
+        match def.kind {
+            Kind::Bool => match v.get_ref() {
+                DeValue::Boolean(b) => Ok(Val {
+                    v: Value::Bool(*b),
+                    from,
+                }),
+                _ => Err(wrong("a boolean")),
+            },
+            Kind::U16 => int("u16", 0, u16::MAX.into()),
+            Kind::U32 => int("u32", 0, u32::MAX.into()),
+            Kind::U64 => int("u64", 0, i64::MAX),
+            Kind::I32 => int("i32", i32::MIN.into(), i32::MAX.into()),
+            Kind::F64 => match v.get_ref() {
+                DeValue::Float(f) => f
+                    .as_str()
+                    .replace('_', "")
+                    .parse::<f64>()
+                    .map(|f| Val {
+                        v: Value::Float(f),
+                        from: from.clone(),
+                    })
+                    .map_err(|_| wrong("f64")),
+                DeValue::Integer(_) => int("f64", i64::MIN, i64::MAX).map(|x| Val {
+                    v: match x.v {
+                        Value::Int(n) => Value::Float(n as f64),
+                        other => other,
+                    },
+                    from: x.from,
+                }),
+                _ => Err(wrong("f64")),
+            },
+            Kind::Str(parts) | Kind::Fs(_, parts) => match v.get_ref() {
+                DeValue::String(s) => self.string(s, from, parts).map(|s| Val {
+                    v: Value::Str(s.v),
+                    from: s.from,
+                }),
+                _ => Err(wrong("a string")),
+            },
+            Kind::Choice { words, noun } => match v.get_ref() {
+                DeValue::String(s) if words.contains(&s.as_ref()) => Ok(Val {
+                    v: Value::Str(s.to_string()),
+                    from,
+                }),
+                DeValue::String(s) => Err(self.err(
+                    &from,
+                    format!("'{s}' is not {noun}, expected {}", one_of(words, true)),
+                )),
+                _ => Err(wrong("a string")),
+            },
+        }
+    }
+
+    /// Every key of one table of the file, checked; sections recurse.
+    fn table(
         &self,
-        v: &L<String>,
-        key: &'static str,
-        parts: PathParts,
-    ) -> Result<Vec<Val<String>>, Error> {
-        v.iter()
-            .flatten()
-            .map(|s| self.string(s, key, parts))
-            .collect()
+        table: &DeTable<'_>,
+        section: Section,
+        found: &mut HashMap<Key, Vec<Val<Value>>>,
+        extends: &mut Vec<Val<String>>,
+    ) -> Result<(), Error> {
+        for (k, v) in table {
+            let name: &str = k.get_ref();
+            if section == Section::Top && name == "extends" {
+                let DeValue::Array(items) = v.get_ref() else {
+                    return Err(self.err_at(
+                        v.span(),
+                        format!(
+                            "invalid type: {}, expected a sequence",
+                            unexpected(v.get_ref())
+                        ),
+                    ));
+                };
+                for item in items {
+                    match item.get_ref() {
+                        DeValue::String(s) => extends.push(Val {
+                            v: s.to_string(),
+                            from: self.origin(item.span(), "extends"),
+                        }),
+                        other => {
+                            return Err(self.err_at(
+                                item.span(),
+                                format!("invalid type: {}, expected a string", unexpected(other)),
+                            ));
+                        }
+                    }
+                }
+                continue;
+            }
+            if section == Section::Top
+                && let Some(sub) = Section::ALL.into_iter().find(|s| s.table() == Some(name))
+            {
+                let DeValue::Table(t) = v.get_ref() else {
+                    return Err(self.err_at(
+                        v.span(),
+                        format!(
+                            "invalid type: {}, expected a table",
+                            unexpected(v.get_ref())
+                        ),
+                    ));
+                };
+                self.table(t, sub, found, extends)?;
+                continue;
+            }
+            let Some(key) = Key::by_name(section, name) else {
+                return Err(self.err_at(
+                    k.span(),
+                    format!(
+                        "unknown field `{name}`, expected one of {}",
+                        field_names(section).join(", ")
+                    ),
+                ));
+            };
+            let values = found.entry(key).or_default();
+            if key.def().list {
+                let DeValue::Array(items) = v.get_ref() else {
+                    return Err(self.err_at(
+                        v.span(),
+                        format!(
+                            "invalid type: {}, expected a sequence",
+                            unexpected(v.get_ref())
+                        ),
+                    ));
+                };
+                for item in items {
+                    values.push(self.value(key, item)?);
+                }
+            } else {
+                values.push(self.value(key, v)?);
+            }
+        }
+        Ok(())
     }
 }
 
-/// Which parts of a `A[:B]` value are paths.
-#[derive(Clone, Copy)]
-enum PathParts {
-    None,
-    /// `DST` or `DST:options` (tmpfs), `DST:CONTENT` (file).
-    First,
-    /// `TARGET:LINK` (symlink): the target may be relative.
-    Second,
-    /// `SRC[:DST]` (binds).
-    FirstOptSecond,
-    /// `DST:SRC` (file-from).
-    Both,
+/// The keys a table may hold, as serde lists them.
+fn field_names(section: Section) -> Vec<String> {
+    let mut names: Vec<&str> = Vec::new();
+    if section == Section::Top {
+        names.push("extends");
+    }
+    names.extend(Key::in_section(section).map(Key::name));
+    if section == Section::Top {
+        names.extend(Section::ALL.iter().filter_map(|s| s.table()));
+    }
+    names.iter().map(|n| format!("`{n}`")).collect()
+}
+
+/// What a value is, in the words of serde's type errors.
+fn unexpected(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => format!("string {s:?}"),
+        DeValue::Integer(i) => format!("integer `{}`", i.as_str()),
+        DeValue::Float(f) => format!("floating point `{}`", f.as_str()),
+        DeValue::Boolean(b) => format!("boolean `{b}`"),
+        DeValue::Datetime(d) => format!("datetime `{d}`"),
+        DeValue::Array(_) => "sequence".into(),
+        DeValue::Table(_) => "map".into(),
+    }
+}
+
+/// A TOML integer's text (sign, `_` separators, a `0x`/`0o`/`0b` prefix
+/// for other radixes) as a number.
+fn parse_int(text: &str, radix: u32) -> Option<i64> {
+    let t = text.replace('_', "");
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t.strip_prefix('+').unwrap_or(&t)),
+    };
+    let digits = if radix == 10 {
+        digits
+    } else {
+        digits.get(2..)?
+    };
+    let n = i64::from_str_radix(digits, radix).ok()?;
+    Some(if neg { -n } else { n })
 }
 
 pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
-    let file: ProfileFile = toml::from_str(text).map_err(|e| {
+    let doc = DeTable::parse(text).map_err(|e| {
         let (line, col) = line_col(text, e.span().map_or(0, |s| s.start));
         Error::At {
             at: format!("{}:{line}:{col}", path.display()),
@@ -255,148 +334,32 @@ pub fn parse(text: &str, path: &Path, vars: &Vars) -> Result<Parsed, Error> {
         vars,
         line_starts,
     };
+    let mut found = HashMap::new();
+    let mut extends = Vec::new();
+    cx.table(doc.get_ref(), Section::Top, &mut found, &mut extends)?;
 
-    let share_cwd = cx.choice(
-        &file.share_cwd,
-        "share-cwd",
-        CwdMode::parse,
-        "a mode, expected \"rw\", \"ro\" or \"no\"",
-    )?;
-    let seccomp = cx.choice(
-        &file.seccomp,
-        "seccomp",
-        SeccompMode::parse,
-        "a mode, expected \"default\", \"strict\" or \"off\"",
-    )?;
-    let landlock = cx.choice(
-        &file.landlock,
-        "landlock",
-        LandlockMode::parse,
-        "a mode, expected \"best-effort\", \"required\" or \"off\"",
-    )?;
-    let network = NetworkSection::default();
-    let nw = file.network.as_ref().unwrap_or(&network);
-    let no_limits = LimitsSection::default();
-    let lim = file.limits.as_ref().unwrap_or(&no_limits);
-    let net = cx.choice(
-        &nw.net,
-        "net",
-        NetMode::parse,
-        "a network mode, expected \"none\", \"host\" or \"user\"",
-    )?;
-    let net_driver = cx.choice(
-        &nw.net_driver,
-        "net-driver",
-        DriverKind::parse,
-        "a driver, expected \"auto\", \"pasta\" or \"slirp4netns\"",
-    )?;
-
-    let mut fs: Vec<(FsFlag, Val<String>)> = Vec::new();
-    for (flag, values, parts) in [
-        (FsFlag::RoBind, &file.ro_bind, PathParts::FirstOptSecond),
-        (
-            FsFlag::RoBindTry,
-            &file.ro_bind_try,
-            PathParts::FirstOptSecond,
-        ),
-        (FsFlag::Bind, &file.bind, PathParts::FirstOptSecond),
-        (FsFlag::BindTry, &file.bind_try, PathParts::FirstOptSecond),
-        (FsFlag::Tmpfs, &file.tmpfs, PathParts::First),
-        (FsFlag::Dir, &file.dir, PathParts::First),
-        (FsFlag::Symlink, &file.symlink, PathParts::Second),
-        (FsFlag::File, &file.file, PathParts::First),
-        (FsFlag::FileFrom, &file.file_from, PathParts::Both),
-        (FsFlag::Proc, &file.proc, PathParts::First),
-        (FsFlag::Dev, &file.dev, PathParts::First),
-        (FsFlag::Overlay, &file.overlay, PathParts::FirstOptSecond),
-        (
-            FsFlag::TmpOverlay,
-            &file.tmp_overlay,
-            PathParts::FirstOptSecond,
-        ),
-        (FsFlag::Hide, &file.hide, PathParts::First),
-    ] {
-        for v in cx.strings(values, flag.key(), parts)? {
-            fs.push((flag, v));
+    // Keys in table order; filesystem entries parents first: a mount
+    // inside another's target must come after it.
+    let mut layer = Layer::default();
+    let mut fs: Vec<(Key, Val<Value>)> = Vec::new();
+    for &key in Key::ALL {
+        for v in found.remove(&key).unwrap_or_default() {
+            if key.fs().is_some() {
+                fs.push((key, v));
+            } else {
+                layer.push(key, v);
+            }
         }
     }
-    // Parents first: a mount inside another's target must come after it.
-    fs.sort_by_key(|(flag, v)| target(*flag, &v.v).components().count());
-
-    let one = |v: &S<String>, key: &'static str, parts: PathParts| -> Result<_, Error> {
-        v.as_ref().map(|s| cx.string(s, key, parts)).transpose()
-    };
-    let layer = Layer {
-        uid: cx.plain(&file.uid, "uid"),
-        gid: cx.plain(&file.gid, "gid"),
-        subids: cx.plain(&file.subids, "subids"),
-        share_net: cx.plain(&file.share_net, "share-net"),
-        share_ipc: cx.plain(&file.share_ipc, "share-ipc"),
-        share_uts: cx.plain(&file.share_uts, "share-uts"),
-        share_pid: cx.plain(&file.share_pid, "share-pid"),
-        share_cgroup: cx.plain(&file.share_cgroup, "share-cgroup"),
-        no_default_view: cx.plain(&file.no_default_view, "no-default-view"),
-        share_cwd,
-        fs,
-        chdir: one(&file.chdir, "chdir", PathParts::First)?,
-        hostname: one(&file.hostname, "hostname", PathParts::None)?,
-        setenv: cx.strings(&file.setenv, "setenv", PathParts::None)?,
-        unsetenv: cx.strings(&file.unsetenv, "unsetenv", PathParts::None)?,
-        clearenv: cx.plain(&file.clearenv, "clearenv"),
-        keep_env: cx.strings(&file.keep_env, "keep-env", PathParts::None)?,
-        pass_fd: file
-            .pass_fd
-            .iter()
-            .flatten()
-            .map(|s| Val {
-                v: *s.get_ref(),
-                from: cx.origin(s.span(), "pass-fd"),
-            })
-            .collect(),
-        strict: cx.plain(&file.strict, "strict"),
-        seccomp,
-        seccomp_allow: cx.strings(&file.seccomp_allow, "seccomp-allow", PathParts::None)?,
-        seccomp_deny: cx.strings(&file.seccomp_deny, "seccomp-deny", PathParts::None)?,
-        landlock,
-        allow_userns: cx.plain(&file.allow_userns, "allow-userns"),
-        net,
-        net_driver,
-        allow_host_loopback: cx.plain(&nw.allow_host_loopback, "allow-host-loopback"),
-        allow_host_port: nw
-            .allow_host_port
-            .iter()
-            .flatten()
-            .map(|s| Val {
-                v: *s.get_ref(),
-                from: cx.origin(s.span(), "allow-host-port"),
-            })
-            .collect(),
-        publish: cx.strings(&nw.publish, "publish", PathParts::None)?,
-        net_allow: cx.strings(&nw.net_allow, "net-allow", PathParts::None)?,
-        memory: cx.plain(&lim.memory, "memory"),
-        memory_swap: cx.plain(&lim.memory_swap, "memory-swap"),
-        pids: cx.plain(&lim.pids, "pids"),
-        cpus: cx.plain(&lim.cpus, "cpus"),
-        cpu_weight: cx.plain(&lim.cpu_weight, "cpu-weight"),
-        io_weight: cx.plain(&lim.io_weight, "io-weight"),
-        io_max: cx.strings(&lim.io_max, "io-max", PathParts::None)?,
-        rlimit: cx.strings(&lim.rlimit, "rlimit", PathParts::None)?,
-        timeout: cx.plain(&lim.timeout, "timeout"),
-        disk_quota: cx.plain(&lim.disk_quota, "disk-quota"),
-        overlay_driver: cx.plain(&file.overlay_driver, "overlay-driver"),
-    };
-    let extends = file
-        .extends
-        .iter()
-        .flatten()
-        .map(|s| Val {
-            v: s.get_ref().clone(),
-            from: cx.origin(s.span(), "extends"),
-        })
-        .collect();
+    fs.sort_by_key(|(key, v)| match (key.fs(), &v.v) {
+        (Some(f), Value::Str(s)) => target(f, s).components().count(),
+        _ => 0,
+    });
+    for (key, v) in fs {
+        layer.push(key, v);
+    }
     Ok(Parsed { extends, layer })
 }
-
 /// The sandbox path an entry mounts on, for ordering.
 fn target(flag: FsFlag, v: &str) -> PathBuf {
     let (a, b) = match v.split_once(':') {
@@ -461,21 +424,21 @@ mod tests {
             "hide = [\"~/.cache/x\"]\nro-bind-try = [\"~\"]\ntmpfs = [\"~/.cache\"]\nsymlink = [\"usr/bin:/bin\"]\nsetenv = [\"A=~\"]\n",
         )
         .unwrap();
-        let fs: Vec<(&str, &str)> = p
+        let fs: Vec<(&str, String)> = p
             .layer
-            .fs
-            .iter()
-            .map(|(f, v)| (f.key(), v.v.as_str()))
+            .fs()
+            .into_iter()
+            .map(|(f, v)| (f.key().name(), v.v))
             .collect();
         assert_eq!(
             fs,
             [
-                ("symlink", "usr/bin:/bin"),
-                ("ro-bind-try", "/home/ana"),
-                ("tmpfs", "/home/ana/.cache"),
-                ("hide", "/home/ana/.cache/x"),
+                ("symlink", "usr/bin:/bin".to_string()),
+                ("ro-bind-try", "/home/ana".to_string()),
+                ("tmpfs", "/home/ana/.cache".to_string()),
+                ("hide", "/home/ana/.cache/x".to_string()),
             ]
         );
-        assert_eq!(p.layer.setenv[0].v, "A=~");
+        assert_eq!(p.layer.list::<String>(Key::Setenv)[0].v, "A=~");
     }
 }
