@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Context, StepError};
-use crate::limits::CgroupLimits;
+use crate::spec::limits::CgroupLimits;
 
 /// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo
 /// text: /sys/fs/cgroup on a unified system, /sys/fs/cgroup/unified on a

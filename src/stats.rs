@@ -5,11 +5,19 @@
 
 use std::time::Duration;
 
+/// What `--stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatsFormat {
+    Human,
+    Json,
+}
+
 use serde::Serialize;
 
 use crate::cgroup::Usage;
-use crate::limits::{StatsFormat, human_bytes};
 use crate::runtime::End;
+use crate::spec::units::human_bytes;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {

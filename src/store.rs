@@ -169,7 +169,7 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
         .step("creating the sandbox directory", Some(&sb.dir))?;
     let lock = lock(&sb.dir, &sb.name)?;
     let path = sb.dir.join("sandbox.json");
-    let mut record = load_record(&sb.dir).unwrap_or(Record {
+    let mut record = load_record(&sb.dir)?.unwrap_or(Record {
         name: sb.name.clone(),
         created: crate::host::unix_now(),
         layers: Vec::new(),
@@ -223,8 +223,19 @@ pub fn remove_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
-pub fn load_record(dir: &Path) -> Option<Record> {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox.json")).ok()?).ok()
+/// The sandbox's record; `None` when there is no sandbox in `dir`.
+pub fn load_record(dir: &Path) -> Result<Option<Record>, Error> {
+    let path = dir.join("sandbox.json");
+    let text = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other.step("reading the sandbox record", Some(&path))?,
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::At {
+            at: path.display().to_string(),
+            what: format!("not a sandbox record ({e}); nook rm removes the sandbox"),
+        })
 }
 
 #[cfg(test)]

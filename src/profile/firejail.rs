@@ -43,7 +43,10 @@ pub struct Import {
 }
 
 /// Translate `path`; `read` returns a file's text (for includes too).
-pub fn import(path: &Path, read: &dyn Fn(&Path) -> Option<String>) -> Option<Import> {
+pub fn import(
+    path: &Path,
+    read: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> std::io::Result<Import> {
     let text = read(path)?;
     let mut imp = Import::default();
     let mut seen = vec![path.to_path_buf()];
@@ -68,7 +71,7 @@ pub fn import(path: &Path, read: &dyn Fn(&Path) -> Option<String>) -> Option<Imp
         let mut seen = BTreeSet::new();
         list.retain(|x| seen.insert(x.clone()));
     }
-    Some(imp)
+    Ok(imp)
 }
 
 /// True when `path` is `dir` or below it (both in the importer's `~/...`
@@ -208,7 +211,7 @@ fn whitelist(imp: &mut Import, at: &str, p: String, read_only: bool) {
 fn translate(
     file: &Path,
     text: &str,
-    read: &dyn Fn(&Path) -> Option<String>,
+    read: &dyn Fn(&Path) -> std::io::Result<String>,
     imp: &mut Import,
     seen: &mut Vec<PathBuf>,
 ) {
@@ -248,11 +251,14 @@ fn translate(
                     continue;
                 }
                 match read(&inc) {
-                    Some(t) => {
+                    Ok(t) => {
                         seen.push(inc.clone());
                         translate(&inc, &t, read, imp, seen);
                     }
-                    None => not("the included file was not found next to this one"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        not("the included file was not found next to this one")
+                    }
+                    Err(_) => not("the included file could not be read"),
                 }
             }
             "blacklist" | "blacklist-nolog" => match path_var(arg) {
@@ -473,8 +479,8 @@ mod tests {
 
     #[test]
     fn translates_common_lines_and_lists_the_rest() {
-        let files = |p: &Path| -> Option<String> {
-            match p.to_str()? {
+        let files = |p: &Path| -> std::io::Result<String> {
+            let text: Option<String> = match p.to_str().unwrap_or_default() {
                 "/fj/app.profile" => Some(
                     "# app\ninclude app.local\ninclude disable-common.inc\nnoblacklist ${HOME}/.ssh\n\
                      whitelist ${HOME}/.config/app\nwhitelist /usr/share/app\nread-only ${HOME}/.config/app/x\n\
@@ -486,7 +492,8 @@ mod tests {
                     Some("blacklist ${HOME}/.ssh\nblacklist ${HOME}/.gnupg\n".into())
                 }
                 _ => None,
-            }
+            };
+            text.ok_or_else(|| std::io::ErrorKind::NotFound.into())
         };
         let imp = import(Path::new("/fj/app.profile"), &files).unwrap();
         assert_eq!(imp.hide, vec!["~/.gnupg"]);
@@ -513,7 +520,9 @@ mod tests {
 
     fn one(text: &'static str) -> Import {
         import(Path::new("/fj/one.profile"), &|p: &Path| {
-            (p == Path::new("/fj/one.profile")).then(|| text.to_string())
+            (p == Path::new("/fj/one.profile"))
+                .then(|| text.to_string())
+                .ok_or_else(|| std::io::ErrorKind::NotFound.into())
         })
         .unwrap()
     }

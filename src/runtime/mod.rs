@@ -284,7 +284,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         let limit = limits
             .memory_max
             .map_or("the memory limit".to_string(), |m| {
-                format!("limit {}", crate::limits::human_bytes(m))
+                format!("limit {}", crate::spec::units::human_bytes(m))
             });
         // 128+9 either way: init killed, or passing on its command's death.
         let what = if end.code == 128 + libc::SIGKILL {
@@ -358,7 +358,7 @@ fn kept_layers(spec: &Spec) -> Vec<crate::store::LayerRecord> {
 /// One nook named itself: drop it too when nothing was written, else say
 /// how to review what was.
 fn say_where_changes_are(sb: &crate::store::SandboxDir, layers: &[crate::store::LayerRecord]) {
-    if crate::store::load_record(&sb.dir).is_some_and(|r| r.layers.is_empty()) {
+    if matches!(crate::store::load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
         let _ = crate::store::remove_tree(&sb.dir);
         return;
     }

@@ -35,7 +35,7 @@ pub struct ExecPlan {
     landlock: landlock::Rules,
     seccomp: Vec<BpfProgram>,
     seccomp_text: String,
-    rlimits: Vec<crate::limits::Rlimit>,
+    rlimits: Vec<crate::spec::limits::Rlimit>,
 }
 
 fn cstring(s: &str) -> CString {
@@ -94,7 +94,7 @@ impl ExecPlan {
             rlimits: join
                 .rlimits
                 .iter()
-                .filter_map(|(n, v)| crate::limits::Rlimit::from_record(n, *v))
+                .filter_map(|(n, v)| crate::spec::limits::Rlimit::from_record(n, *v))
                 .collect(),
         })
     }
@@ -133,7 +133,7 @@ pub fn run(exec: &ExecPlan, mut tx: Sender) -> ! {
 }
 
 /// Soft and hard limit both: the payload can't raise them again.
-fn set_rlimits(rlimits: &[crate::limits::Rlimit]) -> Result<(), StepError> {
+fn set_rlimits(rlimits: &[crate::spec::limits::Rlimit]) -> Result<(), StepError> {
     use nix::sys::resource::{getrlimit, setrlimit};
     for r in rlimits {
         setrlimit(r.resource, r.value, r.value).map_err(|e| {

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::cli::Command;
+use crate::cli::ManageCommand;
 use crate::error::{Context, EXIT_NOOK, Error, StepError};
 use crate::host::Host;
 use crate::plan::Plan;
@@ -33,7 +33,7 @@ pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control) -> Result<i32, Error> 
             let mut name = String::new();
             for l in std::io::BufRead::lines(std::io::BufReader::new(r)).map_while(Result::ok) {
                 if l == "started" {
-                    crate::out(&format!("{name}\n"));
+                    super::out(&format!("{name}\n"));
                     return Ok(0);
                 }
                 if let Some(n) = l.strip_prefix("name ") {
@@ -89,27 +89,26 @@ fn supervise_detached(
     }
 }
 
-pub fn command(cmd: Command, host: &Host) -> Result<i32, Error> {
+pub fn command(cmd: ManageCommand, host: &Host) -> Result<i32, Error> {
     let dir = registry::dir(&host.env, host.uid);
     match cmd {
-        Command::Ps { json } => ps(&dir, json),
-        Command::Exec { name, command } => {
+        ManageCommand::Ps { json } => ps(&dir, json),
+        ManageCommand::Exec { name, command } => {
             let e = registry::find(&dir, &name)?;
             runtime::join::exec(&e, &command)
         }
-        Command::Stop { name, time } => {
+        ManageCommand::Stop { name, time } => {
             let e = registry::find(&dir, &name)?;
             stop(&e, Duration::from_secs(time))
         }
-        Command::Kill { name, signal } => {
+        ManageCommand::Kill { name, signal } => {
             let e = registry::find(&dir, &name)?;
             signal_sandbox(&e, &signal)
         }
-        Command::Logs { name, follow } => {
+        ManageCommand::Logs { name, follow } => {
             let e = registry::find(&dir, &name)?;
             logs(&e, follow)
         }
-        _ => unreachable!("dispatched by main"),
     }
 }
 
@@ -152,7 +151,7 @@ fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
                 })
             })
             .collect();
-        crate::out(&format!("{}\n", serde_json::Value::Array(rows)));
+        super::out(&format!("{}\n", serde_json::Value::Array(rows)));
         return Ok(0);
     }
     let mut text = format!(
@@ -161,19 +160,19 @@ fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
     );
     for e in &entries {
         let (mem, cpu) = cgroup_figures(e);
-        let uptime = crate::limits::human_age((now - e.started).max(0.0) as u64);
+        let uptime = crate::spec::units::human_age((now - e.started).max(0.0) as u64);
         text.push_str(&format!(
             "{:<24} {:>8} {:<10} {:>8} {:>10} {:>8}  {}\n",
             e.name,
             e.supervisor,
             e.profiles.join(","),
             uptime,
-            mem.map_or("-".into(), crate::limits::human_bytes),
+            mem.map_or("-".into(), crate::spec::units::human_bytes),
             cpu.map_or("-".into(), |c| format!("{c:.1}s")),
             e.command.join(" ")
         ));
     }
-    crate::out(&text);
+    super::out(&text);
     Ok(0)
 }
 

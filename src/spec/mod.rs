@@ -7,6 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+pub mod limits;
+pub mod units;
+
 use crate::error::Error;
 use crate::host::{Host, RootEntry, SubRange};
 use crate::net::{DriverKind, Mode as NetMode, Network, egress, parse_publish};
@@ -32,10 +35,10 @@ pub struct Spec {
     pub pass_fds: Vec<i32>,
     pub security: Security,
     pub network: Network,
-    pub limits: crate::limits::Limits,
+    pub limits: crate::spec::limits::Limits,
     /// `--stats`: what to print about the sandbox's use when it ends (a
     /// run option, set by the caller).
-    pub stats: Option<crate::limits::StatsFormat>,
+    pub stats: Option<crate::stats::StatsFormat>,
     /// Where kept overlay layers live (`--name`, or a name nook picks);
     /// set by the caller.
     pub sandbox: Option<crate::store::SandboxDir>,
@@ -201,7 +204,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
     let on = |k| set.on(k);
     let mut warnings = Vec::new();
     let network = resolve_network(set, host, &mut warnings)?;
-    let limits = crate::limits::resolve(set)?;
+    let limits = crate::spec::limits::resolve(set)?;
     let overlay_driver =
         choice(set, Key::OverlayDriver, OverlayDriver::parse)?.map_or(OverlayDriver::Auto, |v| v.v);
     let namespaces = Namespaces {
@@ -746,7 +749,10 @@ fn fs_entry(flag: FsFlag, val: &Val<String>, host: &Host) -> Result<Mount, Error
             };
             let size = match opts {
                 None => None,
-                Some(o) => match o.strip_prefix("size=").and_then(parse_size) {
+                Some(o) => match o
+                    .strip_prefix("size=")
+                    .and_then(|n| units::parse_size(n).ok())
+                {
                     Some(n) => Some(n),
                     None => {
                         return Err(Error::usage(
@@ -870,21 +876,6 @@ pub fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// `512`, `64k`, `10M`, `1g` -> bytes.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let (num, mult) = match s.char_indices().last()? {
-        (i, 'k' | 'K') => (&s[..i], 1u64 << 10),
-        (i, 'm' | 'M') => (&s[..i], 1 << 20),
-        (i, 'g' | 'G') => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: u64 = num.parse().ok()?;
-    if n == 0 {
-        return None;
-    }
-    n.checked_mul(mult)
 }
 
 impl Spec {
@@ -1168,6 +1159,7 @@ pub(crate) mod tests {
 
     #[test]
     fn sizes_and_paths_normalize() {
+        let parse_size = |s| units::parse_size(s).ok();
         assert_eq!(parse_size("64k"), Some(65536));
         assert_eq!(parse_size("2M"), Some(2 << 20));
         assert_eq!(parse_size("0"), None);

@@ -31,6 +31,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Review(ReviewCommand),
+    #[command(flatten)]
+    Manage(ManageCommand),
+}
+
+/// Named sandboxes and the review of their overlay layers.
+#[derive(Subcommand, Debug)]
+pub enum ReviewCommand {
     /// What a sandbox changed under its --overlay directories: A, M, D
     Diff {
         /// The sandbox
@@ -76,6 +85,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Running sandboxes.
+#[derive(Subcommand, Debug)]
+pub enum ManageCommand {
     /// List the running sandboxes
     Ps {
         /// As JSON
@@ -201,7 +215,7 @@ pub struct RunRequest {
     pub print_plan: bool,
     pub verbose: bool,
     /// `--stats`: print what the sandbox used when it ends.
-    pub stats: Option<crate::limits::StatsFormat>,
+    pub stats: Option<crate::stats::StatsFormat>,
     /// `--name`: the sandbox whose overlay layers this run uses.
     pub name: Option<String>,
     pub detach: bool,
@@ -212,8 +226,8 @@ pub struct RunRequest {
 pub enum Parsed {
     Run(Box<RunRequest>),
     Profile(ProfileCommand),
-    /// diff, commit, discard, rm, ls.
-    Sandbox(Command),
+    Review(ReviewCommand),
+    Manage(ManageCommand),
     Doctor {
         json: bool,
     },
@@ -244,7 +258,8 @@ where
         }
         Command::Profile(p) => Ok(Parsed::Profile(p)),
         Command::Doctor { json } => Ok(Parsed::Doctor { json }),
-        other => Ok(Parsed::Sandbox(other)),
+        Command::Review(c) => Ok(Parsed::Review(c)),
+        Command::Manage(c) => Ok(Parsed::Manage(c)),
     }
 }
 
@@ -367,8 +382,8 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
     let layer = settings_layer(m)?;
     let stats = match a.stats.as_deref() {
         None => None,
-        Some("human") => Some(crate::limits::StatsFormat::Human),
-        Some("json") => Some(crate::limits::StatsFormat::Json),
+        Some("human") => Some(crate::stats::StatsFormat::Human),
+        Some("json") => Some(crate::stats::StatsFormat::Json),
         Some(other) => return Err(Error::usage("--stats", other, "expected human or json")),
     };
     Ok(RunRequest {
@@ -520,7 +535,7 @@ mod tests {
     /// (second column).
     #[test]
     fn readme_key_table_matches_the_table_of_keys() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let start = readme
             .find("| profile key | flag | meaning |")
             .expect("README has the key table");

@@ -1,0 +1,43 @@
+//! The commands: each finds what it needs, runs the pipeline, and prints.
+//! The only modules that write to the user's terminal, apart from `main`'s
+//! one error printer.
+
+pub mod doctor;
+pub mod manage;
+pub mod profile;
+pub mod review;
+pub mod run;
+
+use std::io::Write;
+
+use crate::cli::Parsed;
+use crate::error::Error;
+use crate::host::Host;
+
+/// Run what the command line asked for; the exit status.
+pub fn dispatch(parsed: Parsed) -> Result<i32, Error> {
+    match parsed {
+        Parsed::Info(text) => {
+            out(&text);
+            Ok(0)
+        }
+        Parsed::Run(req) => run::run(*req),
+        Parsed::Profile(cmd) => profile::command(cmd),
+        Parsed::Review(cmd) => review::command(cmd, &Host::detect()),
+        Parsed::Manage(cmd) => manage::command(cmd, &Host::detect()),
+        Parsed::Doctor { json } => {
+            let checks = doctor::run(&Host::detect());
+            if json {
+                out(&(serde_json::to_string_pretty(&checks).expect("checks serialize") + "\n"));
+            } else {
+                out(&doctor::render(&checks).0);
+            }
+            Ok(if doctor::usable(&checks) { 0 } else { 1 })
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe (`nook ... | head`) is not an error.
+pub fn out(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}

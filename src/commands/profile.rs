@@ -1,0 +1,76 @@
+//! `nook profile`: list, show, check, explain and import-firejail.
+
+use std::io::Write;
+
+use crate::cli::ProfileCommand;
+use crate::error::{Context, Error};
+use crate::{host, net, profile, settings, spec};
+
+pub fn command(cmd: ProfileCommand) -> Result<i32, Error> {
+    use ProfileCommand as P;
+    let mut host = host::Host::detect();
+    // Profiles are checked and explained without asking DNS: names stay
+    // names (a lookup could take seconds, and says nothing about a file).
+    host.resolver = net::unresolved;
+    let catalogue = profile::Catalogue::new(&host);
+    let mut out = String::new();
+    match cmd {
+        P::List => {
+            for src in catalogue.list() {
+                let about = profile::summary(&src.text);
+                let kind = match src.kind {
+                    profile::Kind::Shipped => "shipped",
+                    profile::Kind::User => "yours",
+                    profile::Kind::File => "file",
+                };
+                out.push_str(&format!("{:<10} {:<8} {about}\n", src.name, kind));
+            }
+        }
+        P::Show { name } => {
+            let layer = settings::merge(catalogue.layers(&[name])?);
+            out.push_str(&settings::to_toml(&layer, &[]));
+            out.push_str(&settings::fs_order_comment(&layer));
+        }
+        P::Check { file } => {
+            let layer = catalogue.check(&file)?;
+            // Resolving the Spec also checks values against this host.
+            spec::resolve(
+                &layer,
+                &spec::Request {
+                    command: &["true".to_string()],
+                    verbose: false,
+                    profiles: std::slice::from_ref(&file),
+                },
+                &host,
+            )?;
+            out.push_str(&format!("{file}: ok\n"));
+        }
+        P::Explain { name } => {
+            let layer = settings::merge(catalogue.layers(std::slice::from_ref(&name))?);
+            let spec = spec::resolve(
+                &layer,
+                &spec::Request {
+                    command: &["true".to_string()],
+                    verbose: false,
+                    profiles: std::slice::from_ref(&name),
+                },
+                &host,
+            )?;
+            out.push_str(&profile::explain::explain(&name, &spec, &host.home));
+        }
+        P::ImportFirejail { file } => {
+            let path = host.cwd.join(&file);
+            let read = |p: &std::path::Path| std::fs::read_to_string(p);
+            let imp = profile::firejail::import(&path, &read)
+                .step("reading the firejail profile", Some(&path))?;
+            let mut err = String::new();
+            for (at, why) in &imp.untranslated {
+                err.push_str(&format!("nook: not translated: {at} -- {why}\n"));
+            }
+            let _ = std::io::stderr().write_all(err.as_bytes());
+            out.push_str(&imp.to_toml(&path));
+        }
+    }
+    super::out(&out);
+    Ok(0)
+}

@@ -1,0 +1,276 @@
+//! The commands on named sandboxes: `ls`, `rm`, and the review of their
+//! overlay layers, `diff`, `commit` and `discard` (the logic is in
+//! `overlay::review`; this module finds the sandbox and its layers, maps
+//! host paths to layers, and prints).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::cli::ReviewCommand;
+use crate::error::{Context, Error};
+use crate::host::Host;
+use crate::store;
+
+pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
+    use crate::overlay::review;
+    let root = store::root(&host.env, &host.home);
+    match cmd {
+        ReviewCommand::Ls { json } => ls(&root, json),
+        ReviewCommand::Rm { names } => {
+            for n in &names {
+                // Not while a run holds it.
+                let (dir, lock, _) = locked(&root, n)?;
+                store::remove_tree(&dir).step("removing", Some(&dir))?;
+                drop(lock);
+            }
+            Ok(0)
+        }
+        ReviewCommand::Diff {
+            name,
+            paths,
+            stat,
+            patch,
+            json,
+        } => {
+            let (dir, rec) = existing(&root, &name)?;
+            let mut text = String::new();
+            let mut all = Vec::new();
+            for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
+                for c in review::changes(&l.lower, &upper, &only)? {
+                    let host_path = l.lower.join(&c.path);
+                    if json {
+                        let mut v = serde_json::to_value(&c).expect("Change serializes");
+                        v["host_path"] = serde_json::Value::String(host_path.display().to_string());
+                        all.push(v);
+                        continue;
+                    }
+                    let mut line = format!("{} {}", c.kind.letter(), host_path.display());
+                    if c.file_type == review::FileType::Dir {
+                        line.push('/');
+                    }
+                    if stat {
+                        match (c.size, c.metadata_only) {
+                            (_, true) => line.push_str("  (mode only)"),
+                            (Some(s), _) => {
+                                line.push_str(&format!("  {}", crate::spec::units::human_bytes(s)))
+                            }
+                            _ => {}
+                        }
+                    }
+                    text.push_str(&line);
+                    text.push('\n');
+                    if patch && c.file_type == review::FileType::File && !c.metadata_only {
+                        text.push_str(&review::patch(&l.lower, &upper, &c)?);
+                    }
+                }
+            }
+            if json {
+                text = format!("{}\n", serde_json::Value::Array(all));
+            }
+            super::out(&text);
+            Ok(0)
+        }
+        ReviewCommand::Commit { name, paths, force } => {
+            // The layers must not change under a mounted overlay.
+            let (dir, _lock, rec) = locked(&root, &name)?;
+            let since = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(rec.created);
+            let mut text = String::new();
+            let mut refused = 0;
+            for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
+                let changes = review::changes(&l.lower, &upper, &only)?;
+                let r = review::commit(&l.lower, &upper, &changes, since, force)?;
+                for c in &r.applied {
+                    text.push_str(&format!(
+                        "{} {}\n",
+                        c.kind.letter(),
+                        l.lower.join(&c.path).display()
+                    ));
+                }
+                for n in &r.conflicts {
+                    if force {
+                        text.push_str(&format!(
+                            "nook: overwrote {}: {}\n",
+                            l.lower.join(&n.path).display(),
+                            n.why
+                        ));
+                    } else {
+                        refused += 1;
+                        text.push_str(&format!(
+                            "nook: conflict: {}: {}\n",
+                            l.lower.join(&n.path).display(),
+                            n.why
+                        ));
+                    }
+                }
+                for n in r.skipped.iter().chain(&r.notes) {
+                    text.push_str(&format!(
+                        "nook: {}: {}\n",
+                        l.lower.join(&n.path).display(),
+                        n.why
+                    ));
+                }
+            }
+            super::out(&text);
+            if refused > 0 {
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!(
+                        "nook: commit refused: {refused} host file(s) changed after the sandbox started; nothing in their overlay was applied (--force overwrites them)\n"
+                    )
+                    .as_bytes(),
+                );
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        ReviewCommand::Discard { name, paths } => {
+            let (dir, _lock, rec) = locked(&root, &name)?;
+            let mut n = 0;
+            for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
+                n += review::discard(&l.lower, &upper, &only)?;
+            }
+            super::out(&format!(
+                "nook: discarded {n} change(s) in sandbox '{name}'\n"
+            ));
+            Ok(0)
+        }
+    }
+}
+
+/// An existing sandbox's directory and record, or a usage error naming it
+/// (a record that can't be read is an error of its own, never "none").
+fn existing(root: &Path, name: &str) -> Result<(PathBuf, store::Record), Error> {
+    store::check_name(name).map_err(|e| Error::usage("sandbox name", name, e))?;
+    let dir = root.join(name);
+    match store::load_record(&dir)? {
+        Some(rec) => Ok((dir, rec)),
+        None => Err(Error::usage(
+            "sandbox name",
+            name,
+            format!(
+                "expected an existing sandbox, but there is none in {} (nook ls lists them)",
+                root.display()
+            ),
+        )),
+    }
+}
+
+/// An existing sandbox, locked against runs and other changes for as long
+/// as the lock is held, with its record read under the lock.
+fn locked(root: &Path, name: &str) -> Result<(PathBuf, store::Lock, store::Record), Error> {
+    let (dir, _) = existing(root, name)?;
+    let lock = store::lock(&dir, name)?;
+    let (dir, rec) = existing(root, name)?;
+    Ok((dir, lock, rec))
+}
+
+/// Bytes under `path`, not following symlinks.
+fn du(path: &Path) -> u64 {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !m.is_dir() {
+        return m.len();
+    }
+    std::fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| du(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+fn ls(root: &Path, json: bool) -> Result<i32, Error> {
+    let mut rows = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(root) {
+        for e in rd.flatten() {
+            let dir = e.path();
+            let rec = match store::load_record(&dir) {
+                Ok(Some(rec)) => rec,
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!("nook: warning: {e}");
+                    continue;
+                }
+            };
+            let age = crate::host::unix_now() - rec.created;
+            rows.push(serde_json::json!({
+                "name": rec.name,
+                "size_bytes": du(&dir.join("layers")),
+                "age_seconds": age.max(0.0).round(),
+                "overlays": rec.layers.iter().map(|l| l.lower.display().to_string()).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    if json {
+        super::out(&format!("{}\n", serde_json::Value::Array(rows)));
+        return Ok(0);
+    }
+    for r in rows {
+        let age = crate::spec::units::human_age(r["age_seconds"].as_f64().unwrap_or(0.0) as u64);
+        super::out(&format!(
+            "{:<32} {:>10} {:>5}  {}\n",
+            r["name"].as_str().unwrap_or(""),
+            crate::spec::units::human_bytes(r["size_bytes"].as_u64().unwrap_or(0)),
+            age,
+            r["overlays"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(0)
+}
+
+/// The sandbox's layers, each with the paths of `args` that fall in it
+/// (relative to its root); all layers when `args` is empty.
+fn layers_for(
+    dir: &Path,
+    rec: &store::Record,
+    args: &[String],
+    cwd: &Path,
+) -> Result<Vec<(store::LayerRecord, PathBuf, Vec<PathBuf>)>, Error> {
+    let mut out: Vec<(store::LayerRecord, PathBuf, Vec<PathBuf>)> = rec
+        .layers
+        .iter()
+        .map(|l| (l.clone(), store::upper(dir, &l.key), Vec::new()))
+        .collect();
+    if args.is_empty() {
+        return Ok(out);
+    }
+    let mut used = vec![false; out.len()];
+    for a in args {
+        let p = crate::spec::normalize(&cwd.join(a));
+        let hit = out.iter_mut().enumerate().find_map(|(i, (l, _, only))| {
+            let rel = p.strip_prefix(&l.lower).ok()?;
+            only.push(rel.to_path_buf());
+            Some(i)
+        });
+        match hit {
+            Some(i) => used[i] = true,
+            None => {
+                let lowers: Vec<String> = rec
+                    .layers
+                    .iter()
+                    .map(|l| l.lower.display().to_string())
+                    .collect();
+                return Err(Error::usage(
+                    "path",
+                    a,
+                    format!(
+                        "expected a path under one of the sandbox's overlays: {}",
+                        lowers.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    // Layers no argument named are left out; an empty `only` would mean all.
+    Ok(out
+        .into_iter()
+        .zip(used)
+        .filter_map(|(l, u)| u.then_some(l))
+        .collect())
+}

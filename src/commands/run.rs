@@ -1,0 +1,107 @@
+//! `nook run`: profiles and flags to a Spec, the Spec to a Plan, and the
+//! runtime on it; `--print-spec` / `--print-plan` stop before running.
+
+use std::io::Write;
+
+use crate::cli::RunRequest;
+use crate::error::Error;
+use crate::{cgroup, events, host, plan, profile, registry, runtime, settings, spec, store};
+
+pub fn run(req: RunRequest) -> Result<i32, Error> {
+    let host = host::Host::detect();
+    let catalogue = profile::Catalogue::new(&host);
+    let names = if req.profiles.is_empty() {
+        vec![catalogue.implicit(&req.command[0])]
+    } else {
+        req.profiles.clone()
+    };
+    let mut layers = catalogue.layers(&names)?;
+    layers.push(req.layer.clone());
+    let settings = settings::merge(layers);
+    let mut spec = spec::resolve(
+        &settings,
+        &spec::Request {
+            command: &req.command,
+            verbose: req.verbose,
+            profiles: &names,
+        },
+        &host,
+    )?;
+    spec.stats = req.stats;
+    spec.sandbox = sandbox_dir(&spec, req.name.as_deref(), &host)?;
+    let limits = &spec.limits.cgroup;
+    if limits.any() && !req.print_spec && !req.print_plan {
+        let here = cgroup::situation(host.uid);
+        if !cgroup::placeable(&here, &limits.controllers())
+            && let Some(systemd_run) = cgroup::systemd_user_available(&host)
+        {
+            return Err(cgroup::exec_in_scope(&systemd_run).into());
+        }
+    }
+    let plan = plan::build(&spec);
+    let mut warn = String::new();
+    for w in &spec.warnings {
+        warn.push_str(&format!("nook: warning: {w}\n"));
+    }
+    let _ = std::io::stderr().write_all(warn.as_bytes());
+    if req.print_spec || req.print_plan {
+        let mut out = String::new();
+        if req.print_spec {
+            out.push_str(&serde_json::to_string_pretty(&spec).expect("Spec serializes"));
+            out.push('\n');
+        }
+        if req.print_plan {
+            out.push_str(&plan.to_string());
+        }
+        super::out(&out);
+        return Ok(0);
+    }
+    let state_dir = registry::dir(&host.env, host.uid);
+    registry::ensure(&state_dir, host.uid)?;
+    let mut ctl = runtime::Control {
+        state_dir: Some(state_dir),
+        name: spec
+            .sandbox
+            .as_ref()
+            .map_or_else(|| format!("sb-{}", std::process::id()), |s| s.name.clone()),
+        events: events::Events::open(req.events.as_deref())?,
+        ..Default::default()
+    };
+    if req.detach {
+        return super::manage::detach(&spec, &plan, ctl);
+    }
+    runtime::run(&spec, &plan, &mut ctl)
+}
+
+/// The named sandbox a run uses: `--name`, or a fresh name when it keeps
+/// overlay layers without one.
+fn sandbox_dir(
+    spec: &spec::Spec,
+    name: Option<&str>,
+    host: &host::Host,
+) -> Result<Option<store::SandboxDir>, Error> {
+    let keeps = spec
+        .mounts
+        .iter()
+        .any(|m| matches!(m, spec::Mount::Overlay { keep: true, .. }));
+    let root = store::root(&host.env, &host.home);
+    Ok(match name {
+        Some(n) => {
+            store::check_name(n).map_err(|e| Error::usage("--name", n, e))?;
+            Some(store::SandboxDir {
+                name: n.to_string(),
+                dir: root.join(n),
+                auto: false,
+            })
+        }
+        None if keeps => {
+            let n = store::auto_name(std::time::SystemTime::now(), std::process::id());
+            Some(store::SandboxDir {
+                dir: root.join(&n),
+                name: n,
+                auto: true,
+            })
+        }
+        None => None,
+    })
+}
