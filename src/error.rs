@@ -21,6 +21,8 @@ pub enum Error {
         flag: String,
         value: String,
         expected: String,
+        /// What to do about it, when there is one thing to do.
+        hint: Option<String>,
     },
     /// A profile file is wrong: `FILE:LINE:COL: what is wrong, what is
     /// expected` (or a flag or file name in place of the position).
@@ -40,6 +42,26 @@ impl Error {
             flag: flag.to_string(),
             value: value.to_string(),
             expected: expected.into(),
+            hint: None,
+        }
+    }
+
+    /// The same error with a hint line (`nook: hint: ...`).
+    pub fn with_hint(self, text: impl Into<String>) -> Self {
+        match self {
+            Error::Usage {
+                flag,
+                value,
+                expected,
+                ..
+            } => Error::Usage {
+                flag,
+                value,
+                expected,
+                hint: Some(text.into()),
+            },
+            Error::Step(s) => Error::Step(s.hint(text)),
+            other => other,
         }
     }
 
@@ -53,6 +75,7 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Step(s) => s.hint.as_deref(),
+            Error::Usage { hint, .. } => hint.as_deref(),
             _ => None,
         }
     }

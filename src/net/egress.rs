@@ -19,6 +19,29 @@ pub struct Egress {
     pub name: Option<String>,
 }
 
+/// Why an entry can't be used: it is malformed (always an error), or its
+/// name did not resolve now (a warning unless --strict: the list is then
+/// shorter, never longer).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EntryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot resolve {name}: {cause}")]
+    Unresolved { name: String, cause: String },
+}
+
+impl From<&str> for EntryError {
+    fn from(s: &str) -> Self {
+        EntryError::Invalid(s.to_string())
+    }
+}
+
+impl From<String> for EntryError {
+    fn from(s: String) -> Self {
+        EntryError::Invalid(s)
+    }
+}
+
 const EXPECTED: &str =
     "expected HOST[:PORT], IP[:PORT], CIDR[:PORT] or [IPv6][:PORT], with PORT 1 to 65535";
 
@@ -26,12 +49,12 @@ const EXPECTED: &str =
 pub fn parse(
     s: &str,
     resolve: &dyn Fn(&str) -> std::io::Result<Vec<IpAddr>>,
-) -> Result<Vec<Egress>, String> {
+) -> Result<Vec<Egress>, EntryError> {
     let port = |p: &str| {
         p.parse::<u16>()
             .ok()
             .filter(|&p| p > 0)
-            .ok_or(EXPECTED.to_string())
+            .ok_or(EntryError::from(EXPECTED))
     };
     let (addr, port) = if let Some(rest) = s.strip_prefix('[') {
         let (inside, after) = rest.split_once(']').ok_or(EXPECTED)?;
@@ -80,9 +103,13 @@ pub fn parse(
     if !valid_name {
         return Err(EXPECTED.into());
     }
-    let ips = resolve(&addr).map_err(|e| format!("cannot resolve {addr}: {e}"))?;
+    let unresolved = |cause: String| EntryError::Unresolved {
+        name: addr.clone(),
+        cause,
+    };
+    let ips = resolve(&addr).map_err(|e| unresolved(e.to_string()))?;
     if ips.is_empty() {
-        return Err(format!("cannot resolve {addr}: no addresses"));
+        return Err(unresolved("no addresses".into()));
     }
     Ok(ips
         .into_iter()
@@ -100,7 +127,7 @@ pub fn parse(
 pub fn parse_all(
     entries: &[&str],
     resolve: fn(&str) -> std::io::Result<Vec<IpAddr>>,
-) -> Vec<Result<Vec<Egress>, String>> {
+) -> Vec<Result<Vec<Egress>, EntryError>> {
     std::thread::scope(|s| {
         let handles: Vec<_> = entries
             .iter()

@@ -171,13 +171,16 @@ impl<'a> Catalogue<'a> {
         let mut out = Vec::new();
         let mut done: Vec<PathBuf> = Vec::new();
         for name in names {
-            let src = self.find(name)?.ok_or_else(|| Error::Usage {
-                flag: "--profile".into(),
-                value: name.clone(),
-                expected: format!(
-                    "expected a profile name (see 'nook profile list') or a path to a .toml file; no {name}.toml in {} or among the shipped profiles",
-                    self.user_dir.display()
-                ),
+            let src = self.find(name)?.ok_or_else(|| {
+                Error::usage(
+                    "--profile",
+                    name,
+                    format!(
+                        "expected a profile name or a path to a .toml file; no {name}.toml in {} or among the shipped profiles",
+                        self.user_dir.display()
+                    ),
+                )
+                .with_hint("'nook profile list' shows the profiles nook can find")
             })?;
             self.walk(&src, &mut Vec::new(), &mut done, &mut out)?;
         }

@@ -98,12 +98,27 @@ const SECRET_VARS: &[&str] = &[
 ];
 
 pub fn is_secret_var(name: &str) -> bool {
-    SECRET_VARS.iter().any(|p| crate::spec::glob(p, name))
+    SECRET_VARS.iter().any(|p| glob(p, name))
 }
 
 /// The patterns, for `nook profile explain`.
 pub fn var_patterns() -> &'static [&'static str] {
     SECRET_VARS
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,5 +150,15 @@ mod tests {
         assert!(p.contains(&PathBuf::from("/home/ana/.ssh")));
         assert!(p.iter().all(|p| p.starts_with("/home/ana")));
         assert!(paths(Path::new("/")).is_empty());
+    }
+
+    #[test]
+    fn glob_matches_stars_anywhere() {
+        assert!(glob("*_TOKEN", "GITHUB_TOKEN"));
+        assert!(glob("*_SECRET*", "MY_SECRET_KEY"));
+        assert!(glob("AWS_*", "AWS_"));
+        assert!(!glob("AWS_*", "XAWS_A"));
+        assert!(glob("A*B*C", "AxxBxxC"));
+        assert!(!glob("A*B*C", "AxxCxxB"));
     }
 }
