@@ -441,4 +441,36 @@ mod tests {
         );
         assert_eq!(p.layer.list::<String>(Key::Setenv)[0].v, "A=~");
     }
+
+    /// Every key of the table survives the writer and the reader: what
+    /// `profile show` prints is a profile that means the same.
+    #[test]
+    fn every_key_round_trips_through_a_written_profile() {
+        use crate::settings::{FromValue, to_toml};
+        let mut layer = Layer::default();
+        for &key in Key::ALL {
+            let v = match key.def().kind {
+                Kind::Bool => true.into_value(),
+                Kind::U16 | Kind::U32 | Kind::U64 => Value::Int(7),
+                Kind::I32 => Value::Int(3),
+                Kind::F64 => Value::Float(0.5),
+                Kind::Choice { words, .. } => Value::Str(words[words.len() - 1].into()),
+                Kind::Str(PathParts::None) => Value::Str("a=b".into()),
+                Kind::Str(_) | Kind::Fs(_, PathParts::First | PathParts::FirstOptSecond) => {
+                    Value::Str(format!("/{}", key.name()))
+                }
+                Kind::Fs(_, PathParts::Second) => Value::Str("t:/s".into()),
+                Kind::Fs(_, _) => Value::Str("/d:/s".into()),
+            };
+            layer.push(key, Val::flag(v, key.flag()));
+        }
+        let text = to_toml(&layer, &["default".to_string()]);
+        let back = parse_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back.extends[0].v, "default");
+        for &key in Key::ALL {
+            let want: Vec<&Value> = layer.values(key).map(|v| &v.v).collect();
+            let got: Vec<&Value> = back.layer.values(key).map(|v| &v.v).collect();
+            assert_eq!(got, want, "{}\n{text}", key.name());
+        }
+    }
 }
