@@ -203,26 +203,6 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
     Ok(lock)
 }
 
-/// Remove a sandbox's directory tree. overlayfs leaves its work
-/// directory's `work` subdirectory with mode 000, so directories are made
-/// writable on the way (never following a symlink: a layer may hold links
-/// the sandbox planted).
-pub fn remove_tree(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let m = std::fs::symlink_metadata(path)?;
-    if m.is_dir() {
-        if m.permissions().mode() & 0o700 != 0o700 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-        }
-        for e in std::fs::read_dir(path)? {
-            remove_tree(&e?.path())?;
-        }
-        std::fs::remove_dir(path)
-    } else {
-        std::fs::remove_file(path)
-    }
-}
-
 /// The sandbox's record; `None` when there is no sandbox in `dir`.
 pub fn load_record(dir: &Path) -> Result<Option<Record>, Error> {
     let path = dir.join("sandbox.json");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::cli::ReviewCommand;
-use crate::error::{Context, Error};
+use crate::error::Error;
 use crate::host::Host;
 use crate::store;
 
@@ -20,7 +20,7 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
             for n in &names {
                 // Not while a run holds it.
                 let (dir, lock, _) = locked(&root, n)?;
-                store::remove_tree(&dir).step("removing", Some(&dir))?;
+                crate::overlay::remove_dir_tree(&dir)?;
                 drop(lock);
             }
             Ok(0)

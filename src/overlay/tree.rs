@@ -241,16 +241,15 @@ pub fn remove_tree(dir: BorrowedFd<'_>, name: &OsStr) -> Result<usize, (PathBuf,
         rfs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| at(e, Path::new(name)))?;
         return Ok(1);
     }
+    if m.mode & 0o700 != 0o700 {
+        // A directory we can't read (overlayfs leaves `work/work` mode
+        // 000) can't be opened for reading: open it as a path first.
+        let path = open_beneath(dir, Path::new(name), OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| at(e, Path::new(name)))?;
+        chmod_fd(&path, (m.mode & 0o7777) | 0o700).map_err(|e| at(e, Path::new(name)))?;
+    }
     let sub = open_beneath(dir, Path::new(name), OFlags::RDONLY | OFlags::DIRECTORY)
         .map_err(|e| at(e, Path::new(name)))?;
-    if m.mode & 0o700 != 0o700 {
-        File::from(
-            sub.try_clone()
-                .map_err(|e| at(io_errno(&e), Path::new(name)))?,
-        )
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(m.mode | 0o700))
-        .map_err(|e| at(io_errno(&e), Path::new(name)))?;
-    }
     let mut count = 0;
     for child in list(&sub).map_err(|e| at(e, Path::new(name)))? {
         count += remove_tree(sub.as_fd(), &child).map_err(|(p, e)| (Path::new(name).join(p), e))?;

@@ -359,7 +359,7 @@ fn kept_layers(spec: &Spec) -> Vec<crate::store::LayerRecord> {
 /// how to review what was.
 fn say_where_changes_are(sb: &crate::store::SandboxDir, layers: &[crate::store::LayerRecord]) {
     if matches!(crate::store::load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
-        let _ = crate::store::remove_tree(&sb.dir);
+        let _ = crate::overlay::remove_dir_tree(&sb.dir);
         return;
     }
     if !sb.auto {
@@ -379,7 +379,7 @@ fn say_where_changes_are(sb: &crate::store::SandboxDir, layers: &[crate::store::
             .as_bytes(),
         );
     } else {
-        let _ = crate::store::remove_tree(&sb.dir);
+        let _ = crate::overlay::remove_dir_tree(&sb.dir);
     }
 }
 
