@@ -1,6 +1,7 @@
 //! The seccomp policy: which calls are refused, as data (`Policy`, printed
 //! by `--print-plan`), compiled into BPF with seccompiler before any fork.
-//! Installing it is the very last step before execve (payload.rs).
+//! Installing it ([`install`]) is the very last step before execve
+//! (payload.rs).
 //!
 //! The filter is written for the architecture nook is built for (`ARCH`,
 //! x86-64 or aarch64) and kills a process that calls through any other
@@ -16,7 +17,7 @@ use seccompiler::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::syscalls;
+use super::{LayerError, syscalls};
 
 /// The architecture the filter is compiled for: the build's.
 #[cfg(target_arch = "x86_64")]
@@ -337,6 +338,17 @@ fn prefilter() -> BpfProgram {
         stmt(BPF_RET | BPF_K, RET_ALLOW),
         stmt(BPF_RET | BPF_K, RET_ERRNO | libc::ENOSYS as u32),
     ]
+}
+
+/// Install compiled programs on the calling thread, in order (no TSYNC:
+/// the payload is single-threaded when it calls this, just before
+/// execve). seccompiler sets no_new_privs first, which the payload has
+/// already done.
+pub fn install(progs: &[BpfProgram]) -> Result<(), LayerError> {
+    for prog in progs {
+        seccompiler::apply_filter(prog).map_err(|e| LayerError::new(e.to_string(), &e))?;
+    }
+    Ok(())
 }
 
 /// The allow list of `strict`: what ordinary programs (shells, compilers,
