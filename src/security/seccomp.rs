@@ -270,6 +270,13 @@ impl Policy {
                     .map(|&v| rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?]))
                     .collect::<Result<_, _>>()?;
                 rules.insert(nr("personality")?, ok);
+                // clone3 must pass this filter so that the prefilter's
+                // ENOSYS is the answer: when two filters both answer with
+                // an errno, the one installed later (this one) wins
+                // (seccomp_run_filters in kernel/seccomp.c), and an EPERM
+                // here would keep libc from falling back to clone, so no
+                // thread could start.
+                rules.insert(nr("clone3")?, Vec::new());
                 (
                     SeccompAction::Errno(libc::EPERM as u32),
                     SeccompAction::Allow,
