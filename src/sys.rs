@@ -514,6 +514,118 @@ pub fn redirect_stdio(log: &std::fs::File) -> nix::Result<()> {
     Ok(())
 }
 
+/// The system calls the process-state tests make under the real filters
+/// (security/probe_tests.rs), each with fixed arguments: integers and
+/// null pointers only, so the kernel reads and writes no memory of ours.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0): the
+    /// session keyring's id, created if need be.
+    Keyctl,
+    /// bpf(BPF_MAP_CREATE, NULL, 0): EINVAL from the kernel (all-zero
+    /// attributes), EPERM for an unprivileged caller where
+    /// kernel.unprivileged_bpf_disabled is set.
+    Bpf,
+    /// ptrace(PTRACE_PEEKUSER, 0, 0, 0): ESRCH (no process 0).
+    Ptrace,
+    /// io_uring_setup(1, NULL): EFAULT.
+    IoUringSetup,
+    /// mount(NULL, NULL, NULL, 0, NULL): EFAULT (no target).
+    Mount,
+    /// clone3(NULL, 0): EINVAL (too small).
+    Clone3,
+    /// clone(CLONE_NEWUSER | SIGCHLD): a child in a new user namespace,
+    /// which _exits at once and is reaped here.
+    CloneNewUser,
+    /// unshare(CLONE_NEWUSER): EINVAL in a multi-threaded process.
+    UnshareNewUser,
+    /// personality(ADDR_NO_RANDOMIZE): the previous persona.
+    Personality,
+    /// ioctl(fd, TIOCSTI, NULL), with bits above the low 32 of the request
+    /// set when `high` (the kernel ignores them): ENOTTY when `fd` is not
+    /// a terminal.
+    Tiocsti { fd: i32, high: bool },
+    /// getpid through the x32 ABI (39 | __X32_SYSCALL_BIT): ENOSYS where
+    /// the kernel has no x32.
+    #[cfg(target_arch = "x86_64")]
+    X32Getpid,
+    /// getpid through the i386 ABI (`int 0x80`, eax = 20).
+    #[cfg(target_arch = "x86_64")]
+    I386Getpid,
+}
+
+#[cfg(test)]
+impl Probe {
+    pub fn run(self) -> nix::Result<i64> {
+        const PTRACE_PEEKUSER: i64 = 3;
+        const ADDR_NO_RANDOMIZE: i64 = 0x0040000;
+        let null = 0i64;
+        let (nr, args): (i64, [i64; 5]) = match self {
+            Probe::Keyctl => (libc::SYS_keyctl, [0, -3, 0, 0, 0]),
+            Probe::Bpf => (libc::SYS_bpf, [0, null, 0, 0, 0]),
+            Probe::Ptrace => (libc::SYS_ptrace, [PTRACE_PEEKUSER, 0, null, null, 0]),
+            Probe::IoUringSetup => (libc::SYS_io_uring_setup, [1, null, 0, 0, 0]),
+            Probe::Mount => (libc::SYS_mount, [null, null, null, 0, null]),
+            Probe::Clone3 => (libc::SYS_clone3, [null, 0, 0, 0, 0]),
+            Probe::CloneNewUser => (
+                libc::SYS_clone,
+                [
+                    (libc::CLONE_NEWUSER | libc::SIGCHLD) as i64,
+                    null,
+                    null,
+                    null,
+                    0,
+                ],
+            ),
+            Probe::UnshareNewUser => (libc::SYS_unshare, [libc::CLONE_NEWUSER as i64, 0, 0, 0, 0]),
+            Probe::Personality => (libc::SYS_personality, [ADDR_NO_RANDOMIZE, 0, 0, 0, 0]),
+            Probe::Tiocsti { fd, high } => (
+                libc::SYS_ioctl,
+                [
+                    fd as i64,
+                    0x5412 | if high { 1 << 32 } else { 0 },
+                    null,
+                    0,
+                    0,
+                ],
+            ),
+            #[cfg(target_arch = "x86_64")]
+            Probe::X32Getpid => (0x4000_0000 | libc::SYS_getpid, [0; 5]),
+            #[cfg(target_arch = "x86_64")]
+            Probe::I386Getpid => {
+                let ret: i32;
+                // SAFETY: i386 getpid (20) takes no argument and touches no
+                // memory; `int 0x80` from 64-bit code returns in eax and may
+                // clear r8-r11, which are declared clobbered.
+                unsafe {
+                    std::arch::asm!(
+                        "int 0x80",
+                        inlateout("eax") 20i32 => ret,
+                        lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+                        options(nostack),
+                    );
+                }
+                return Errno::result(ret).map(i64::from);
+            }
+        };
+        // SAFETY: every argument above is an integer or a null pointer, so
+        // the kernel reads and writes no memory of this process; the one
+        // call that makes a process (clone without CLONE_VM, so a private
+        // copy of memory, like fork) has its child _exit at once, doing
+        // nothing else.
+        let ret = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4]) };
+        if self == Probe::CloneNewUser && ret == 0 {
+            exit_now(0);
+        }
+        let ret = Errno::result(ret)?;
+        if self == Probe::CloneNewUser {
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(ret as i32), None);
+        }
+        Ok(ret)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

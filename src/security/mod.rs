@@ -6,6 +6,8 @@
 //! reports what was really enforced.
 
 pub mod landlock;
+#[cfg(test)]
+mod probe_tests;
 pub mod seccomp;
 pub mod syscalls;
 
