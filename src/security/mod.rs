@@ -71,3 +71,22 @@ impl LayerError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_error_keeps_the_errno_of_its_cause() {
+        let e = seccompiler::Error::Seccomp(std::io::Error::from_raw_os_error(libc::EACCES));
+        let l = LayerError::new(e.to_string(), &e);
+        assert_eq!(l.errno, Errno::EACCES);
+        assert_eq!(l.message, e.to_string());
+        // No system call failed: no errno.
+        let e = seccompiler::Error::EmptyFilter;
+        assert_eq!(
+            LayerError::new(e.to_string(), &e).errno,
+            Errno::UnknownErrno
+        );
+    }
+}

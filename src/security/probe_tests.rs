@@ -14,7 +14,6 @@
 //! The probes themselves are `sys::Probe`: fixed arguments, no pointers.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
@@ -127,7 +126,7 @@ fn require(feature: bool, reason: &str) -> bool {
 
 /// The calls probed before and after a filter, by name.
 fn probes(devnull: i32) -> Vec<(&'static str, Probe)> {
-    let mut v = vec![
+    let v = vec![
         ("keyctl", Probe::Keyctl),
         ("bpf", Probe::Bpf),
         ("ptrace", Probe::Ptrace),
@@ -153,7 +152,7 @@ fn probes(devnull: i32) -> Vec<(&'static str, Probe)> {
         ),
     ];
     #[cfg(target_arch = "x86_64")]
-    v.push(("x32_getpid", Probe::X32Getpid));
+    let v = [v, vec![("x32_getpid", Probe::X32Getpid)]].concat();
     v
 }
 
@@ -312,6 +311,7 @@ fn the_strict_filter_refuses_what_it_does_not_list() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn i386_calls_kill_the_process() {
+    use std::os::unix::process::ExitStatusExt;
     const T: &str = "i386_calls_kill_the_process";
     if let Some(variant) = as_child(T) {
         if variant == "on" {
