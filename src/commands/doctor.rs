@@ -70,7 +70,7 @@ pub fn run(host: &Host) -> Vec<Check> {
 
 /// Run `probe` in a forked child and report whether it exited 0.
 fn in_child(probe: fn() -> Result<(), nix::errno::Errno>) -> Result<(), nix::errno::Errno> {
-    match sys::fork()? {
+    match sys::fork().map_err(sys::ForkError::errno)? {
         ForkResult::Child => sys::exit_now(match probe() {
             Ok(()) => 0,
             Err(e) => e as i32,

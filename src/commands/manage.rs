@@ -20,7 +20,7 @@ use crate::sys;
 /// wrong).
 pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
     let (r, w) = std::io::pipe().step("creating a pipe", None)?;
-    match sys::clone_fork(0).map_err(|e| StepError::new("detaching (fork)", None, e))? {
+    match sys::clone_fork(0).map_err(|e| e.into_step("detaching (fork)"))? {
         None => {
             drop(r);
             let code = supervise_detached(spec, plan, &mut ctl, w);

@@ -40,11 +40,9 @@ pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, rx: Receiv
         Ok(ForkResult::Child) => payload::run(exec, tx),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(StepError::new(
-                "starting the payload (fork)",
-                None,
-                e,
-            )));
+            let _ = tx.send(&ToSupervisor::Failed(
+                e.into_step("starting the payload (fork)"),
+            ));
             sys::exit_now(EXIT_NOOK);
         }
     };

@@ -70,15 +70,14 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
     mask.thread_block()
         .map_err(|e| StepError::new("blocking signals", None, e))?;
     let (tx, mut rx) = msg::channel().step("creating a pipe", None)?;
-    let child = match sys::clone_fork(0)
-        .map_err(|e| StepError::new("starting the joining process (fork)", None, e))?
-    {
-        None => {
-            drop(rx);
-            joiner(entry, &pidfd, &root, &exec, tx)
-        }
-        Some(c) => c,
-    };
+    let child =
+        match sys::clone_fork(0).map_err(|e| e.into_step("starting the joining process (fork)"))? {
+            None => {
+                drop(rx);
+                joiner(entry, &pidfd, &root, &exec, tx)
+            }
+            Some(c) => c,
+        };
     drop(tx);
     // End-of-file: the command's execve succeeded (or the joiner died).
     let mut failure = None;
@@ -106,9 +105,8 @@ fn joiner(
     exec: &ExecPlan,
     mut tx: msg::Sender,
 ) -> ! {
-    let step = enter(entry, pidfd, root).and_then(|()| {
-        sys::clone_fork(0).map_err(|e| StepError::new("starting the command (fork)", None, e))
-    });
+    let step = enter(entry, pidfd, root)
+        .and_then(|()| sys::clone_fork(0).map_err(|e| e.into_step("starting the command (fork)")));
     let e = match step {
         Ok(None) => match die_with_parent().and_then(|()| init::lock_down()) {
             Ok(()) => payload::run(exec, tx),

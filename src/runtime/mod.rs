@@ -146,9 +146,11 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     // The user namespace comes first: the setup child is created in it, and
     // every namespace it creates later is owned by it, which is what lets an
     // unprivileged user create them (user_namespaces(7)).
-    let setup_pid = match sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| {
-        StepError::new("creating the user namespace (clone CLONE_NEWUSER)", None, e)
-            .hint(crate::host::userns_hint(e))
+    let setup_pid = match sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| match e {
+        sys::ForkError::Failed(errno) => e
+            .into_step("creating the user namespace (clone CLONE_NEWUSER)")
+            .hint(crate::host::userns_hint(errno)),
+        _ => e.into_step("creating the user namespace (clone CLONE_NEWUSER)"),
     })? {
         None => {
             drop(to_sup);

@@ -204,7 +204,7 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     })?;
     // Landlock after everything that opens files for setup, before seccomp.
     let landlock = landlock::enforce(&exec.landlock).map_err(|e| {
-        StepError::new("enforcing Landlock rules", None, Errno::UnknownErrno).hint(format!(
+        StepError::new("enforcing Landlock rules", None, e.errno).hint(format!(
             "{e}{}",
             if exec.landlock.mode == landlock::Mode::Required {
                 "; Landlock is required here (--strict or landlock = \"required\")"
@@ -234,12 +234,9 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     tx.send(&ToSupervisor::Enforced(report))
         .map_err(|_| StepError::new("reporting to the supervisor", None, Errno::EPIPE))?;
     // The very last step: nothing but execve runs under the filter.
-    for prog in &exec.seccomp {
-        seccompiler::apply_filter(prog).map_err(|e| {
-            StepError::new("installing the seccomp filter", None, Errno::UnknownErrno)
-                .hint(e.to_string())
-        })?;
-    }
+    seccomp::install(&exec.seccomp).map_err(|e| {
+        StepError::new("installing the seccomp filter", None, e.errno).hint(e.to_string())
+    })?;
     Ok(())
 }
 

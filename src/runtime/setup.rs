@@ -39,11 +39,7 @@ pub fn run(
             sys::exit_now(0);
         }
         Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(StepError::new(
-                "starting init (clone)",
-                None,
-                e,
-            )));
+            let _ = tx.send(&ToSupervisor::Failed(e.into_step("starting init (clone)")));
             sys::exit_now(EXIT_NOOK);
         }
     }

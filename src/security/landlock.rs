@@ -11,6 +11,7 @@ use landlock::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::LayerError;
 use crate::spec::Mount;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,8 +120,10 @@ pub struct Outcome {
 }
 
 /// Install the rules on the calling thread. Only paths that exist are
-/// used (an optional bind may have been skipped).
-pub fn enforce(rules: &Rules) -> Result<Outcome, String> {
+/// used (an optional bind may have been skipped). A failure carries the
+/// errno of the Landlock call that failed, when one did.
+pub fn enforce(rules: &Rules) -> Result<Outcome, LayerError> {
+    let fail = |e: landlock::RulesetError| LayerError::new(e.to_string(), &e);
     let level = match rules.mode {
         Mode::Off => {
             return Ok(Outcome {
@@ -138,22 +141,18 @@ pub fn enforce(rules: &Rules) -> Result<Outcome, String> {
     let mut ruleset = Ruleset::default()
         .set_compatibility(level)
         .handle_access(AccessFs::from_all(abi))
-        .map_err(|e| e.to_string())?;
+        .map_err(fail)?;
     if rules.scoped {
-        ruleset = ruleset
-            .scope(Scope::from_all(abi))
-            .map_err(|e| e.to_string())?;
+        ruleset = ruleset.scope(Scope::from_all(abi)).map_err(fail)?;
     }
     if rules.tcp_connect.is_some() {
-        ruleset = ruleset
-            .handle_access(AccessNet::ConnectTcp)
-            .map_err(|e| e.to_string())?;
+        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(fail)?;
     }
-    let mut created = ruleset.create().map_err(|e| e.to_string())?;
+    let mut created = ruleset.create().map_err(fail)?;
     for port in rules.tcp_connect.iter().flatten() {
         created = created
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
-            .map_err(|e| format!("tcp port {port}: {e}"))?;
+            .map_err(|e| LayerError::new(format!("tcp port {port}: {e}"), &e))?;
     }
     for (path, rights) in &rules.paths {
         let Ok(fd) = PathFd::new(path) else { continue };
@@ -172,9 +171,9 @@ pub fn enforce(rules: &Rules) -> Result<Outcome, String> {
         }
         created = created
             .add_rule(PathBeneath::new(fd, access))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| LayerError::new(format!("{}: {e}", path.display()), &e))?;
     }
-    let status = created.restrict_self().map_err(|e| e.to_string())?;
+    let status = created.restrict_self().map_err(fail)?;
     let kernel_abi = landlock_abi();
     let (fully, text) = match status.ruleset {
         RulesetStatus::FullyEnforced => (

@@ -1,6 +1,13 @@
 //! The seccomp policy: which calls are refused, as data (`Policy`, printed
 //! by `--print-plan`), compiled into BPF with seccompiler before any fork.
-//! Installing it is the very last step before execve (payload.rs).
+//! Installing it ([`install`]) is the very last step before execve
+//! (payload.rs).
+//!
+//! The filter is written for the architecture nook is built for (`ARCH`,
+//! x86-64 or aarch64) and kills a process that calls through any other
+//! (i386's `int 0x80` on x86-64, an arm32 binary on aarch64). The lists
+//! below name x86-64 calls; a name the build's architecture lacks (aarch64
+//! has no `open`, `iopl` or `create_module`) is left out of the policy.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +17,14 @@ use seccompiler::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::syscalls;
+use super::{LayerError, syscalls};
+
+/// The architecture the filter is compiled for: the build's.
+#[cfg(target_arch = "x86_64")]
+pub const ARCH: TargetArch = TargetArch::x86_64;
+/// The architecture the filter is compiled for: the build's.
+#[cfg(target_arch = "aarch64")]
+pub const ARCH: TargetArch = TargetArch::aarch64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -137,11 +151,18 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(mode: Mode, allow: &[String], deny: &[String], allow_namespaces: bool) -> Policy {
-        let mut calls: Vec<String> = match mode {
-            Mode::Default => DENIED.iter().map(|s| s.to_string()).collect(),
-            Mode::Strict => STRICT_ALLOWED.iter().map(|s| s.to_string()).collect(),
-            Mode::Off => Vec::new(),
+        let builtin: &[&str] = match mode {
+            Mode::Default => DENIED,
+            Mode::Strict => STRICT_ALLOWED,
+            Mode::Off => &[],
         };
+        // Only the calls this architecture has; a profile's own names were
+        // checked against the same table when the Spec was resolved.
+        let mut calls: Vec<String> = builtin
+            .iter()
+            .filter(|c| syscalls::number(c).is_some())
+            .map(|s| s.to_string())
+            .collect();
         let (add, remove) = match mode {
             Mode::Strict => (allow, deny),
             _ => (deny, allow),
@@ -163,9 +184,10 @@ impl Policy {
     }
 
     /// Compile to BPF programs, to install in order. The first, written by
-    /// hand because seccompiler can't express a range, refuses the x32 ABI
-    /// (numbers with bit 30 set) and answers clone3 with ENOSYS; the second
-    /// is seccompiler's, which also kills any foreign architecture (i386).
+    /// hand because seccompiler can't express a range, answers clone3 with
+    /// ENOSYS and on x86-64 refuses the x32 ABI (numbers with bit 30 set);
+    /// the second is seccompiler's, which also kills any foreign
+    /// architecture (i386 on x86-64, arm32 on aarch64).
     pub fn compile(&self) -> Result<Vec<BpfProgram>, String> {
         if self.mode == Mode::Off {
             return Ok(Vec::new());
@@ -248,6 +270,13 @@ impl Policy {
                     .map(|&v| rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?]))
                     .collect::<Result<_, _>>()?;
                 rules.insert(nr("personality")?, ok);
+                // clone3 must pass this filter so that the prefilter's
+                // ENOSYS is the answer: when two filters both answer with
+                // an errno, the one installed later (this one) wins
+                // (seccomp_run_filters in kernel/seccomp.c), and an EPERM
+                // here would keep libc from falling back to clone, so no
+                // thread could start.
+                rules.insert(nr("clone3")?, Vec::new());
                 (
                     SeccompAction::Errno(libc::EPERM as u32),
                     SeccompAction::Allow,
@@ -255,8 +284,8 @@ impl Policy {
             }
             Mode::Off => unreachable!("handled above"),
         };
-        let filter = SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)
-            .map_err(|e| e.to_string())?;
+        let filter =
+            SeccompFilter::new(rules, mismatch, matched, ARCH).map_err(|e| e.to_string())?;
         let main: BpfProgram = filter
             .try_into()
             .map_err(|e: seccompiler::BackendError| e.to_string())?;
@@ -264,25 +293,28 @@ impl Policy {
     }
 }
 
-/// x32 numbers -> EPERM, clone3 -> ENOSYS, anything else passes on to the
-/// main filter. Foreign architectures pass too: the main filter kills them.
-fn prefilter() -> BpfProgram {
-    use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const RET_ALLOW: u32 = 0x7fff_0000;
-    const RET_ERRNO: u32 = 0x0005_0000;
-    let stmt = |code: u32, k: u32| seccompiler::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code: u32, k: u32, jt: u8, jf: u8| seccompiler::sock_filter {
+const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+
+fn stmt(code: u32, k: u32) -> seccompiler::sock_filter {
+    jump(code, k, 0, 0)
+}
+
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> seccompiler::sock_filter {
+    seccompiler::sock_filter {
         code: code as u16,
         jt,
         jf,
         k,
-    };
+    }
+}
+
+/// x32 numbers -> EPERM, clone3 -> ENOSYS, anything else passes on to the
+/// main filter. Foreign architectures pass too: the main filter kills them.
+#[cfg(target_arch = "x86_64")]
+fn prefilter() -> BpfProgram {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     vec![
         // struct seccomp_data: nr at offset 0, arch at offset 4
         stmt(BPF_LD | BPF_W | BPF_ABS, 4),
@@ -294,6 +326,36 @@ fn prefilter() -> BpfProgram {
         stmt(BPF_RET | BPF_K, RET_ERRNO | libc::EPERM as u32),
         stmt(BPF_RET | BPF_K, RET_ERRNO | libc::ENOSYS as u32),
     ]
+}
+
+/// clone3 -> ENOSYS, anything else passes on to the main filter. aarch64
+/// has no second ABI in its own number space (nothing like x32): an arm32
+/// (compat) process reports AUDIT_ARCH_ARM, which passes here and is
+/// killed by the main filter's architecture check, like i386 on x86-64.
+#[cfg(target_arch = "aarch64")]
+fn prefilter() -> BpfProgram {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+    vec![
+        // struct seccomp_data: nr at offset 0, arch at offset 4
+        stmt(BPF_LD | BPF_W | BPF_ABS, 4),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_AARCH64, 0, 2),
+        stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_clone3 as u32, 1, 0),
+        stmt(BPF_RET | BPF_K, RET_ALLOW),
+        stmt(BPF_RET | BPF_K, RET_ERRNO | libc::ENOSYS as u32),
+    ]
+}
+
+/// Install compiled programs on the calling thread, in order (no TSYNC:
+/// the payload is single-threaded when it calls this, just before
+/// execve). seccompiler sets no_new_privs first, which the payload has
+/// already done.
+pub fn install(progs: &[BpfProgram]) -> Result<(), LayerError> {
+    for prog in progs {
+        seccompiler::apply_filter(prog).map_err(|e| LayerError::new(e.to_string(), &e))?;
+    }
+    Ok(())
 }
 
 /// The allow list of `strict`: what ordinary programs (shells, compilers,
@@ -548,9 +610,92 @@ mod tests {
 
     #[test]
     fn every_named_call_is_known() {
+        // The lists name x86-64 calls, every one of them real...
         for name in DENIED.iter().chain(STRICT_ALLOWED) {
-            assert!(syscalls::number(name).is_some(), "{name}");
+            assert!(syscalls::number_x86_64(name).is_some(), "{name}");
         }
+        // ...and the ones aarch64 lacks are calls it never had, not typos.
+        let lacking = |list: &[&'static str]| -> Vec<&'static str> {
+            let mut v: Vec<_> = list
+                .iter()
+                .copied()
+                .filter(|n| syscalls::number_aarch64(n).is_none())
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        assert_eq!(
+            lacking(DENIED),
+            [
+                "_sysctl",
+                "create_module",
+                "get_kernel_syms",
+                "ioperm",
+                "iopl",
+                "query_module",
+                "sysfs",
+                "uselib",
+                "ustat"
+            ]
+        );
+        // Each has a newer call on the list that aarch64 has (openat,
+        // newfstatat, pipe2, dup3, clone, getdents64, renameat2, ...).
+        assert_eq!(
+            lacking(STRICT_ALLOWED),
+            [
+                "access",
+                "alarm",
+                "arch_prctl",
+                "chmod",
+                "chown",
+                "creat",
+                "dup2",
+                "epoll_create",
+                "epoll_wait",
+                "eventfd",
+                "fork",
+                "futimesat",
+                "getdents",
+                "getpgrp",
+                "inotify_init",
+                "lchown",
+                "link",
+                "lstat",
+                "mkdir",
+                "open",
+                "pause",
+                "pipe",
+                "poll",
+                "readlink",
+                "rename",
+                "rmdir",
+                "select",
+                "signalfd",
+                "stat",
+                "symlink",
+                "time",
+                "unlink",
+                "utime",
+                "utimes",
+                "vfork"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_policy_holds_only_calls_of_the_build_architecture() {
+        for mode in [Mode::Default, Mode::Strict] {
+            let p = Policy::new(mode, &[], &[], false);
+            for c in &p.calls {
+                assert!(syscalls::number(c).is_some(), "{c}");
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            Policy::new(Mode::Default, &[], &[], false).calls.len(),
+            DENIED.len()
+        );
     }
 
     #[test]
