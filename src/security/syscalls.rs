@@ -8,14 +8,11 @@
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("nook's seccomp filter is written for x86_64 and aarch64 only");
 
-/// The architecture's name as people write it, for messages (spec.rs's
-/// "not an x86-64 system call" is to use it).
+/// The architecture's name as people write it, for messages.
 #[cfg(target_arch = "x86_64")]
-#[allow(dead_code)]
 pub const ARCH_NAME: &str = "x86-64";
 /// The architecture's name as people write it, for messages.
 #[cfg(target_arch = "aarch64")]
-#[allow(dead_code)]
 pub const ARCH_NAME: &str = "aarch64";
 
 /// The number of the system call `name` on this architecture (64-bit ABI:

@@ -500,7 +500,10 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
                 return Err(Error::usage(
                     &v.from.to_string(),
                     &v.v,
-                    "expected the name of an x86-64 system call, like ptrace or io_uring_setup",
+                    format!(
+                        "expected the name of an {} system call, like ptrace or io_uring_setup",
+                        crate::security::syscalls::ARCH_NAME
+                    ),
                 ));
             }
             out.push(v.v.clone());
