@@ -31,7 +31,6 @@ mod plan;
 mod profile;
 mod registry;
 mod runtime;
-mod security;
 mod settings;
 mod spec;
 mod stats;

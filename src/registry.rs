@@ -19,8 +19,8 @@ pub struct JoinPlan {
     pub env: Vec<(String, String)>,
     pub chdir: PathBuf,
     pub strict: bool,
-    pub landlock: crate::security::landlock::Rules,
-    pub seccomp: crate::security::seccomp::Policy,
+    pub landlock: crate::plan::landlock::Rules,
+    pub seccomp: crate::plan::seccomp::Policy,
     /// (name, value) pairs, as `--rlimit` takes them.
     pub rlimits: Vec<(String, u64)>,
     pub search_path: String,

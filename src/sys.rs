@@ -515,7 +515,7 @@ pub fn redirect_stdio(log: &std::fs::File) -> nix::Result<()> {
 }
 
 /// The system calls the process-state tests make under the real filters
-/// (security/probe_tests.rs), each with fixed arguments: integers and
+/// (runtime/probe_tests.rs), each with fixed arguments: integers and
 /// null pointers only, so the kernel reads and writes no memory of ours.
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

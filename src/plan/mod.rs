@@ -6,6 +6,9 @@
 //! operations cover earlier ones"), exactly as mounts stack in the kernel.
 
 mod ids;
+pub mod landlock;
+pub mod seccomp;
+pub mod syscalls;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +17,6 @@ use serde::Serialize;
 
 pub use ids::IdMap;
 
-use crate::security::{landlock, seccomp};
 use crate::spec::{Mount, Spec};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -10,6 +10,7 @@
 //! parent-death signal is tied to the supervisor itself. See `msg` for the
 //! sync points.
 
+pub mod enforce;
 mod helper;
 mod idmap;
 mod init;
@@ -17,6 +18,8 @@ pub mod join;
 mod mounts;
 pub mod msg;
 mod payload;
+#[cfg(test)]
+mod probe_tests;
 mod setup;
 
 use std::io::Write;
@@ -412,7 +415,7 @@ fn helper_alive_while_waiting(h: &helper::Helper, from_init: &msg::Receiver) -> 
 
 /// Say what the hardening enforced: every weaker-than-asked layer in one
 /// warning line (nothing is weakened silently), the rest with `-v`.
-pub(super) fn report(r: &crate::security::Report, v: bool) {
+pub(super) fn report(r: &crate::runtime::enforce::Report, v: bool) {
     trace(v, "payload", format_args!("seccomp: {}", r.seccomp));
     trace(v, "payload", format_args!("landlock: {}", r.landlock.text));
     trace(v, "payload", format_args!("keyring: {}", r.keyring));

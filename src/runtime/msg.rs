@@ -18,7 +18,7 @@ use crate::error::StepError;
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToSupervisor {
     /// What the payload's hardening really enforced (just before execve).
-    Enforced(crate::security::Report),
+    Enforced(crate::runtime::enforce::Report),
     InitStarted {
         pid: i32,
     },

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::signal::SigmaskHow;
 
+use super::enforce::{self, Report};
 use crate::error::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, StepError};
 use crate::plan::Plan;
-use crate::security::{Report, landlock, seccomp};
+use crate::plan::{landlock, seccomp};
 use crate::spec::Spec;
 use crate::sys;
 use seccompiler::BpfProgram;
@@ -203,7 +204,7 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
         )
     })?;
     // Landlock after everything that opens files for setup, before seccomp.
-    let landlock = landlock::enforce(&exec.landlock).map_err(|e| {
+    let landlock = enforce::enforce_landlock(&exec.landlock).map_err(|e| {
         StepError::new("enforcing Landlock rules", None, e.errno).hint(format!(
             "{e}{}",
             if exec.landlock.mode == landlock::Mode::Required {
@@ -234,7 +235,7 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     tx.send(&ToSupervisor::Enforced(report))
         .map_err(|_| StepError::new("reporting to the supervisor", None, Errno::EPIPE))?;
     // The very last step: nothing but execve runs under the filter.
-    seccomp::install(&exec.seccomp).map_err(|e| {
+    enforce::install_seccomp(&exec.seccomp).map_err(|e| {
         StepError::new("installing the seccomp filter", None, e.errno).hint(e.to_string())
     })?;
     Ok(())

@@ -8,16 +8,17 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 
 pub mod limits;
+pub mod security;
 pub mod units;
 
 use crate::error::Error;
 use crate::host::{Host, RootEntry, SubRange};
 use crate::net::{DriverKind, Mode as NetMode, Network, egress, parse_publish};
 use crate::profile::secrets;
-use crate::security::Security;
-use crate::security::landlock::Mode as LandlockMode;
-use crate::security::seccomp::Mode as SeccompMode;
 use crate::settings::{FsFlag, Key, Layer, Origin, Val};
+use crate::spec::security::LandlockMode;
+use crate::spec::security::SeccompMode;
+use crate::spec::security::Security;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Spec {
@@ -496,13 +497,13 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
     for key in [Key::SeccompAllow, Key::SeccompDeny] {
         let mut out = Vec::new();
         for v in set.list::<String>(key) {
-            if crate::security::syscalls::number(&v.v).is_none() {
+            if crate::plan::syscalls::number(&v.v).is_none() {
                 return Err(Error::usage(
                     &v.from.to_string(),
                     &v.v,
                     format!(
                         "expected the name of an {} system call, like ptrace or io_uring_setup",
-                        crate::security::syscalls::ARCH_NAME
+                        crate::plan::syscalls::ARCH_NAME
                     ),
                 ));
             }
@@ -1150,7 +1151,7 @@ pub(crate) mod tests {
 
     #[test]
     fn strict_turns_best_effort_into_required() {
-        use crate::security::landlock::Mode as L;
+        use crate::spec::security::LandlockMode as L;
         let spec = spec_of(&Layer::default(), &host()).unwrap();
         assert_eq!(spec.security.landlock, L::BestEffort);
         let l = Layer::default().with(Key::Strict, true);

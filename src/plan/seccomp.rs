@@ -1,7 +1,7 @@
 //! The seccomp policy: which calls are refused, as data (`Policy`, printed
 //! by `--print-plan`), compiled into BPF with seccompiler before any fork.
-//! Installing it ([`install`]) is the very last step before execve
-//! (payload.rs).
+//! Installing it (`runtime::enforce::install_seccomp`) is the very last
+//! step before execve.
 //!
 //! The filter is written for the architecture nook is built for (`ARCH`,
 //! x86-64 or aarch64) and kills a process that calls through any other
@@ -17,7 +17,8 @@ use seccompiler::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{LayerError, syscalls};
+use super::syscalls;
+pub use crate::spec::security::SeccompMode as Mode;
 
 /// The architecture the filter is compiled for: the build's.
 #[cfg(target_arch = "x86_64")]
@@ -25,37 +26,6 @@ pub const ARCH: TargetArch = TargetArch::x86_64;
 /// The architecture the filter is compiled for: the build's.
 #[cfg(target_arch = "aarch64")]
 pub const ARCH: TargetArch = TargetArch::aarch64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// A deny list of the calls that reach the kernel's attack surface or
-    /// the host (the default).
-    Default,
-    /// An allow list of the calls ordinary programs use.
-    Strict,
-    /// No filter.
-    Off,
-}
-
-impl Mode {
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "default" => Some(Mode::Default),
-            "strict" => Some(Mode::Strict),
-            "off" => Some(Mode::Off),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Default => "default",
-            Mode::Strict => "strict",
-            Mode::Off => "off",
-        }
-    }
-}
 
 /// Refused in the default mode, with EPERM.
 pub const DENIED: &[&str] = &[
@@ -345,17 +315,6 @@ fn prefilter() -> BpfProgram {
         stmt(BPF_RET | BPF_K, RET_ALLOW),
         stmt(BPF_RET | BPF_K, RET_ERRNO | libc::ENOSYS as u32),
     ]
-}
-
-/// Install compiled programs on the calling thread, in order (no TSYNC:
-/// the payload is single-threaded when it calls this, just before
-/// execve). seccompiler sets no_new_privs first, which the payload has
-/// already done.
-pub fn install(progs: &[BpfProgram]) -> Result<(), LayerError> {
-    for prog in progs {
-        seccompiler::apply_filter(prog).map_err(|e| LayerError::new(e.to_string(), &e))?;
-    }
-    Ok(())
 }
 
 /// The allow list of `strict`: what ordinary programs (shells, compilers,

@@ -1,5 +1,5 @@
 //! Process-state tests (STYLE.md §11): the real seccomp program compiled by
-//! `seccomp::Policy` and the real ruleset built by `landlock::enforce`,
+//! `seccomp::Policy` and the real ruleset built by `enforce::enforce_landlock`,
 //! installed the way the payload installs them, then probed with the
 //! calls they must refuse. Each probe stands beside its control: the same
 //! call in the same process before the layer went on, which must get a
@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
-use super::{landlock, seccomp};
+use super::enforce;
+use crate::plan::{landlock, seccomp};
 use crate::sys::{self, Probe};
 
 const CHILD: &str = "NOOK_PROBE_CHILD";
@@ -105,7 +106,7 @@ fn finish() -> ! {
 fn install(policy: &seccomp::Policy) {
     let progs = policy.compile().expect("the policy compiles");
     rustix::thread::set_no_new_privs(true).expect("no_new_privs");
-    seccomp::install(&progs).expect("installing the filter");
+    enforce::install_seccomp(&progs).expect("installing the filter");
     say("installed", "yes");
 }
 
@@ -355,7 +356,7 @@ fn a_failed_install_keeps_the_kernels_errno() {
             jf: 0,
             k: 5,
         }];
-        match seccomp::install(&[bad]) {
+        match enforce::install_seccomp(&[bad]) {
             Ok(()) => say("install", "ok"),
             Err(e) => {
                 say("install", format!("{:?}", e.errno));
@@ -436,7 +437,7 @@ fn landlock_confines_reads_and_writes_to_the_rules() {
             landlock::Mode::Required,
             &[bind("rw", false), bind("ro", true)],
         );
-        match landlock::enforce(&rules) {
+        match enforce::enforce_landlock(&rules) {
             Ok(o) => say("enforced", o.fully),
             Err(e) => say("enforced", format!("{:?}", e.errno)),
         }
@@ -444,7 +445,7 @@ fn landlock_confines_reads_and_writes_to_the_rules() {
         finish();
     }
     if !require(
-        landlock::landlock_abi() >= 6,
+        enforce::landlock_abi() >= 6,
         "Landlock ABI 6 or later (CONFIG_SECURITY_LANDLOCK, landlock in lsm=)",
     ) {
         return;
