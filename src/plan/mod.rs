@@ -17,7 +17,7 @@ use serde::Serialize;
 
 pub use ids::IdMap;
 
-use crate::spec::{Mount, Spec};
+use crate::spec::{Mount, OverlayDriver, Spec};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Plan {
@@ -101,10 +101,26 @@ pub enum MountOp {
         lower: PathBuf,
         dst: PathBuf,
         layers: Option<(PathBuf, PathBuf)>,
-        driver: crate::spec::OverlayDriver,
+        /// Tried in order; the first that mounts is kept.
+        with: Vec<OverlayWith>,
     },
     /// Make the root tmpfs itself read-only (not what is mounted on it).
     SealRoot,
+}
+
+/// An overlay implementation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "driver", rename_all = "kebab-case")]
+pub enum OverlayWith {
+    /// overlayfs in the user namespace (Linux 5.11).
+    Native,
+    /// fuse-overlayfs on a FUSE mount nook makes, owned by the sandbox's
+    /// ids.
+    Fuse {
+        program: PathBuf,
+        uid: u32,
+        gid: u32,
+    },
 }
 
 /// Device nodes bound from the host into a `--dev` directory.
@@ -207,10 +223,8 @@ fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
             }
         }
         Mount::Dev { dst } => expand_dev(dst, out),
-        Mount::Overlay { lower, dst, keep } => out.push(MountOp::Overlay {
-            lower: lower.clone(),
-            dst: dst.clone(),
-            layers: match (&spec.sandbox, keep) {
+        Mount::Overlay { lower, dst, keep } => {
+            let layers = match (&spec.sandbox, keep) {
                 (Some(sb), true) => {
                     let key = crate::store::layer_key(lower, dst);
                     Some((
@@ -219,9 +233,31 @@ fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
                     ))
                 }
                 _ => None,
-            },
-            driver: spec.overlay_driver,
-        }),
+            };
+            let fuse = spec
+                .fuse_overlayfs
+                .clone()
+                .map(|program| OverlayWith::Fuse {
+                    program,
+                    uid: spec.ids.uid,
+                    gid: spec.ids.gid,
+                });
+            // fuse-overlayfs serves kept layers only: its daemon, chrooted
+            // into the host's root, can't reach the scratch tmpfs.
+            let with = match (spec.overlay_driver, &layers) {
+                (OverlayDriver::Native, _) | (_, None) => vec![OverlayWith::Native],
+                (OverlayDriver::Auto, Some(_)) => {
+                    std::iter::once(OverlayWith::Native).chain(fuse).collect()
+                }
+                (OverlayDriver::Fuse, Some(_)) => fuse.into_iter().collect(),
+            };
+            out.push(MountOp::Overlay {
+                lower: lower.clone(),
+                dst: dst.clone(),
+                layers,
+                with,
+            })
+        }
     }
 }
 
@@ -307,14 +343,21 @@ impl fmt::Display for MountOp {
                 lower,
                 dst,
                 layers,
-                driver,
+                with,
             } => {
                 write!(f, "overlay {} -> {}", lower.display(), dst.display())?;
                 match layers {
                     Some((upper, _)) => write!(f, " upper {}", upper.display())?,
                     None => write!(f, " upper in the scratch tmpfs")?,
                 }
-                write!(f, " ({driver:?})")
+                let with: Vec<String> = with
+                    .iter()
+                    .map(|w| match w {
+                        OverlayWith::Native => "native".to_string(),
+                        OverlayWith::Fuse { program, .. } => program.display().to_string(),
+                    })
+                    .collect();
+                write!(f, " (with {})", with.join(", then "))
             }
             MountOp::SealRoot => write!(f, "read-only / (the root tmpfs only)"),
         }

@@ -20,7 +20,7 @@ use rustix::mount::{
 };
 
 use crate::error::{Context, StepError};
-use crate::plan::MountOp;
+use crate::plan::{MountOp, OverlayWith};
 use crate::sys;
 
 use super::trace;
@@ -28,10 +28,6 @@ use super::trace;
 /// Where the staging tmpfs is mounted in our private mount namespace; any
 /// directory that exists on the host will do.
 const STAGING: &str = "/tmp";
-
-/// Where Debian (and most distributions) install fuse-overlayfs, as seen
-/// by the daemon chrooted into the host's root.
-const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
 
 pub fn build_root(
     ops: &[MountOp],
@@ -237,8 +233,8 @@ impl Builder {
                 lower,
                 dst,
                 layers,
-                driver,
-            } => self.overlay(lower, dst, layers.as_ref(), *driver),
+                with,
+            } => self.overlay(lower, dst, layers.as_ref(), with),
             MountOp::SealRoot => sys::mount_set_read_only(self.root.as_fd(), false).step(
                 "making the root read-only (mount_setattr)",
                 Some(Path::new("/")),
@@ -252,9 +248,8 @@ impl Builder {
         lower: &Path,
         dst: &Path,
         layers: Option<&(PathBuf, PathBuf)>,
-        driver: crate::spec::OverlayDriver,
+        with: &[OverlayWith],
     ) -> Result<(), StepError> {
-        use crate::spec::OverlayDriver;
         let host = |p: &Path| format!("/oldroot{}", p.display());
         let (upper, work) = match layers {
             Some((u, w)) => (host(u), host(w)),
@@ -279,29 +274,48 @@ impl Builder {
                 );
             }
         }
-        if let OverlayDriver::Fuse = driver {
-            let Some(layers) = layers else {
-                return Err(StepError::new("mounting fuse-overlayfs on", Some(dst), Errno::EINVAL)
-                    .hint("--tmp-overlay works with the native driver only; use --overlay (and nook rm) with fuse"));
-            };
-            return self.fuse_overlay(lower, &layers.0, &layers.1, dst);
-        }
-        match self.native_overlay(&lowerdir, &upper, &work, dst) {
-            Ok(()) => Ok(()),
-            // Auto: fuse-overlayfs where the kernel refuses, for layers on
-            // the host (the daemon can't reach the scratch tmpfs).
-            Err(e) if driver == OverlayDriver::Auto && layers.is_some() => {
-                let (u, w) = layers.expect("checked");
-                self.fuse_overlay(lower, u, w, dst).map_err(|f| {
-                    let hint = format!("native overlayfs failed too: {e}");
-                    StepError {
-                        hint: Some(f.hint.map_or(hint.clone(), |h| format!("{h}; {hint}"))),
-                        ..f
+        // The plan lists the implementations to try, in order; the last
+        // failure is reported, with the earlier ones in its hint.
+        let mut earlier: Vec<String> = Vec::new();
+        let mut last: Option<StepError> = None;
+        for w in with {
+            let tried = match w {
+                OverlayWith::Native => self.native_overlay(&lowerdir, &upper, &work, dst),
+                OverlayWith::Fuse { program, uid, gid } => match layers {
+                    Some((u, w)) => self.fuse_overlay(program, (*uid, *gid), lower, u, w, dst),
+                    None => {
+                        Err(
+                            StepError::new("mounting fuse-overlayfs on", Some(dst), Errno::EINVAL)
+                                .hint("fuse-overlayfs needs layers kept on the host"),
+                        )
                     }
-                })
+                },
+            };
+            match tried {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if let Some(prev) = last.replace(e) {
+                        earlier.push(prev.to_string());
+                    }
+                }
             }
-            Err(e) => Err(e),
         }
+        let e = last.unwrap_or_else(|| {
+            StepError::new("mounting overlay on", Some(dst), Errno::EINVAL)
+                .hint("the plan names no overlay implementation")
+        });
+        if earlier.is_empty() {
+            return Err(e);
+        }
+        let tried = format!("tried before it: {}", earlier.join("; "));
+        Err(StepError {
+            hint: Some(
+                e.hint
+                    .as_ref()
+                    .map_or(tried.clone(), |h| format!("{h}; {tried}")),
+            ),
+            ..e
+        })
     }
 
     /// fuse-overlayfs on a FUSE mount nook makes itself (so no setuid
@@ -310,6 +324,8 @@ impl Builder {
     /// namespace, so it ends with the sandbox.
     fn fuse_overlay(
         &self,
+        program: &Path,
+        (uid, gid): (u32, u32),
         lower: &Path,
         upper: &Path,
         work: &Path,
@@ -320,14 +336,12 @@ impl Builder {
         let fuse = rustix::fs::open("/oldroot/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| StepError::new("opening", Some(Path::new("/dev/fuse")), errno(e))
                 .hint("the fuse driver needs /dev/fuse readable and writable by you (chmod 0666 /dev/fuse)"))?;
-        let uid = rustix::process::getuid().as_raw().to_string();
-        let gid = rustix::process::getgid().as_raw().to_string();
         let fs = fsopen("fuse", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
         for (k, v) in [
             ("fd", fuse.as_raw_fd().to_string()),
             ("rootmode", "40000".to_string()),
-            ("user_id", uid),
-            ("group_id", gid),
+            ("user_id", uid.to_string()),
+            ("group_id", gid.to_string()),
         ] {
             fsconfig_set_string(&fs, k, v.as_str())
                 .step(&format!("{step} ({k}={v})"), Some(dst))?;
@@ -341,8 +355,9 @@ impl Builder {
         )
         .step(step, Some(dst))?;
         self.attach(&m, dst, true)?;
-        let prog = Path::new(FUSE_OVERLAYFS);
-        let mut cmd = std::process::Command::new(prog);
+        // The daemon runs chrooted into the host's root, where the host's
+        // path to it holds.
+        let mut cmd = std::process::Command::new(program);
         cmd.arg("-o")
             .arg(format!(
                 "lowerdir={},upperdir={},workdir={}",

@@ -44,6 +44,8 @@ pub struct Spec {
     /// set by the caller.
     pub sandbox: Option<crate::store::SandboxDir>,
     pub overlay_driver: OverlayDriver,
+    /// The fuse-overlayfs program, when an overlay may use it.
+    pub fuse_overlayfs: Option<PathBuf>,
     /// Things weaker than asked, one line each, printed before the run.
     pub warnings: Vec<String>,
     pub verbose: bool,
@@ -248,6 +250,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         }
         mounts.push(m);
     }
+    let fuse_overlayfs = fuse_overlayfs(set, &mounts, overlay_driver, host)?;
     network_files(&network, &mut mounts);
     hide_secrets(&mut mounts, &explicit, &host.home);
     if let Some(h) = &host.passwd_home {
@@ -325,9 +328,57 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         stats: None,
         sandbox: None,
         overlay_driver,
+        fuse_overlayfs,
         warnings,
         verbose: req.verbose,
     })
+}
+
+/// Where fuse-overlayfs is, when an overlay may use it: always with the
+/// fuse driver (which can't serve a throw-away layer: the daemon, chrooted
+/// into the host's root, can't reach the sandbox's scratch tmpfs), and as
+/// the fallback for kept layers with `auto`.
+fn fuse_overlayfs(
+    set: &Layer,
+    mounts: &[Mount],
+    driver: OverlayDriver,
+    host: &Host,
+) -> Result<Option<PathBuf>, Error> {
+    let overlays = mounts.iter().filter_map(|m| match m {
+        Mount::Overlay { keep, .. } => Some(*keep),
+        _ => None,
+    });
+    let mut kept = false;
+    for keep in overlays {
+        if !keep && driver == OverlayDriver::Fuse {
+            let tmp = set.list::<String>(Key::TmpOverlay);
+            let (at, value) = tmp.first().map_or(("--tmp-overlay".to_string(), ""), |v| {
+                (v.from.to_string(), v.v.as_str())
+            });
+            return Err(Error::usage(
+                &at,
+                value,
+                "a throw-away overlay works with the native driver only, not with --overlay-driver fuse; use --overlay (and nook rm) with fuse",
+            ));
+        }
+        kept |= keep;
+    }
+    let program = match driver {
+        OverlayDriver::Native => None,
+        _ if !kept => None,
+        _ => host.find_program("fuse-overlayfs"),
+    };
+    if driver == OverlayDriver::Fuse && kept && program.is_none() {
+        let at = set
+            .get::<String>(Key::OverlayDriver)
+            .map_or("--overlay-driver".to_string(), |v| v.from.to_string());
+        return Err(Error::usage(
+            &at,
+            "fuse",
+            "needs fuse-overlayfs, which is not installed; install the 'fuse-overlayfs' package",
+        ));
+    }
+    Ok(program)
 }
 
 fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Result<Network, Error> {
@@ -1200,5 +1251,16 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_throw_away_overlay_is_refused_with_the_fuse_driver_before_any_fork() {
+        let l = Layer::default()
+            .with(Key::OverlayDriver, "fuse".to_string())
+            .with(Key::TmpOverlay, "/usr".to_string());
+        assert_eq!(
+            spec_of(&l, &host()).unwrap_err().to_string(),
+            "--tmp-overlay '/usr': a throw-away overlay works with the native driver only, not with --overlay-driver fuse; use --overlay (and nook rm) with fuse"
+        );
     }
 }
