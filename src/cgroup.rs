@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Context, StepError};
+use crate::error::{Context, Step, StepError};
 use crate::spec::limits::CgroupLimits;
 
 /// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo
@@ -53,7 +53,9 @@ fn read(path: &Path) -> Option<String> {
 }
 
 fn write(path: &Path, value: &str) -> Result<(), StepError> {
-    std::fs::write(path, value).step(&format!("writing '{value}' to"), Some(path))
+    std::fs::write(path, value)
+        .step(Step::Write, Some(path))
+        .map_err(|e| e.detail(format!("'{value}' to")))
 }
 
 /// The cgroup v2 situation of this process, for `run` and `doctor`.
@@ -140,12 +142,9 @@ pub fn refusal(s: &Situation, needed: &[&str]) -> StepError {
             }
         }
     };
-    StepError::new(
-        format!("setting resource limits: {what}"),
-        None,
-        nix::errno::Errno::UnknownErrno,
-    )
-    .hint(hint)
+    StepError::failed(Step::SetLimits, None)
+        .detail(what)
+        .hint(hint)
 }
 
 /// Run this nook again inside a transient systemd scope with delegation
@@ -168,11 +167,7 @@ pub fn exec_in_scope(systemd_run: &Path) -> StepError {
         .args(std::env::args_os().skip(1))
         .env(IN_SCOPE, "1")
         .exec();
-    StepError::io(
-        "asking the systemd user manager for a delegated scope with",
-        Some(systemd_run),
-        &e,
-    )
+    StepError::io(Step::AskSystemd, Some(systemd_run), &e)
 }
 
 /// True when a systemd user manager can be asked for a scope.
@@ -227,7 +222,7 @@ impl Leaf {
                 // Move out of our own cgroup first: one with processes can't
                 // enable controllers for children.
                 let sup = own.join(format!("{name}-supervisor"));
-                std::fs::create_dir(&sup).step("creating the cgroup", Some(&sup))?;
+                std::fs::create_dir(&sup).step(Step::CreateCgroup, Some(&sup))?;
                 write(&sup.join("cgroup.procs"), &std::process::id().to_string())?;
                 // Every controller we may: the figures for --stats too.
                 let mut enabled = Vec::new();
@@ -245,7 +240,7 @@ impl Leaf {
             None if required => return Err(refusal(situation, &needed)),
             None => return Ok(None),
         };
-        std::fs::create_dir(&path).step("creating the cgroup", Some(&path))?;
+        std::fs::create_dir(&path).step(Step::CreateCgroup, Some(&path))?;
         let leaf = Leaf {
             path,
             moved,
@@ -263,7 +258,7 @@ impl Leaf {
             let _ = write(&own.join("cgroup.subtree_control"), &format!("-{c}"));
         }
         write(&own.join("cgroup.procs"), &std::process::id().to_string())?;
-        std::fs::remove_dir(sup).step("removing the cgroup", Some(sup))
+        std::fs::remove_dir(sup).step(Step::RemoveCgroup, Some(sup))
     }
 
     /// Put a process (the setup child, before it makes its cgroup
@@ -447,7 +442,7 @@ mod tests {
             available: vec!["cpu".into(), "pids".into()],
         };
         let e = refusal(&s, &["memory", "pids"]);
-        assert!(e.step.contains("no memory controller"), "{}", e.step);
+        assert!(e.to_string().contains("no memory controller"), "{e}");
         let s = Situation::Unified {
             own: "/sys/fs/cgroup/a".into(),
             parent_delegated: None,
@@ -455,10 +450,10 @@ mod tests {
             available: vec!["memory".into()],
         };
         let e = refusal(&s, &["memory"]);
-        assert!(e.step.contains("is not delegated to you"), "{}", e.step);
+        assert!(e.to_string().contains("is not delegated to you"), "{e}");
         assert!(
             refusal(&Situation::NoUnified, &[])
-                .step
+                .to_string()
                 .contains("no cgroup v2")
         );
     }

@@ -87,36 +87,206 @@ impl From<StepError> for Error {
     }
 }
 
-/// A failed step: what nook was doing, on which path, the errno, and a hint
-/// when the cause is known. Serializable because failures inside the sandbox
-/// travel to the supervisor, which is the only one that prints.
+/// A step of nook's work that can fail, as the supervisor and the user
+/// read it. Code that must tell failures apart matches on these, never on
+/// the text; the text is what the user reads, followed by the object.
+macro_rules! steps {
+    ($($step:ident => $text:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum Step {
+            $($step,)*
+        }
+
+        impl Step {
+            pub fn text(self) -> &'static str {
+                match self {
+                    $(Step::$step => $text,)*
+                }
+            }
+        }
+    };
+}
+
+steps! {
+    ArmTimeout => "arming the --timeout timer",
+    BecomeSubreaper => "becoming a subreaper",
+    BlockSignals => "blocking signals",
+    UnblockSignals => "unblocking signals",
+    LoopbackUp => "bringing up loopback (lo)",
+    ChangeMode => "changing the mode of",
+    SetMode => "setting the mode of",
+    Chdir => "changing to the working directory",
+    ClearCaps => "clearing capabilities",
+    DropCaps => "dropping capabilities",
+    LockSecurebits => "locking securebits",
+    NotDumpable => "making init not dumpable",
+    CloneTree => "cloning (open_tree)",
+    CloneMountTree => "cloning mount tree (open_tree)",
+    CloseFds => "closing inherited descriptors",
+    CompileSeccomp => "compiling the seccomp filter",
+    InstallSeccomp => "installing the seccomp filter",
+    EnforceLandlock => "enforcing Landlock rules",
+    Create => "creating",
+    CreatePipe => "creating a pipe",
+    CreateDir => "creating directory",
+    CreateTheDir => "creating the directory",
+    CreateMountPoint => "creating mount point",
+    Unshare => "creating namespaces (unshare)",
+    CreateSymlink => "creating symlink",
+    CreateTheSymlink => "creating the symlink",
+    CreateCgroup => "creating the cgroup",
+    RemoveCgroup => "removing the cgroup",
+    CreateLayer => "creating the overlay layer",
+    CreateSandboxDir => "creating the sandbox directory",
+    CreateStagingDir => "creating the staging directory",
+    CreateStateDir => "creating the state directory",
+    CreateTempFile => "creating the temporary file",
+    DetachOldRoot => "detaching the old root",
+    DetachStagingRoot => "detaching the staging root",
+    Enter => "entering",
+    Setns => "entering the sandbox's namespaces (setns)",
+    Execute => "executing",
+    FindInit => "finding init",
+    Inspect => "inspecting",
+    InspectBindSource => "inspecting bind source",
+    JoinCgroup => "joining the sandbox's cgroup",
+    List => "listing",
+    Lock => "locking",
+    SlaveRoot => "making / a slave mount",
+    MakeReadOnly => "making read-only (mount_setattr)",
+    PrivateOldRoot => "making the old root private",
+    SealRoot => "making the root read-only (mount_setattr)",
+    MountFuseOverlay => "mounting fuse-overlayfs on",
+    MoveMount => "mounting on (move_mount)",
+    MountOverlay => "mounting overlay on",
+    MountReadOnlyCopy => "mounting read-only copy on",
+    MountRoot => "mounting the root tmpfs",
+    MountScratch => "mounting the scratch tmpfs on",
+    MountStaging => "mounting the staging tmpfs on",
+    Open => "opening",
+    OpenBindSource => "opening bind source",
+    OpenDir => "opening directory",
+    OpenHostDir => "opening the host directory",
+    OpenLog => "opening the log",
+    OpenLock => "opening the sandbox lock",
+    PidfdOpen => "opening the sandbox's command (pidfd_open)",
+    OpenSandboxRoot => "opening the sandbox's root",
+    OpenUpper => "opening the upper layer",
+    PivotStaging => "pivot_root into",
+    PivotNewRoot => "pivot_root into the new root",
+    Read => "reading",
+    ReadFirejail => "reading the firejail profile",
+    ReadLink => "reading the link",
+    ReadRecord => "reading the sandbox record",
+    Remove => "removing",
+    Report => "reporting to the supervisor",
+    Run => "running",
+    ParentDeathSignal => "setting the parent-death signal",
+    SignalSetup => "signalling the setup child",
+    Stop => "stopping the sandbox",
+    Sync => "syncing",
+    Chroot => "taking the sandbox's root (chroot)",
+    WaitInit => "waiting for init",
+    Write => "writing",
+    WriteOutput => "writing output to",
+    WriteSetgroups => "writing setgroups",
+    UserNamespace => "creating the user namespace (clone CLONE_NEWUSER)",
+    StartHelper => "starting the network helper",
+    StartCommand => "starting the command (fork)",
+    StartJoiner => "starting the joining process (fork)",
+    Detach => "detaching (fork)",
+    MountNew => "mounting",
+    InstallEgress => "installing the egress allow-list with",
+    WaitNetwork => "waiting for the network helper to configure the interface",
+    StartPayload => "starting the payload (fork)",
+    StartInit => "starting init (clone)",
+    InstallHandler => "installing a handler for",
+    AskSystemd => "asking the systemd user manager for a delegated scope with",
+    SetTimes => "setting the times of",
+    Rename => "renaming",
+    UseStateDir => "using the state directory",
+    SetLimits => "setting resource limits:",
+    SetHostname => "setting hostname",
+    SetRlimit => "setting rlimit",
+    NoNewPrivs => "setting no_new_privs",
+    PassFd => "passing descriptor",
+    NewKeyring => "joining a new session keyring",
+    NewSession => "starting a new session",
+    ForbidUserns => "forbidding nested user namespaces: writing",
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Cause {
+    /// A system call's errno.
+    Errno(i32),
+    /// A program nook ran exited with this status (or 128+N for signal N).
+    Exit(i32),
+    /// Something else, said in words (a library's own error).
+    Message(String),
+    /// Nothing more to say than the step and the hint.
+    Unspecified,
+}
+
+/// A failed step: what nook was doing, on which object, why, and a hint
+/// when the cause is known. Serializable because failures inside the
+/// sandbox travel to the supervisor, which is the only one that prints.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepError {
-    pub step: String,
+    pub step: Step,
+    /// What varies within the step (a filesystem type, an option).
+    pub detail: Option<String>,
     pub path: Option<String>,
-    pub errno: i32,
+    pub cause: Cause,
     pub hint: Option<String>,
     pub exit_code: i32,
 }
 
 impl StepError {
-    pub fn new(step: impl Into<String>, path: Option<&std::path::Path>, errno: Errno) -> Self {
+    /// A step failed with an errno (`UnknownErrno`, 0: no errno to tell).
+    pub fn new(step: Step, path: Option<&std::path::Path>, errno: Errno) -> Self {
         StepError {
-            step: step.into(),
+            step,
+            detail: None,
             path: path.map(|p| p.display().to_string()),
-            errno: errno as i32,
+            cause: match errno {
+                Errno::UnknownErrno => Cause::Unspecified,
+                e => Cause::Errno(e as i32),
+            },
             hint: None,
             exit_code: EXIT_NOOK,
         }
     }
 
+    /// A step failed for a reason other than a system call's errno (set
+    /// it with `because`, or say it in the hint).
+    pub fn failed(step: Step, path: Option<&std::path::Path>) -> Self {
+        StepError::new(step, path, Errno::UnknownErrno)
+    }
+
     /// From an I/O error (EIO when it carries no errno).
-    pub fn io(step: impl Into<String>, path: Option<&std::path::Path>, e: &std::io::Error) -> Self {
+    pub fn io(step: Step, path: Option<&std::path::Path>, e: &std::io::Error) -> Self {
         StepError::new(
             step,
             path,
             Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
+    }
+
+    pub fn because(mut self, cause: Cause) -> Self {
+        self.cause = cause;
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -128,19 +298,45 @@ impl StepError {
         self.exit_code = exit_code;
         self
     }
+
+    /// The errno, when the cause is one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self.cause {
+            Cause::Errno(n) => Some(Errno::from_raw(n)),
+            _ => None,
+        }
+    }
+}
+
+/// How a program nook ran ended, as a cause: its exit status, or 128+N
+/// for a signal N.
+pub fn exit_cause(status: std::process::ExitStatus) -> Cause {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => Cause::Exit(c),
+        (None, Some(sig)) => Cause::Exit(128 + sig),
+        (None, None) => Cause::Unspecified,
+    }
 }
 
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.step)?;
+        if let Some(d) = &self.detail {
+            write!(f, " {d}")?;
+        }
         if let Some(p) = &self.path {
             write!(f, " {p}")?;
         }
-        if self.errno != 0 {
-            let e = Errno::from_raw(self.errno);
-            write!(f, ": {e:?} ({})", e.desc())?;
+        match &self.cause {
+            Cause::Errno(n) => {
+                let e = Errno::from_raw(*n);
+                write!(f, ": {e:?} ({})", e.desc())
+            }
+            Cause::Exit(code) => write!(f, ": exited with status {code}"),
+            Cause::Message(m) => write!(f, ": {m}"),
+            Cause::Unspecified => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -148,23 +344,23 @@ impl std::error::Error for StepError {}
 
 /// Attach the step and path to a raw errno result.
 pub trait Context<T> {
-    fn step(self, step: &str, path: Option<&std::path::Path>) -> Result<T, StepError>;
+    fn step(self, step: Step, path: Option<&std::path::Path>) -> Result<T, StepError>;
 }
 
 impl<T> Context<T> for Result<T, Errno> {
-    fn step(self, step: &str, path: Option<&std::path::Path>) -> Result<T, StepError> {
+    fn step(self, step: Step, path: Option<&std::path::Path>) -> Result<T, StepError> {
         self.map_err(|e| StepError::new(step, path, e))
     }
 }
 
 impl<T> Context<T> for Result<T, rustix::io::Errno> {
-    fn step(self, step: &str, path: Option<&std::path::Path>) -> Result<T, StepError> {
+    fn step(self, step: Step, path: Option<&std::path::Path>) -> Result<T, StepError> {
         self.map_err(|e| StepError::new(step, path, Errno::from_raw(e.raw_os_error())))
     }
 }
 
 impl<T> Context<T> for std::io::Result<T> {
-    fn step(self, step: &str, path: Option<&std::path::Path>) -> Result<T, StepError> {
+    fn step(self, step: Step, path: Option<&std::path::Path>) -> Result<T, StepError> {
         self.map_err(|e| StepError::io(step, path, &e))
     }
 }

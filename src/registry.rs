@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, StepError};
+use crate::error::{Context, Error, Step, StepError};
 
 /// What `nook exec` needs to restrict a joining process exactly as the
 /// payload is.
@@ -59,16 +59,14 @@ pub fn ensure(dir: &Path, uid: u32) -> Result<(), StepError> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(StepError::io("creating the state directory", Some(dir), &e)),
+        Err(e) => return Err(StepError::io(Step::CreateStateDir, Some(dir), &e)),
     }
-    let m = std::fs::symlink_metadata(dir).step("inspecting", Some(dir))?;
+    let m = std::fs::symlink_metadata(dir).step(Step::Inspect, Some(dir))?;
     if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
-        return Err(StepError::new(
-            "using the state directory",
-            Some(dir),
-            nix::errno::Errno::EPERM,
-        )
-        .hint("it must be a directory of yours with mode 0700"));
+        return Err(
+            StepError::new(Step::UseStateDir, Some(dir), nix::errno::Errno::EPERM)
+                .hint("it must be a directory of yours with mode 0700"),
+        );
     }
     Ok(())
 }
@@ -98,7 +96,7 @@ pub fn write(dir: &Path, e: &Entry) -> Result<(), StepError> {
     let text = serde_json::to_string(e).expect("Entry serializes");
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, &p))
-        .step("writing", Some(&p))
+        .step(Step::Write, Some(&p))
 }
 
 pub fn remove(dir: &Path, name: &str) {

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error};
+use crate::error::{Context, Error, Step};
 
 /// Where a run keeps its layers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -136,7 +136,7 @@ pub fn lock(dir: &Path, name: &str) -> Result<Lock, Error> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(&path)
-        .step("opening the sandbox lock", Some(&path))?;
+        .step(Step::OpenLock, Some(&path))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Err(rustix::io::Errno::WOULDBLOCK) => {
             let mut holder = String::new();
@@ -150,7 +150,7 @@ pub fn lock(dir: &Path, name: &str) -> Result<Lock, Error> {
                 ),
             ));
         }
-        other => other.step("locking", Some(&path))?,
+        other => other.step(Step::Lock, Some(&path))?,
     }
     let _ = file.set_len(0);
     let _ = file.rewind();
@@ -166,7 +166,7 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
         .recursive(true)
         .mode(0o700)
         .create(&sb.dir)
-        .step("creating the sandbox directory", Some(&sb.dir))?;
+        .step(Step::CreateSandboxDir, Some(&sb.dir))?;
     let lock = lock(&sb.dir, &sb.name)?;
     let path = sb.dir.join("sandbox.json");
     let mut record = load_record(&sb.dir)?.unwrap_or(Record {
@@ -185,7 +185,7 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
                 .recursive(true)
                 .mode(0o700)
                 .create(d)
-                .step("creating the overlay layer", Some(d))?;
+                .step(Step::CreateLayer, Some(d))?;
         }
         // The overlay's root takes the upper directory's mode: give it the
         // host directory's (the layers/ directory above stays private).
@@ -199,7 +199,7 @@ pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
     let tmp = sb.dir.join("sandbox.json.tmp");
     std::fs::write(&tmp, text + "\n")
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .step("writing", Some(&path))?;
+        .step(Step::Write, Some(&path))?;
     Ok(lock)
 }
 
@@ -208,7 +208,7 @@ pub fn load_record(dir: &Path) -> Result<Option<Record>, Error> {
     let path = dir.join("sandbox.json");
     let text = match std::fs::read_to_string(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        other => other.step("reading the sandbox record", Some(&path))?,
+        other => other.step(Step::ReadRecord, Some(&path))?,
     };
     serde_json::from_str(&text)
         .map(Some)

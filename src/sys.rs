@@ -28,16 +28,16 @@ pub enum ForkError {
 impl ForkError {
     /// As the failure of `step`: a failed call with its errno; a refusal
     /// with no errno and a hint that says why.
-    pub fn into_step(self, step: impl Into<String>) -> crate::error::StepError {
+    pub fn into_step(self, step: crate::error::Step) -> crate::error::StepError {
         use crate::error::StepError;
         match self {
             ForkError::Failed(e) => StepError::new(step, None, e),
             ForkError::Unchecked(e) => StepError::new(step, None, e).hint(format!(
                 "{self}: unshare(CLONE_THREAD) and /proc/self/stat both failed"
             )),
-            ForkError::Threaded { .. } => StepError::new(step, None, Errno::UnknownErrno).hint(
-                format!("{self}; a thread outlived its work, which is a bug in nook"),
-            ),
+            ForkError::Threaded { .. } => StepError::failed(step, None).hint(format!(
+                "{self}; a thread outlived its work, which is a bug in nook"
+            )),
         }
     }
 
@@ -629,6 +629,7 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Step;
     use std::sync::mpsc;
 
     /// A thread that lives until the returned sender is dropped.
@@ -711,7 +712,7 @@ mod tests {
 
     #[test]
     fn a_refusal_names_the_step_and_no_errno() {
-        let e = ForkError::Threaded { threads: Some(3) }.into_step("starting the payload (fork)");
+        let e = ForkError::Threaded { threads: Some(3) }.into_step(Step::StartPayload);
         assert_eq!(e.to_string(), "starting the payload (fork)");
         assert_eq!(
             e.hint.as_deref(),
@@ -719,8 +720,8 @@ mod tests {
                 "refused to fork: the process has 3 threads; a thread outlived its work, which is a bug in nook"
             )
         );
-        let e = ForkError::Failed(Errno::EAGAIN).into_step("starting init (clone)");
-        assert_eq!(e.errno, libc::EAGAIN);
+        let e = ForkError::Failed(Errno::EAGAIN).into_step(Step::StartInit);
+        assert_eq!(e.errno(), Some(Errno::EAGAIN));
         assert_eq!(e.hint, None);
         assert_eq!(
             ForkError::Threaded { threads: None }.errno(),

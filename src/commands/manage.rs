@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cli::ManageCommand;
-use crate::error::{Context, EXIT_NOOK, Error, StepError};
+use crate::error::{Context, EXIT_NOOK, Error, Step, StepError};
 use crate::host::Host;
 use crate::plan::Plan;
 use crate::registry::{self, Entry};
@@ -19,8 +19,8 @@ use crate::sys;
 /// the command runs, prints the name, and exits 0 (or 125 with what went
 /// wrong).
 pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
-    let (r, w) = std::io::pipe().step("creating a pipe", None)?;
-    match sys::clone_fork(0).map_err(|e| e.into_step("detaching (fork)"))? {
+    let (r, w) = std::io::pipe().step(Step::CreatePipe, None)?;
+    match sys::clone_fork(0).map_err(|e| e.into_step(Step::Detach))? {
         None => {
             drop(r);
             let code = supervise_detached(spec, plan, &mut ctl, w);
@@ -76,8 +76,8 @@ fn supervise_detached(
     };
     // Until the redirection, stderr is still the caller's.
     let redirected = opened
-        .step("opening the log", Some(&log))
-        .and_then(|f| sys::redirect_stdio(&f).step("writing output to", Some(&log)));
+        .step(Step::OpenLog, Some(&log))
+        .and_then(|f| sys::redirect_stdio(&f).step(Step::WriteOutput, Some(&log)));
     if let Err(e) = redirected {
         return crate::report_error(&e.into());
     }
@@ -195,7 +195,7 @@ fn wait_gone(e: &Entry, within: Duration) -> bool {
 /// recorded start time: its pid namespace takes everything with it.
 fn kill_init(e: &Entry) -> Result<(), Error> {
     let pid = rustix::process::Pid::from_raw(e.init)
-        .ok_or_else(|| StepError::new("finding init", None, nix::errno::Errno::ESRCH))?;
+        .ok_or_else(|| StepError::new(Step::FindInit, None, nix::errno::Errno::ESRCH))?;
     let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
         return Ok(()); // already gone
     };
@@ -216,7 +216,7 @@ fn stop(e: &Entry, grace: Duration) -> Result<i32, Error> {
         kill_init(e)?;
         if !wait_gone(e, Duration::from_secs(5)) {
             return Err(
-                StepError::new("stopping the sandbox", None, nix::errno::Errno::ETIMEDOUT)
+                StepError::new(Step::Stop, None, nix::errno::Errno::ETIMEDOUT)
                     .hint("its processes did not end after SIGKILL")
                     .into(),
             );
@@ -261,7 +261,7 @@ fn logs(e: &Entry, follow: bool) -> Result<i32, Error> {
             "expected a detached sandbox (run -d): this one writes to its terminal",
         ));
     };
-    let mut f = std::fs::File::open(path).step("opening the log", Some(path))?;
+    let mut f = std::fs::File::open(path).step(Step::OpenLog, Some(path))?;
     let mut buf = Vec::new();
     loop {
         buf.clear();

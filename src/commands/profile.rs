@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::cli::ProfileCommand;
-use crate::error::{Context, Error};
+use crate::error::{Context, Error, Step};
 use crate::{host, net, profile, settings, spec};
 
 pub fn command(cmd: ProfileCommand) -> Result<i32, Error> {
@@ -61,8 +61,8 @@ pub fn command(cmd: ProfileCommand) -> Result<i32, Error> {
         P::ImportFirejail { file } => {
             let path = host.cwd.join(&file);
             let read = |p: &std::path::Path| std::fs::read_to_string(p);
-            let imp = profile::firejail::import(&path, &read)
-                .step("reading the firejail profile", Some(&path))?;
+            let imp =
+                profile::firejail::import(&path, &read).step(Step::ReadFirejail, Some(&path))?;
             let mut err = String::new();
             for (at, why) in &imp.untranslated {
                 err.push_str(&format!("nook: not translated: {at} -- {why}\n"));

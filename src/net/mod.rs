@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::{Context, StepError};
+use crate::error::{Context, Step, StepError, exit_cause};
 pub use egress::{Egress, nft_ruleset, system_resolve, unresolved};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -210,7 +210,7 @@ pub fn helper_args(net: &Network) -> Vec<String> {
 pub fn install_rules(nft: &std::path::Path, rules: &str) -> Result<(), StepError> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let step = "installing the egress allow-list with";
+    let step = Step::InstallEgress;
     let mut cmd = Command::new(nft);
     cmd.args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -225,12 +225,12 @@ pub fn install_rules(nft: &std::path::Path, rules: &str) -> Result<(), StepError
     if out.status.success() {
         return Ok(());
     }
-    Err(
-        StepError::new(step, Some(nft), nix::errno::Errno::UnknownErrno).hint(format!(
+    Err(StepError::failed(step, Some(nft))
+        .because(exit_cause(out.status))
+        .hint(format!(
             "nft said: {}; the kernel needs nf_tables (CONFIG_NF_TABLES) for network namespaces",
             String::from_utf8_lossy(&out.stderr).trim()
-        )),
-    )
+        )))
 }
 
 /// Wait until this network namespace has a default route (IPv4 or IPv6),
@@ -257,12 +257,10 @@ pub fn wait_for_network(ports: &[u16], timeout: std::time::Duration) -> Result<(
     let mut pause = std::time::Duration::from_micros(200);
     while !ready() {
         if start.elapsed() > timeout {
-            return Err(StepError::new(
-                "waiting for the network helper to configure the interface",
-                None,
-                nix::errno::Errno::ETIMEDOUT,
-            )
-            .hint("the helper did not bring the network up in time"));
+            return Err(
+                StepError::new(Step::WaitNetwork, None, nix::errno::Errno::ETIMEDOUT)
+                    .hint("the helper did not bring the network up in time"),
+            );
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(std::time::Duration::from_millis(1));

@@ -8,7 +8,7 @@ mod tree;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use crate::error::StepError;
+use crate::error::{Step, StepError};
 
 /// Remove the directory tree at `path` (a sandbox's directory) through
 /// descriptors: a layer may hold links the sandbox planted, and none is
@@ -18,7 +18,7 @@ pub fn remove_dir_tree(path: &Path) -> Result<(), StepError> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     let Some(name) = path.file_name() else {
         return Err(StepError::new(
-            "removing",
+            Step::Remove,
             Some(path),
             nix::errno::Errno::EINVAL,
         ));
@@ -32,7 +32,7 @@ pub fn remove_dir_tree(path: &Path) -> Result<(), StepError> {
         Err(rustix::io::Errno::NOENT) => return Ok(()),
         other => other.map_err(|e| {
             StepError::new(
-                "opening",
+                Step::Open,
                 Some(parent),
                 nix::errno::Errno::from_raw(e.raw_os_error()),
             )
@@ -42,7 +42,7 @@ pub fn remove_dir_tree(path: &Path) -> Result<(), StepError> {
         .map(|_| ())
         .map_err(|(p, e)| {
             StepError::new(
-                "removing",
+                Step::Remove,
                 Some(&parent.join(p)),
                 nix::errno::Errno::from_raw(e.raw_os_error()),
             )

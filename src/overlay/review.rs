@@ -82,6 +82,8 @@ use std::time::Duration;
 
 use rustix::fs::{self as rfs, OFlags};
 use rustix::io::Errno;
+
+use crate::error::Step;
 use serde::Serialize;
 
 use super::tree::{self, Meta, Tree};
@@ -191,7 +193,7 @@ pub struct CommitReport {
 pub enum ReviewError {
     #[error("{step} {}: {}", path.display(), errno_text(*errno))]
     Io {
-        step: &'static str,
+        step: Step,
         path: PathBuf,
         errno: Errno,
     },
@@ -213,7 +215,7 @@ fn errno_text(e: Errno) -> String {
 }
 
 /// The error for `step` on the displayed `path`.
-fn fail(step: &'static str, path: PathBuf) -> impl FnOnce(Errno) -> ReviewError {
+fn fail(step: Step, path: PathBuf) -> impl FnOnce(Errno) -> ReviewError {
     move |errno| ReviewError::Io { step, path, errno }
 }
 
@@ -225,12 +227,11 @@ impl From<ReviewError> for crate::error::Error {
             ReviewError::Io { step, path, errno } => {
                 StepError::new(step, Some(&path), raw(errno)).into()
             }
-            ReviewError::Rename { from, to, errno } => StepError::new(
-                format!("renaming {} to", from.display()),
-                Some(&to),
-                raw(errno),
-            )
-            .into(),
+            ReviewError::Rename { from, to, errno } => {
+                StepError::new(Step::Rename, Some(&to), raw(errno))
+                    .detail(format!("{} to", from.display()))
+                    .into()
+            }
             ReviewError::Path { path, why } => Error::At {
                 at: path.display().to_string(),
                 what: why,
@@ -339,7 +340,7 @@ fn hidden_below_ancestor(up: &Tree, rel: &Path) -> Result<bool, ReviewError> {
         let dir = match up.open_dir(&sofar) {
             Ok(d) => d,
             Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(false),
-            Err(e) => return Err(fail("opening", up.show(&sofar))(e)),
+            Err(e) => return Err(fail(Step::Open, up.show(&sofar))(e)),
         };
         if hides_lower(&dir, &sofar) {
             return Ok(true);
@@ -366,7 +367,7 @@ fn remove_upper(up: &Tree, rel: &Path) -> Result<usize, ReviewError> {
     let parent = match up.open_at(parent_rel, OFlags::PATH | OFlags::DIRECTORY) {
         Ok(fd) => fd,
         Err(Errno::NOENT | Errno::NOTDIR) => return Ok(0),
-        Err(e) => return Err(fail("opening", up.show(parent_rel))(e)),
+        Err(e) => return Err(fail(Step::Open, up.show(parent_rel))(e)),
     };
     let mut count = 0;
     for n in [
@@ -374,7 +375,7 @@ fn remove_upper(up: &Tree, rel: &Path) -> Result<usize, ReviewError> {
         fuse_whiteout(Path::new(name)).into_os_string(),
     ] {
         count += tree::remove_tree(parent.as_fd(), &n).map_err(|(p, e)| ReviewError::Io {
-            step: "removing",
+            step: Step::Remove,
             path: up.show(parent_rel).join(p),
             errno: e,
         })?;
@@ -395,8 +396,8 @@ pub fn changes(lower: &Path, upper: &Path, only: &[PathBuf]) -> Result<Vec<Chang
 }
 
 fn open_both(lower: &Path, upper: &Path) -> Result<(Tree, Tree), ReviewError> {
-    let host = Tree::open(lower).map_err(fail("opening the host directory", lower.into()))?;
-    let up = Tree::open(upper).map_err(fail("opening the upper layer", upper.into()))?;
+    let host = Tree::open(lower).map_err(fail(Step::OpenHostDir, lower.into()))?;
+    let up = Tree::open(upper).map_err(fail(Step::OpenUpper, upper.into()))?;
     Ok((host, up))
 }
 
@@ -415,10 +416,10 @@ fn scan(host: &Tree, up: &Tree, only: &[PathBuf]) -> Result<Vec<Change>, ReviewE
     let root = Path::new("");
     let up_root = up
         .open_dir(root)
-        .map_err(fail("opening the upper layer", up.show(root)))?;
+        .map_err(fail(Step::OpenUpper, up.show(root)))?;
     let host_root = host
         .open_dir(root)
-        .map_err(fail("opening the host directory", host.show(root)))?;
+        .map_err(fail(Step::OpenHostDir, host.show(root)))?;
     let mut s = Scan {
         host,
         up,
@@ -468,12 +469,12 @@ impl Scan<'_> {
         host: Option<&OwnedFd>,
         mut replaced: bool,
     ) -> Result<(), ReviewError> {
-        let names = tree::list(up).map_err(fail("listing", self.up.show(rel)))?;
+        let names = tree::list(up).map_err(fail(Step::List, self.up.show(rel)))?;
         let mut entries = Vec::with_capacity(names.len());
         let mut whiteouts = Vec::new();
         for name in names {
             let Some(m) = tree::stat_at(up.as_fd(), &name)
-                .map_err(fail("inspecting", self.up.show(&rel.join(&name))))?
+                .map_err(fail(Step::Inspect, self.up.show(&rel.join(&name))))?
             else {
                 continue;
             };
@@ -487,7 +488,7 @@ impl Scan<'_> {
         if let Some(host) = host {
             let present: HashSet<&OsStr> = entries.iter().map(|(n, _)| n.as_os_str()).collect();
             let gone = if replaced {
-                tree::list(host).map_err(fail("listing", self.host.show(rel)))?
+                tree::list(host).map_err(fail(Step::List, self.host.show(rel)))?
             } else {
                 whiteouts
             };
@@ -497,7 +498,7 @@ impl Scan<'_> {
                     continue;
                 }
                 if let Some(m) = tree::stat_at(host.as_fd(), &name)
-                    .map_err(fail("inspecting", self.host.show(&path)))?
+                    .map_err(fail(Step::Inspect, self.host.show(&path)))?
                 {
                     self.deleted(&path, host.as_fd(), &name, &m)?;
                 }
@@ -534,14 +535,14 @@ impl Scan<'_> {
         name: &OsStr,
     ) -> Result<(), ReviewError> {
         let sub = tree::open_beneath(dir, Path::new(name), OFlags::RDONLY | OFlags::DIRECTORY)
-            .map_err(fail("opening", self.host.show(rel)))?;
-        for child in tree::list(&sub).map_err(fail("listing", self.host.show(rel)))? {
+            .map_err(fail(Step::Open, self.host.show(rel)))?;
+        for child in tree::list(&sub).map_err(fail(Step::List, self.host.show(rel)))? {
             let path = rel.join(&child);
             if !self.descend(&path) {
                 continue;
             }
             if let Some(m) = tree::stat_at(sub.as_fd(), &child)
-                .map_err(fail("inspecting", self.host.show(&path)))?
+                .map_err(fail(Step::Inspect, self.host.show(&path)))?
             {
                 self.deleted(&path, sub.as_fd(), &child, &m)?;
             }
@@ -561,7 +562,7 @@ impl Scan<'_> {
     ) -> Result<(), ReviewError> {
         let hm = match host {
             Some(h) => {
-                tree::stat_at(h.as_fd(), name).map_err(fail("inspecting", self.host.show(rel)))?
+                tree::stat_at(h.as_fd(), name).map_err(fail(Step::Inspect, self.host.show(rel)))?
             }
             None => None,
         };
@@ -573,7 +574,7 @@ impl Scan<'_> {
                 Path::new(name),
                 OFlags::RDONLY | OFlags::DIRECTORY,
             )
-            .map_err(fail("opening", self.up.show(rel)))?;
+            .map_err(fail(Step::Open, self.up.show(rel)))?;
             let renamed_from = redirect(&sub, rel);
             let hides = replaced || is_opaque(&sub) || renamed_from.is_some();
             match (hm, host) {
@@ -590,7 +591,7 @@ impl Scan<'_> {
                         Path::new(name),
                         OFlags::RDONLY | OFlags::DIRECTORY,
                     )
-                    .map_err(fail("opening", self.host.show(rel)))?;
+                    .map_err(fail(Step::Open, self.host.show(rel)))?;
                     self.dir(rel, &sub, Some(&hsub), hides)
                 }
                 (Some(h), _) => {
@@ -633,9 +634,9 @@ impl Scan<'_> {
                 FileType::File => um.size == h.size && self.same_content(rel, up, hdir, name)?,
                 FileType::Symlink => {
                     let a = tree::read_link(up.as_fd(), name)
-                        .map_err(fail("reading the link", self.up.show(rel)))?;
+                        .map_err(fail(Step::ReadLink, self.up.show(rel)))?;
                     let b = tree::read_link(hdir.as_fd(), name)
-                        .map_err(fail("reading the link", self.host.show(rel)))?;
+                        .map_err(fail(Step::ReadLink, self.host.show(rel)))?;
                     a == b
                 }
                 FileType::Other | FileType::Dir => true,
@@ -675,9 +676,9 @@ impl Scan<'_> {
         let mut y = vec![0u8; 64 * 1024];
         loop {
             let n = read_full(&mut a, &mut x)
-                .map_err(|e| fail("reading", self.up.show(rel))(tree::io_errno(&e)))?;
+                .map_err(|e| fail(Step::Read, self.up.show(rel))(tree::io_errno(&e)))?;
             let m = read_full(&mut b, &mut y)
-                .map_err(|e| fail("reading", self.host.show(rel))(tree::io_errno(&e)))?;
+                .map_err(|e| fail(Step::Read, self.host.show(rel))(tree::io_errno(&e)))?;
             if n != m || x[..n] != y[..m] {
                 return Ok(false);
             }
@@ -807,17 +808,17 @@ fn content(t: &Tree, rel: &Path, ft: FileType) -> Result<Vec<u8>, ReviewError> {
         let (parent, name) = tree::split(rel);
         let dir = t
             .open_at(parent, OFlags::PATH | OFlags::DIRECTORY)
-            .map_err(fail("opening", t.show(parent)))?;
+            .map_err(fail(Step::Open, t.show(parent)))?;
         let target =
-            tree::read_link(dir.as_fd(), name).map_err(fail("reading the link", t.show(rel)))?;
+            tree::read_link(dir.as_fd(), name).map_err(fail(Step::ReadLink, t.show(rel)))?;
         return Ok(target.as_bytes().to_vec());
     }
-    let mut f = tree::open_file(t.fd(), rel).map_err(fail("opening", t.show(rel)))?;
+    let mut f = tree::open_file(t.fd(), rel).map_err(fail(Step::Open, t.show(rel)))?;
     let mut buf = Vec::new();
     (&mut f)
         .take(PATCH_LIMIT + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| fail("reading", t.show(rel))(tree::io_errno(&e)))?;
+        .map_err(|e| fail(Step::Read, t.show(rel))(tree::io_errno(&e)))?;
     if buf.len() as u64 > PATCH_LIMIT {
         // Too large to diff: a NUL makes it "binary".
         return Ok(vec![0]);

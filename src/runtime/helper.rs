@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::error::{Context, Error, StepError};
+use crate::error::{Context, Error, Step, StepError};
 use crate::net::{DriverKind, Publish};
 use crate::plan::NetPlan;
 use crate::sys;
@@ -58,7 +58,7 @@ impl Helper {
         let Some((path, args)) = &plan.helper else {
             return Ok(None);
         };
-        let step = "starting the network helper";
+        let step = Step::StartHelper;
         let log: std::fs::File =
             rustix::fs::memfd_create("nook-helper-log", rustix::fs::MemfdFlags::CLOEXEC)
                 .step(step, Some(path))?

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use nix::unistd::Pid;
 
-use crate::error::{Context, StepError};
+use crate::error::{Context, Step, StepError};
 use crate::plan::{IdMap, Plan};
 
 use super::trace;
@@ -21,7 +21,7 @@ pub fn write(pid: Pid, plan: &Plan, verbose: bool) -> Result<(), StepError> {
     write_one(pid, &plan.uid_map, &proc.join("uid_map"), verbose)?;
     if plan.gid_map.helper.is_none() {
         let p = proc.join("setgroups");
-        std::fs::write(&p, "deny").step("writing setgroups", Some(&p))?;
+        std::fs::write(&p, "deny").step(Step::WriteSetgroups, Some(&p))?;
     }
     write_one(pid, &plan.gid_map, &proc.join("gid_map"), verbose)
 }
@@ -34,7 +34,7 @@ fn write_one(pid: Pid, map: &IdMap, file: &std::path::Path, v: bool) -> Result<(
                 "supervisor",
                 format_args!("write {}: {map}", file.display()),
             );
-            std::fs::write(file, map.proc_text()).step("writing", Some(file))
+            std::fs::write(file, map.proc_text()).step(Step::Write, Some(file))
         }
         Some(helper) => {
             trace(
@@ -46,20 +46,18 @@ fn write_one(pid: Pid, map: &IdMap, file: &std::path::Path, v: bool) -> Result<(
                 .arg(pid.to_string())
                 .args(map.helper_args())
                 .output()
-                .step("running", Some(helper))?;
+                .step(Step::Run, Some(helper))?;
             if out.status.success() {
                 return Ok(());
             }
             let said = String::from_utf8_lossy(&out.stderr);
-            Err(
-                StepError::new("running", Some(helper), nix::errno::Errno::UnknownErrno).hint(
-                    format!(
-                        "{} failed: {}; check that /etc/subuid and /etc/subgid give you the range",
-                        helper.display(),
-                        said.trim()
-                    ),
-                ),
-            )
+            Err(StepError::failed(Step::Run, Some(helper))
+                .because(crate::error::exit_cause(out.status))
+                .hint(format!(
+                    "{} failed: {}; check that /etc/subuid and /etc/subgid give you the range",
+                    helper.display(),
+                    said.trim()
+                )))
         }
     }
 }

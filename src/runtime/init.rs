@@ -7,7 +7,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use rustix::process::Signal as RSignal;
 
-use crate::error::{EXIT_NOOK, StepError};
+use crate::error::{EXIT_NOOK, Step, StepError};
 use crate::plan::Plan;
 use crate::spec::Spec;
 use crate::sys;
@@ -40,9 +40,7 @@ pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, rx: Receiv
         Ok(ForkResult::Child) => payload::run(exec, tx),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(
-                e.into_step("starting the payload (fork)"),
-            ));
+            let _ = tx.send(&ToSupervisor::Failed(e.into_step(Step::StartPayload)));
             sys::exit_now(EXIT_NOOK);
         }
     };
@@ -56,15 +54,15 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
     if !spec.namespaces.pid {
         // Not pid 1: become the reaper for the payload's orphans anyway.
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-            .map_err(|e| StepError::new("becoming a subreaper", None, errno(e)))?;
+            .map_err(|e| StepError::new(Step::BecomeSubreaper, None, errno(e)))?;
     }
     // pid 1 gets a signal from outside only if it has a handler for it.
     for s in FORWARDED {
         sys::install_noop_handler(s)
-            .map_err(|e| StepError::new(format!("installing a handler for {s}"), None, e))?;
+            .map_err(|e| StepError::new(Step::InstallHandler, None, e).detail(s.to_string()))?;
     }
     if spec.namespaces.net {
-        sys::loopback_up().map_err(|e| StepError::new("bringing up loopback (lo)", None, e))?;
+        sys::loopback_up().map_err(|e| StepError::new(Step::LoopbackUp, None, e))?;
         trace(v, "init", format_args!("lo up"));
     }
     if let Some((nft, rules)) = &plan.net.nft {
@@ -76,7 +74,7 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
     }
     if let Some(h) = &spec.hostname {
         rustix::system::sethostname(h.as_bytes())
-            .map_err(|e| StepError::new(format!("setting hostname {h}"), None, errno(e)))?;
+            .map_err(|e| StepError::new(Step::SetHostname, None, errno(e)).detail(h))?;
     }
     // No nested user namespaces (and so no nested mount or network
     // namespaces, which would need one): the limit is per user namespace
@@ -87,7 +85,7 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
         std::fs::write(limit, "0").map_err(|e| {
             StepError::new(
-                "forbidding nested user namespaces: writing",
+                Step::ForbidUserns,
                 Some(limit),
                 Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
             )
@@ -112,7 +110,7 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
 /// ptraced from inside. `nook exec` does the same to a joining process.
 pub fn lock_down() -> Result<(), StepError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| StepError::new("making init not dumpable", None, errno(e)))?;
+        .map_err(|e| StepError::new(Step::NotDumpable, None, errno(e)))?;
     // Locked securebits (while we still hold CAP_SETPCAP): uid 0 inside
     // gets no capabilities back from execve or setuid, ever.
     use rustix::thread::CapabilitiesSecureBits as B;
@@ -125,8 +123,8 @@ pub fn lock_down() -> Result<(), StepError> {
             | B::NO_CAP_AMBIENT_RAISE
             | B::NO_CAP_AMBIENT_RAISE_LOCKED,
     )
-    .map_err(|e| StepError::new("locking securebits", None, errno(e)))?;
-    sys::drop_capabilities().map_err(|e| StepError::new("dropping capabilities", None, e))
+    .map_err(|e| StepError::new(Step::LockSecurebits, None, errno(e)))?;
+    sys::drop_capabilities().map_err(|e| StepError::new(Step::DropCaps, None, e))
 }
 
 /// Forward signals to the payload and reap every child until the payload

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sched::CloneFlags;
 
-use crate::error::{Context, EXIT_NOOK, Error, StepError};
+use crate::error::{Context, EXIT_NOOK, Error, Step, StepError};
 use crate::registry::{self, Entry};
 use crate::sys;
 
@@ -38,7 +38,7 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
     let target = payload_of(entry).ok_or_else(ended)?;
     let pid = rustix::process::Pid::from_raw(target).ok_or_else(ended)?;
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-        .step("opening the sandbox's command (pidfd_open)", None)?;
+        .step(Step::PidfdOpen, None)?;
     // The pidfd now pins the process: make sure it is still init's child,
     // and init the one recorded.
     if registry::proc_stat(target).map(|s| s.0) != Some(entry.init)
@@ -52,7 +52,7 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .step("opening the sandbox's root", Some(root_path.as_ref()))
+    .step(Step::OpenSandboxRoot, Some(root_path.as_ref()))
     .map_err(|e| {
         e.hint("the sandbox's command made itself undumpable, which keeps nook exec out")
     })?;
@@ -68,16 +68,15 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
 
     let mask = wait_mask();
     mask.thread_block()
-        .map_err(|e| StepError::new("blocking signals", None, e))?;
-    let (tx, mut rx) = msg::channel().step("creating a pipe", None)?;
-    let child =
-        match sys::clone_fork(0).map_err(|e| e.into_step("starting the joining process (fork)"))? {
-            None => {
-                drop(rx);
-                joiner(entry, &pidfd, &root, &exec, tx)
-            }
-            Some(c) => c,
-        };
+        .map_err(|e| StepError::new(Step::BlockSignals, None, e))?;
+    let (tx, mut rx) = msg::channel().step(Step::CreatePipe, None)?;
+    let child = match sys::clone_fork(0).map_err(|e| e.into_step(Step::StartJoiner))? {
+        None => {
+            drop(rx);
+            joiner(entry, &pidfd, &root, &exec, tx)
+        }
+        Some(c) => c,
+    };
     drop(tx);
     // End-of-file: the command's execve succeeded (or the joiner died).
     let mut failure = None;
@@ -106,7 +105,7 @@ fn joiner(
     mut tx: msg::Sender,
 ) -> ! {
     let step = enter(entry, pidfd, root)
-        .and_then(|()| sys::clone_fork(0).map_err(|e| e.into_step("starting the command (fork)")));
+        .and_then(|()| sys::clone_fork(0).map_err(|e| e.into_step(Step::StartCommand)));
     let e = match step {
         Ok(None) => match die_with_parent().and_then(|()| init::lock_down()) {
             Ok(()) => payload::run(exec, tx),
@@ -125,7 +124,7 @@ fn joiner(
 
 fn die_with_parent() -> Result<(), StepError> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .step("setting the parent-death signal", None)
+        .step(Step::ParentDeathSignal, None)
 }
 
 /// Into the sandbox: its cgroup, its namespaces, its root.
@@ -134,7 +133,7 @@ fn enter(entry: &Entry, pidfd: &OwnedFd, root: &OwnedFd) -> Result<(), StepError
     die_with_parent()?;
     if let Some(cg) = &entry.cgroup {
         std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
-            .step("joining the sandbox's cgroup", Some(cg))
+            .step(Step::JoinCgroup, Some(cg))
             .map_err(|e| {
                 e.hint("the cgroup you run nook exec from and the sandbox's must share a delegated parent")
             })?;
@@ -146,13 +145,12 @@ fn enter(entry: &Entry, pidfd: &OwnedFd, root: &OwnedFd) -> Result<(), StepError
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    nix::sched::setns(pidfd.as_fd(), flags)
-        .step("entering the sandbox's namespaces (setns)", None)?;
+    nix::sched::setns(pidfd.as_fd(), flags).step(Step::Setns, None)?;
     // Not ptraceable by the sandbox while it still holds capabilities.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     nix::unistd::fchdir(root)
         .and_then(|()| nix::unistd::chroot("."))
-        .step("taking the sandbox's root (chroot)", None)
+        .step(Step::Chroot, None)
 }
 
 /// The sandbox's command: init's oldest child (init starts only the

@@ -28,7 +28,7 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use crate::error::{EXIT_NOOK, Error, StepError};
+use crate::error::{Cause, EXIT_NOOK, Error, Step, StepError};
 use crate::plan::Plan;
 use crate::spec::Spec;
 use crate::sys;
@@ -134,16 +134,16 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         );
     }
     if let Some(t) = spec.limits.timeout {
-        sys::arm_alarm(t).map_err(|e| StepError::new("arming the --timeout timer", None, e))?;
+        sys::arm_alarm(t).map_err(|e| StepError::new(Step::ArmTimeout, None, e))?;
     }
     let mask = wait_mask();
     // Blocked before fork so that no signal is lost between the fork and
     // the wait loop; the children inherit the mask.
     mask.thread_block()
-        .map_err(|e| StepError::new("blocking signals", None, e))?;
+        .map_err(|e| StepError::new(Step::BlockSignals, None, e))?;
 
-    let (to_sup_tx, mut to_sup) = msg::channel().map_err(io_step("creating a pipe"))?;
-    let (mut to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step("creating a pipe"))?;
+    let (to_sup_tx, mut to_sup) = msg::channel().map_err(io_step(Step::CreatePipe))?;
+    let (mut to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step(Step::CreatePipe))?;
     let supervisor = nix::unistd::getpid();
 
     // The user namespace comes first: the setup child is created in it, and
@@ -151,9 +151,9 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     // unprivileged user create them (user_namespaces(7)).
     let setup_pid = match sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| match e {
         sys::ForkError::Failed(errno) => e
-            .into_step("creating the user namespace (clone CLONE_NEWUSER)")
+            .into_step(Step::UserNamespace)
             .hint(crate::host::userns_hint(errno)),
-        _ => e.into_step("creating the user namespace (clone CLONE_NEWUSER)"),
+        _ => e.into_step(Step::UserNamespace),
     })? {
         None => {
             drop(to_sup);
@@ -187,12 +187,12 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         return Err(abort(e));
     }
     if let Err(e) = to_sandbox.send(&ToSandbox::Mapped) {
-        return Err(abort(io_step("signalling the setup child")(e)));
+        return Err(abort(io_step(Step::SignalSetup)(e)));
     }
     let init = match to_sup.recv::<ToSupervisor>() {
         Ok(Some(ToSupervisor::InitStarted { pid })) => Pid::from_raw(pid),
         Ok(Some(ToSupervisor::Failed(e))) => return Err(abort(e)),
-        other => return Err(abort(lost("waiting for init", other))),
+        other => return Err(abort(lost(Step::WaitInit, other))),
     };
     // The setup child is exiting now; it is reaped at the end rather than
     // waited for here.
@@ -254,7 +254,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
             let _ = kill(init, Signal::SIGKILL);
             failure = Some(
                 StepError::new(
-                    "starting the network helper",
+                    Step::StartHelper,
                     plan.net.helper.as_ref().map(|(p, _)| p.as_path()),
                     nix::errno::Errno::UnknownErrno,
                 )
@@ -322,7 +322,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     let helper_said = net_helper.map(helper::Helper::stop).unwrap_or_default();
     if let Some(e) = failure.as_mut()
         && !helper_said.is_empty()
-        && e.step.contains("network helper")
+        && e.step == Step::StartHelper
     {
         e.hint = Some(match e.hint.take() {
             Some(h) => format!("{h}; it said: {helper_said}"),
@@ -482,7 +482,7 @@ pub(super) fn wait_for(
     }
 }
 
-fn io_step(step: &'static str) -> impl Fn(std::io::Error) -> StepError {
+fn io_step(step: Step) -> impl Fn(std::io::Error) -> StepError {
     move |e| {
         StepError::new(
             step,
@@ -492,11 +492,11 @@ fn io_step(step: &'static str) -> impl Fn(std::io::Error) -> StepError {
     }
 }
 
-fn lost(step: &str, got: std::io::Result<Option<ToSupervisor>>) -> StepError {
+fn lost(step: Step, got: std::io::Result<Option<ToSupervisor>>) -> StepError {
     let what = match got {
         Ok(None) => "the sandbox process exited before it was set up".to_string(),
         Ok(Some(m)) => format!("unexpected message {m:?}"),
         Err(e) => e.to_string(),
     };
-    StepError::new(step, None, nix::errno::Errno::UnknownErrno).hint(what)
+    StepError::failed(step, None).because(Cause::Message(what))
 }

@@ -19,7 +19,7 @@ use rustix::mount::{
     fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
 };
 
-use crate::error::{Context, StepError};
+use crate::error::{Context, Step, StepError};
 use crate::plan::{MountOp, OverlayWith};
 use crate::sys;
 
@@ -44,7 +44,7 @@ pub fn build_root(
         MsFlags::MS_SLAVE | MsFlags::MS_REC,
         None::<&str>,
     )
-    .step("making / a slave mount", Some(Path::new("/")))?;
+    .step(Step::SlaveRoot, Some(Path::new("/")))?;
     mount(
         Some("tmpfs"),
         STAGING,
@@ -52,14 +52,14 @@ pub fn build_root(
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=0755"),
     )
-    .step("mounting the staging tmpfs on", Some(Path::new(STAGING)))?;
-    nix::unistd::chdir(STAGING).step("entering", Some(Path::new(STAGING)))?;
+    .step(Step::MountStaging, Some(Path::new(STAGING)))?;
+    nix::unistd::chdir(STAGING).step(Step::Enter, Some(Path::new(STAGING)))?;
     for d in ["newroot", "oldroot", "files", "scratch"] {
         nix::unistd::mkdir(d, nix::sys::stat::Mode::from_bits_truncate(0o755))
-            .step("creating the staging directory", Some(Path::new(d)))?;
+            .step(Step::CreateStagingDir, Some(Path::new(d)))?;
     }
-    nix::unistd::pivot_root(".", "oldroot").step("pivot_root into", Some(Path::new(STAGING)))?;
-    nix::unistd::chdir("/").step("entering", Some(Path::new("/")))?;
+    nix::unistd::pivot_root(".", "oldroot").step(Step::PivotStaging, Some(Path::new(STAGING)))?;
+    nix::unistd::chdir("/").step(Step::Enter, Some(Path::new("/")))?;
     mount(
         Some("tmpfs"),
         "/newroot",
@@ -67,7 +67,7 @@ pub fn build_root(
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=0755"),
     )
-    .step("mounting the root tmpfs", None)?;
+    .step(Step::MountRoot, None)?;
 
     let mut b = Builder {
         root: open_dir("/newroot")?,
@@ -92,14 +92,14 @@ pub fn build_root(
         MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         None::<&str>,
     )
-    .step("making the old root private", Some(Path::new("/oldroot")))?;
-    umount2("/oldroot", MntFlags::MNT_DETACH).step("detaching the old root", None)?;
+    .step(Step::PrivateOldRoot, Some(Path::new("/oldroot")))?;
+    umount2("/oldroot", MntFlags::MNT_DETACH).step(Step::DetachOldRoot, None)?;
     // pivot_root(".", ".") stacks the staging root on top of the new one;
     // detaching "." then leaves only the new root (pivot_root(2) NOTES).
-    nix::unistd::chdir("/newroot").step("entering", Some(Path::new("/newroot")))?;
-    nix::unistd::pivot_root(".", ".").step("pivot_root into the new root", None)?;
-    umount2(".", MntFlags::MNT_DETACH).step("detaching the staging root", None)?;
-    nix::unistd::chdir("/").step("entering", Some(Path::new("/")))?;
+    nix::unistd::chdir("/newroot").step(Step::Enter, Some(Path::new("/newroot")))?;
+    nix::unistd::pivot_root(".", ".").step(Step::PivotNewRoot, None)?;
+    umount2(".", MntFlags::MNT_DETACH).step(Step::DetachStagingRoot, None)?;
+    nix::unistd::chdir("/").step(Step::Enter, Some(Path::new("/")))?;
     Ok(())
 }
 
@@ -127,17 +127,17 @@ impl Builder {
                     Ok(fd) => fd,
                     Err(rustix::io::Errno::NOENT) if *optional => return Ok(()),
                     Err(e) => {
-                        return Err(StepError::new("opening bind source", Some(src), errno(e))
+                        return Err(StepError::new(Step::OpenBindSource, Some(src), errno(e))
                             .hint("the source must exist when the sandbox starts; use the -try form to make it optional"));
                     }
                 };
                 let is_dir = rustix::fs::fstat(&src_fd)
                     .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-                    .step("inspecting bind source", Some(src))?;
+                    .step(Step::InspectBindSource, Some(src))?;
                 let tree = clone_tree(&src_fd, src)?;
                 if *read_only {
                     sys::mount_set_read_only(tree.as_fd(), true)
-                        .step("making read-only (mount_setattr)", Some(src))?;
+                        .step(Step::MakeReadOnly, Some(src))?;
                 }
                 self.attach(&tree, dst, is_dir)
             }
@@ -145,11 +145,10 @@ impl Builder {
                 let fd = match resolve(&self.root, dst, OFlags::PATH) {
                     Ok(fd) => fd,
                     Err(rustix::io::Errno::NOENT) if *optional => return Ok(()),
-                    Err(e) => return Err(StepError::new("opening", Some(dst), errno(e))),
+                    Err(e) => return Err(StepError::new(Step::Open, Some(dst), errno(e))),
                 };
                 let tree = clone_tree(&fd, dst)?;
-                sys::mount_set_read_only(tree.as_fd(), true)
-                    .step("making read-only (mount_setattr)", Some(dst))?;
+                sys::mount_set_read_only(tree.as_fd(), true).step(Step::MakeReadOnly, Some(dst))?;
                 move_mount(
                     &tree,
                     "",
@@ -158,7 +157,7 @@ impl Builder {
                     MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
                         | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
                 )
-                .step("mounting read-only copy on", Some(dst))
+                .step(Step::MountReadOnlyCopy, Some(dst))
             }
             MountOp::Tmpfs {
                 dst,
@@ -203,16 +202,16 @@ impl Builder {
             MountOp::File { dst, content } => {
                 self.files += 1;
                 let staged = PathBuf::from(format!("/files/{}", self.files));
-                std::fs::write(&staged, content).step("writing", Some(&staged))?;
+                std::fs::write(&staged, content).step(Step::Write, Some(&staged))?;
                 self.bind_staged(&staged, dst)
             }
             MountOp::Hide { dst } => {
                 let fd = match resolve(&self.root, dst, OFlags::PATH) {
                     Ok(fd) => fd,
                     Err(rustix::io::Errno::NOENT) => return Ok(()),
-                    Err(e) => return Err(StepError::new("opening", Some(dst), errno(e))),
+                    Err(e) => return Err(StepError::new(Step::Open, Some(dst), errno(e))),
                 };
-                let st = rustix::fs::fstat(&fd).step("inspecting", Some(dst))?;
+                let st = rustix::fs::fstat(&fd).step(Step::Inspect, Some(dst))?;
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                     let m = new_fs(
                         "tmpfs",
@@ -235,10 +234,8 @@ impl Builder {
                 layers,
                 with,
             } => self.overlay(lower, dst, layers.as_ref(), with),
-            MountOp::SealRoot => sys::mount_set_read_only(self.root.as_fd(), false).step(
-                "making the root read-only (mount_setattr)",
-                Some(Path::new("/")),
-            ),
+            MountOp::SealRoot => sys::mount_set_read_only(self.root.as_fd(), false)
+                .step(Step::SealRoot, Some(Path::new("/"))),
         }
     }
 
@@ -257,7 +254,8 @@ impl Builder {
                 let area = self.new_scratch_dir(0o755)?;
                 for d in ["upper", "work"] {
                     let p = area.join(d);
-                    rustix::fs::mkdir(&p, Mode::from_raw_mode(0o755)).step("creating", Some(&p))?;
+                    rustix::fs::mkdir(&p, Mode::from_raw_mode(0o755))
+                        .step(Step::Create, Some(&p))?;
                 }
                 (
                     area.join("upper").display().to_string(),
@@ -268,10 +266,8 @@ impl Builder {
         let lowerdir = host(lower);
         for p in [&lowerdir, &upper, &work] {
             if p.contains([',', ':', '\\']) {
-                return Err(
-                    StepError::new("mounting overlay on", Some(dst), Errno::EINVAL)
-                        .hint(format!("overlay paths can't hold ',', ':' or '\\': {p}")),
-                );
+                return Err(StepError::new(Step::MountOverlay, Some(dst), Errno::EINVAL)
+                    .hint(format!("overlay paths can't hold ',', ':' or '\\': {p}")));
             }
         }
         // The plan lists the implementations to try, in order; the last
@@ -283,12 +279,10 @@ impl Builder {
                 OverlayWith::Native => self.native_overlay(&lowerdir, &upper, &work, dst),
                 OverlayWith::Fuse { program, uid, gid } => match layers {
                     Some((u, w)) => self.fuse_overlay(program, (*uid, *gid), lower, u, w, dst),
-                    None => {
-                        Err(
-                            StepError::new("mounting fuse-overlayfs on", Some(dst), Errno::EINVAL)
-                                .hint("fuse-overlayfs needs layers kept on the host"),
-                        )
-                    }
+                    None => Err(
+                        StepError::new(Step::MountFuseOverlay, Some(dst), Errno::EINVAL)
+                            .hint("fuse-overlayfs needs layers kept on the host"),
+                    ),
                 },
             };
             match tried {
@@ -301,7 +295,7 @@ impl Builder {
             }
         }
         let e = last.unwrap_or_else(|| {
-            StepError::new("mounting overlay on", Some(dst), Errno::EINVAL)
+            StepError::new(Step::MountOverlay, Some(dst), Errno::EINVAL)
                 .hint("the plan names no overlay implementation")
         });
         if earlier.is_empty() {
@@ -332,9 +326,9 @@ impl Builder {
         dst: &Path,
     ) -> Result<(), StepError> {
         use std::os::fd::AsRawFd;
-        let step = "mounting fuse-overlayfs on";
+        let step = Step::MountFuseOverlay;
         let fuse = rustix::fs::open("/oldroot/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| StepError::new("opening", Some(Path::new("/dev/fuse")), errno(e))
+            .map_err(|e| StepError::new(Step::Open, Some(Path::new("/dev/fuse")), errno(e))
                 .hint("the fuse driver needs /dev/fuse readable and writable by you (chmod 0666 /dev/fuse)"))?;
         let fs = fsopen("fuse", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
         for (k, v) in [
@@ -344,7 +338,8 @@ impl Builder {
             ("group_id", gid.to_string()),
         ] {
             fsconfig_set_string(&fs, k, v.as_str())
-                .step(&format!("{step} ({k}={v})"), Some(dst))?;
+                .step(step, Some(dst))
+                .map_err(|e| e.detail(format!("({k}={v})")))?;
         }
         rustix::mount::fsconfig_set_flag(&fs, "default_permissions").step(step, Some(dst))?;
         fsconfig_create(&fs).step(step, Some(dst))?;
@@ -368,7 +363,7 @@ impl Builder {
             .arg("/dev/fd/3");
         // Stdio::null would open /dev/null, which the staging root lacks.
         let null = || {
-            std::fs::File::open("/oldroot/dev/null").step("opening", Some(Path::new("/dev/null")))
+            std::fs::File::open("/oldroot/dev/null").step(Step::Open, Some(Path::new("/dev/null")))
         };
         cmd.stdin(null()?).stdout(null()?);
         sys::fuse_daemon(&mut cmd, fuse.as_raw_fd(), c"/oldroot");
@@ -378,8 +373,9 @@ impl Builder {
             .step(step, Some(dst))
             .map_err(|e| e.hint("install the 'fuse-overlayfs' package"))?;
         if !status.success() {
-            return Err(StepError::new(step, Some(dst), Errno::UnknownErrno)
-                .hint(format!("fuse-overlayfs failed ({status})")));
+            return Err(StepError::failed(step, Some(dst))
+                .because(crate::error::exit_cause(status))
+                .hint("fuse-overlayfs failed; it says why on standard error"));
         }
         Ok(())
     }
@@ -391,14 +387,16 @@ impl Builder {
         work: &str,
         dst: &Path,
     ) -> Result<(), StepError> {
-        let step = "mounting overlay on";
+        let step = Step::MountOverlay;
         let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
         for (k, v) in [
             ("lowerdir", lowerdir),
             ("upperdir", upper),
             ("workdir", work),
         ] {
-            fsconfig_set_string(&fs, k, v).step(&format!("{step} ({k}={v})"), Some(dst))?;
+            fsconfig_set_string(&fs, k, v)
+                .step(step, Some(dst))
+                .map_err(|e| e.detail(format!("({k}={v})")))?;
         }
         // Unprivileged overlayfs keeps its metadata in user.overlay.*
         // xattrs (Linux 5.11).
@@ -433,14 +431,13 @@ impl Builder {
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 Some(opts.as_str()),
             )
-            .step("mounting the scratch tmpfs on", Some(pool))?;
+            .step(Step::MountScratch, Some(pool))?;
         }
         self.scratch_areas += 1;
         let area = pool.join(self.scratch_areas.to_string());
-        rustix::fs::mkdir(&area, Mode::from_raw_mode(0o700)).step("creating", Some(&area))?;
+        rustix::fs::mkdir(&area, Mode::from_raw_mode(0o700)).step(Step::Create, Some(&area))?;
         // Not subject to the umask, unlike mkdir's mode.
-        rustix::fs::chmod(&area, Mode::from_raw_mode(mode))
-            .step("setting the mode of", Some(&area))?;
+        rustix::fs::chmod(&area, Mode::from_raw_mode(mode)).step(Step::SetMode, Some(&area))?;
         Ok(area)
     }
 
@@ -454,7 +451,7 @@ impl Builder {
             &area,
             OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
         )
-        .step("cloning (open_tree)", Some(&area))?;
+        .step(Step::CloneTree, Some(&area))?;
         self.attach(&tree, dst, true)
     }
 
@@ -472,7 +469,7 @@ impl Builder {
             "",
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
         )
-        .step("mounting on (move_mount)", Some(dst))
+        .step(Step::MoveMount, Some(dst))
     }
 
     /// Bind a file from the staging area read-only at `dst`.
@@ -482,9 +479,8 @@ impl Builder {
             staged,
             OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
         )
-        .step("cloning (open_tree)", Some(staged))?;
-        sys::mount_set_read_only(tree.as_fd(), false)
-            .step("making read-only (mount_setattr)", Some(dst))?;
+        .step(Step::CloneTree, Some(staged))?;
+        sys::mount_set_read_only(tree.as_fd(), false).step(Step::MakeReadOnly, Some(dst))?;
         self.attach(&tree, dst, false)
     }
 
@@ -498,7 +494,7 @@ impl Builder {
             OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .step("creating", Some(&p))?;
+        .step(Step::Create, Some(&p))?;
         self.hidden_file = Some(p.clone());
         Ok(p)
     }
@@ -509,20 +505,17 @@ impl Builder {
         match resolve(&self.root, path, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(fd) => return Ok(fd),
             Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(StepError::new("opening directory", Some(path), errno(e))),
+            Err(e) => return Err(StepError::new(Step::OpenDir, Some(path), errno(e))),
         }
         let (parent, name) = split(path)?;
         let pfd = self.ensure_dir(parent)?;
         match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => {
-                return Err(
-                    StepError::new("creating directory", Some(path), errno(e)).hint(ro_hint(e))
-                );
+                return Err(StepError::new(Step::CreateDir, Some(path), errno(e)).hint(ro_hint(e)));
             }
         }
-        resolve(&self.root, path, OFlags::PATH | OFlags::DIRECTORY)
-            .step("opening directory", Some(path))
+        resolve(&self.root, path, OFlags::PATH | OFlags::DIRECTORY).step(Step::OpenDir, Some(path))
     }
 
     /// Open `path` inside the new root, creating an empty file if missing.
@@ -540,9 +533,9 @@ impl Builder {
         ) {
             Ok(fd) => Ok(fd),
             Err(e @ rustix::io::Errno::ROFS) => {
-                Err(StepError::new("creating mount point", Some(path), errno(e)).hint(ro_hint(e)))
+                Err(StepError::new(Step::CreateMountPoint, Some(path), errno(e)).hint(ro_hint(e)))
             }
-            Err(_) => resolve(&self.root, path, OFlags::PATH).step("opening", Some(path)),
+            Err(_) => resolve(&self.root, path, OFlags::PATH).step(Step::Open, Some(path)),
         }
     }
 
@@ -556,13 +549,13 @@ impl Builder {
                 match rustix::fs::readlinkat(&pfd, name, Vec::new()) {
                     Ok(t) if t.as_bytes() == target.as_os_str().as_encoded_bytes() => Ok(()),
                     _ => Err(
-                        StepError::new("creating symlink", Some(link), Errno::EEXIST)
+                        StepError::new(Step::CreateSymlink, Some(link), Errno::EEXIST)
                             .hint("something else already exists at this path"),
                     ),
                 }
             }
             Err(e) => {
-                Err(StepError::new("creating symlink", Some(link), errno(e)).hint(ro_hint(e)))
+                Err(StepError::new(Step::CreateSymlink, Some(link), errno(e)).hint(ro_hint(e)))
             }
         }
     }
@@ -574,7 +567,7 @@ fn open_dir(p: &str) -> Result<OwnedFd, StepError> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .step("opening", Some(Path::new(p)))
+    .step(Step::Open, Some(Path::new(p)))
 }
 
 /// Open `path` with `root` as "/" (openat2 RESOLVE_IN_ROOT): `..` and
@@ -613,7 +606,7 @@ fn clone_tree(fd: &OwnedFd, what: &Path) -> Result<OwnedFd, StepError> {
             | OpenTreeFlags::AT_RECURSIVE
             | OpenTreeFlags::AT_EMPTY_PATH,
     )
-    .step("cloning mount tree (open_tree)", Some(what))
+    .step(Step::CloneMountTree, Some(what))
 }
 
 /// A new detached filesystem instance of type `fstype`.
@@ -623,19 +616,21 @@ fn new_fs(
     attrs: MountAttrFlags,
     dst: &Path,
 ) -> Result<OwnedFd, StepError> {
-    let step = format!("mounting {fstype} on");
-    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).step(&step, Some(dst))?;
+    let on = format!("{fstype} on");
+    let fail = |e: rustix::io::Errno| StepError::new(Step::MountNew, Some(dst), errno(e));
+    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail(e).detail(&on))?;
     for (k, v) in opts {
-        fsconfig_set_string(&fs, *k, v.as_str()).step(&format!("{step} ({k}={v})"), Some(dst))?;
+        fsconfig_set_string(&fs, *k, v.as_str())
+            .map_err(|e| fail(e).detail(format!("{on} ({k}={v})")))?;
     }
-    fsconfig_create(&fs).step(&step, Some(dst))?;
-    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).step(&step, Some(dst))
+    fsconfig_create(&fs).map_err(|e| fail(e).detail(&on))?;
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| fail(e).detail(&on))
 }
 
 fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), StepError> {
     match (path.parent(), path.file_name()) {
         (Some(p), Some(n)) => Ok((p, n)),
-        _ => Err(StepError::new("creating", Some(path), Errno::EINVAL)
+        _ => Err(StepError::new(Step::Create, Some(path), Errno::EINVAL)
             .hint("the root itself can't be created or replaced")),
     }
 }

@@ -99,10 +99,11 @@ mod tests {
         let (mut tx, mut rx) = channel().unwrap();
         tx.send(&ToSupervisor::InitStarted { pid: 42 }).unwrap();
         let err = StepError::new(
-            "mounting proc",
+            crate::error::Step::MountNew,
             Some("/proc".as_ref()),
             nix::errno::Errno::EPERM,
-        );
+        )
+        .detail("proc on");
         tx.send(&ToSupervisor::Failed(err.clone())).unwrap();
         drop(tx);
         assert_eq!(

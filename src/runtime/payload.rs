@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::sys::signal::SigmaskHow;
 
 use super::enforce::{self, Report};
-use crate::error::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, StepError};
+use crate::error::{Cause, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, Step, StepError};
 use crate::plan::Plan;
 use crate::plan::{landlock, seccomp};
 use crate::spec::Spec;
@@ -69,7 +69,7 @@ impl ExecPlan {
         pass_fds: &[i32],
     ) -> Result<ExecPlan, StepError> {
         let seccomp = join.seccomp.compile().map_err(|e| {
-            StepError::new("compiling the seccomp filter", None, Errno::UnknownErrno).hint(e)
+            StepError::failed(Step::CompileSeccomp, None).because(Cause::Message(e))
         })?;
         let seccomp_text = match join.seccomp.mode {
             seccomp::Mode::Off => "off".to_string(),
@@ -139,8 +139,9 @@ fn set_rlimits(rlimits: &[crate::spec::limits::Rlimit]) -> Result<(), StepError>
     for r in rlimits {
         setrlimit(r.resource, r.value, r.value).map_err(|e| {
             let hard = getrlimit(r.resource).map(|(_, h)| h).unwrap_or(0);
-            let e = StepError::new(format!("setting rlimit {}={}", r.name, r.value), None, e);
-            if e.errno == Errno::EPERM as i32 {
+            let e =
+                StepError::new(Step::SetRlimit, None, e).detail(format!("{}={}", r.name, r.value));
+            if e.errno() == Some(Errno::EPERM) {
                 e.hint(format!(
                     "above your hard limit of {}; an unprivileged user can only lower it",
                     if hard == libc::RLIM_INFINITY {
@@ -159,13 +160,13 @@ fn set_rlimits(rlimits: &[crate::spec::limits::Rlimit]) -> Result<(), StepError>
 
 fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     nix::unistd::chdir(&exec.chdir).map_err(|e| {
-        StepError::new("changing to the working directory", Some(&exec.chdir), e)
+        StepError::new(Step::Chdir, Some(&exec.chdir), e)
             .hint("the directory must exist inside the sandbox; --chdir picks another")
     })?;
     set_rlimits(&exec.rlimits)?;
     close_inherited(exec, tx)?;
     let mut weaker = Vec::new();
-    let best_effort = |what: &str, e: Errno, weaker: &mut Vec<String>| {
+    let best_effort = |what: Step, e: Errno, weaker: &mut Vec<String>| {
         if exec.strict {
             Err(StepError::new(what, None, e).hint("--strict makes this layer required"))
         } else {
@@ -178,7 +179,7 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     let keyring = match sys::join_new_session_keyring() {
         Ok(()) => "new session keyring".to_string(),
         Err(e) => {
-            best_effort("joining a new session keyring", e, &mut weaker)?;
+            best_effort(Step::NewKeyring, e, &mut weaker)?;
             format!("unchanged ({e})")
         }
     };
@@ -191,21 +192,16 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
         match nix::unistd::setsid() {
             Ok(_) => "new session, no controlling terminal".to_string(),
             Err(e) => {
-                best_effort("starting a new session", e, &mut weaker)?;
+                best_effort(Step::NewSession, e, &mut weaker)?;
                 format!("unchanged ({e})")
             }
         }
     };
-    rustix::thread::set_no_new_privs(true).map_err(|e| {
-        StepError::new(
-            "setting no_new_privs",
-            None,
-            Errno::from_raw(e.raw_os_error()),
-        )
-    })?;
+    rustix::thread::set_no_new_privs(true)
+        .map_err(|e| StepError::new(Step::NoNewPrivs, None, Errno::from_raw(e.raw_os_error())))?;
     // Landlock after everything that opens files for setup, before seccomp.
     let landlock = enforce::enforce_landlock(&exec.landlock).map_err(|e| {
-        StepError::new("enforcing Landlock rules", None, e.errno).hint(format!(
+        StepError::new(Step::EnforceLandlock, None, e.errno).hint(format!(
             "{e}{}",
             if exec.landlock.mode == landlock::Mode::Required {
                 "; Landlock is required here (--strict or landlock = \"required\")"
@@ -219,12 +215,12 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     }
     // Capabilities: init dropped them all before forking us; clear the
     // thread's sets once more in case a future change forgets.
-    sys::clear_capability_sets().map_err(|e| StepError::new("clearing capabilities", None, e))?;
+    sys::clear_capability_sets().map_err(|e| StepError::new(Step::ClearCaps, None, e))?;
     for s in FORWARDED {
         let _ = sys::default_handler(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&wait_mask()), None)
-        .map_err(|e| StepError::new("unblocking signals", None, e))?;
+        .map_err(|e| StepError::new(Step::UnblockSignals, None, e))?;
     let report = Report {
         landlock,
         keyring,
@@ -233,11 +229,10 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
         weaker,
     };
     tx.send(&ToSupervisor::Enforced(report))
-        .map_err(|_| StepError::new("reporting to the supervisor", None, Errno::EPIPE))?;
+        .map_err(|_| StepError::new(Step::Report, None, Errno::EPIPE))?;
     // The very last step: nothing but execve runs under the filter.
-    enforce::install_seccomp(&exec.seccomp).map_err(|e| {
-        StepError::new("installing the seccomp filter", None, e.errno).hint(e.to_string())
-    })?;
+    enforce::install_seccomp(&exec.seccomp)
+        .map_err(|e| StepError::new(Step::InstallSeccomp, None, e.errno).hint(e.to_string()))?;
     Ok(())
 }
 
@@ -252,17 +247,16 @@ fn close_inherited(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     let mut next = 0u32;
     for k in keep {
         if k > next {
-            sys::close_range(next, k - 1)
-                .map_err(|e| StepError::new("closing inherited descriptors", None, e))?;
+            sys::close_range(next, k - 1).map_err(|e| StepError::new(Step::CloseFds, None, e))?;
         }
         next = k + 1;
     }
-    sys::close_range(next, u32::MAX)
-        .map_err(|e| StepError::new("closing inherited descriptors", None, e))?;
+    sys::close_range(next, u32::MAX).map_err(|e| StepError::new(Step::CloseFds, None, e))?;
     for &fd in &exec.pass_fds {
-        let step = format!("passing descriptor {fd} (--pass-fd)");
         sys::clear_cloexec(fd).map_err(|e| {
-            StepError::new(step, None, e).hint("the descriptor is not open in nook's caller")
+            StepError::new(Step::PassFd, None, e)
+                .detail(format!("{fd} (--pass-fd)"))
+                .hint("the descriptor is not open in nook's caller")
         })?;
     }
     Ok(())
@@ -283,14 +277,14 @@ fn execute(exec: &ExecPlan) -> StepError {
             Errno::EACCES => saw_eacces = Some(path.clone()),
             e => {
                 let p = PathBuf::from(path.to_string_lossy().into_owned());
-                return StepError::new("executing", Some(&p), e).code(EXIT_CANNOT_EXEC);
+                return StepError::new(Step::Execute, Some(&p), e).code(EXIT_CANNOT_EXEC);
             }
         }
         last = err;
     }
     if let Some(p) = saw_eacces {
         let p = PathBuf::from(p.to_string_lossy().into_owned());
-        return StepError::new("executing", Some(&p), Errno::EACCES)
+        return StepError::new(Step::Execute, Some(&p), Errno::EACCES)
             .hint("the file is not executable, or a directory on its path is not searchable")
             .code(EXIT_CANNOT_EXEC);
     }
@@ -302,7 +296,7 @@ fn execute(exec: &ExecPlan) -> StepError {
             exec.search_path
         )
     };
-    StepError::new("executing", Some(Path::new(&exec.name)), last)
+    StepError::new(Step::Execute, Some(Path::new(&exec.name)), last)
         .hint(hint)
         .code(EXIT_NOT_FOUND)
 }

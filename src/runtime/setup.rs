@@ -6,7 +6,7 @@ use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{Pid, getppid};
 use rustix::process::Signal as RSignal;
 
-use crate::error::{EXIT_NOOK, StepError};
+use crate::error::{EXIT_NOOK, Step, StepError};
 use crate::plan::Plan;
 use crate::spec::Spec;
 use crate::sys;
@@ -39,7 +39,7 @@ pub fn run(
             sys::exit_now(0);
         }
         Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(e.into_step("starting init (clone)")));
+            let _ = tx.send(&ToSupervisor::Failed(e.into_step(Step::StartInit)));
             sys::exit_now(EXIT_NOOK);
         }
     }
@@ -48,7 +48,7 @@ pub fn run(
 fn enter(spec: &Spec, supervisor: Pid, rx: &mut Receiver) -> Result<(), StepError> {
     let v = spec.verbose;
     rustix::process::set_parent_process_death_signal(Some(RSignal::KILL))
-        .map_err(|e| StepError::new("setting the parent-death signal", None, errno(e)))?;
+        .map_err(|e| StepError::new(Step::ParentDeathSignal, None, errno(e)))?;
     // The supervisor may have died before the line above took effect.
     if getppid() != supervisor {
         sys::exit_now(EXIT_NOOK);
@@ -75,7 +75,7 @@ fn enter(spec: &Spec, supervisor: Pid, rx: &mut Receiver) -> Result<(), StepErro
             flags |= flag;
         }
     }
-    unshare(flags).map_err(|e| StepError::new("creating namespaces (unshare)", None, e))?;
+    unshare(flags).map_err(|e| StepError::new(Step::Unshare, None, e))?;
     trace(v, "setup", format_args!("unshared {flags:?}"));
     Ok(())
 }

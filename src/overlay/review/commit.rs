@@ -18,6 +18,7 @@ use super::{
     Change, CommitReport, FileType, Kind, Note, ORIGIN_XATTRS, ReviewError, change, fail,
     hidden_below_ancestor, open_both, remove_upper, scan, upper_has,
 };
+use crate::error::Step;
 
 /// Apply `changes` (from [`super::changes`]) to the host tree `lower`,
 /// reading new content from `upper`.
@@ -165,7 +166,7 @@ fn conflict(
         Ok(m) => m,
         // A symlink or a non-directory on the host path: apply skips it.
         Err(Errno::LOOP | Errno::NOTDIR) => return Ok(None),
-        Err(e) => return Err(fail("inspecting", host.show(&c.path))(e)),
+        Err(e) => return Err(fail(Step::Inspect, host.show(&c.path))(e)),
     };
     match hm {
         Some(m) if !m.is_dir() => Ok(m
@@ -208,11 +209,11 @@ fn newer_below(host: &Tree, rel: &Path, since: SystemTime) -> Result<Option<Path
     let dir = match host.open_dir(rel) {
         Ok(d) => d,
         Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(fail("opening", host.show(rel))(e)),
+        Err(e) => return Err(fail(Step::Open, host.show(rel))(e)),
     };
-    for name in tree::list(&dir).map_err(fail("listing", host.show(rel)))? {
+    for name in tree::list(&dir).map_err(fail(Step::List, host.show(rel)))? {
         let path = rel.join(&name);
-        match tree::stat_at(dir.as_fd(), &name).map_err(fail("inspecting", host.show(&path)))? {
+        match tree::stat_at(dir.as_fd(), &name).map_err(fail(Step::Inspect, host.show(&path)))? {
             Some(m) if m.is_dir() => {
                 if let Some(p) = newer_below(host, &path, since)? {
                     return Ok(Some(p));
@@ -269,10 +270,7 @@ impl Apply<'_> {
         let mut fd = self
             .host
             .open_at(Path::new(""), OFlags::PATH | OFlags::DIRECTORY)
-            .map_err(fail(
-                "opening the host directory",
-                self.host.show(Path::new("")),
-            ))?;
+            .map_err(fail(Step::OpenHostDir, self.host.show(Path::new(""))))?;
         let mut sofar = PathBuf::new();
         for name in rel.iter() {
             sofar.push(name);
@@ -291,7 +289,7 @@ impl Apply<'_> {
                     match rfs::mkdirat(fd.as_fd(), name, Mode::from_raw_mode(0o700)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => {
-                            return Err(fail("creating the directory", self.host.show(&sofar))(e));
+                            return Err(fail(Step::CreateTheDir, self.host.show(&sofar))(e));
                         }
                     }
                     self.dir_modes.push((sofar.clone(), mode));
@@ -301,7 +299,7 @@ impl Apply<'_> {
                         Path::new(name),
                         OFlags::PATH | OFlags::DIRECTORY,
                     )
-                    .map_err(fail("opening", self.host.show(&sofar)))?
+                    .map_err(fail(Step::Open, self.host.show(&sofar)))?
                 }
                 Err(Errno::NOENT) => return Ok(Reach::Missing(sofar)),
                 Err(Errno::LOOP | Errno::NOTDIR) => {
@@ -317,7 +315,7 @@ impl Apply<'_> {
                         format!("{} on the host {what}", self.host.show(&sofar).display()),
                     ));
                 }
-                Err(e) => return Err(fail("opening", self.host.show(&sofar))(e)),
+                Err(e) => return Err(fail(Step::Open, self.host.show(&sofar))(e)),
             };
         }
         Ok(Reach::Dir(fd))
@@ -356,14 +354,14 @@ impl Apply<'_> {
                 self.skip(c, "the upper-layer path goes through a symlink".into());
                 return Ok(());
             }
-            Err(e) => return Err(fail("inspecting", self.up.show(&c.path))(e)),
+            Err(e) => return Err(fail(Step::Inspect, self.up.show(&c.path))(e)),
         };
         if FileType::of(um.kind) != c.file_type {
             self.skip(c, "changed in the upper layer since the review".into());
             return Ok(());
         }
         let hm = tree::stat_at(parent.as_fd(), name)
-            .map_err(fail("inspecting", self.host.show(&c.path)))?;
+            .map_err(fail(Step::Inspect, self.host.show(&c.path)))?;
         match c.file_type {
             FileType::Dir => {
                 match hm {
@@ -380,9 +378,9 @@ impl Apply<'_> {
                 if c.metadata_only && hm.is_some_and(|h| h.kind == rfs::FileType::RegularFile) =>
             {
                 let fd = tree::open_beneath(parent.as_fd(), Path::new(name), OFlags::PATH)
-                    .map_err(fail("opening", self.host.show(&c.path)))?;
+                    .map_err(fail(Step::Open, self.host.show(&c.path)))?;
                 if tree::stat_fd(&fd)
-                    .map_err(fail("inspecting", self.host.show(&c.path)))?
+                    .map_err(fail(Step::Inspect, self.host.show(&c.path)))?
                     .kind
                     != rfs::FileType::RegularFile
                 {
@@ -391,7 +389,7 @@ impl Apply<'_> {
                 }
                 let mode = self.file_mode(c, um.mode);
                 tree::chmod_fd(&fd, mode)
-                    .map_err(fail("changing the mode of", self.host.show(&c.path)))?;
+                    .map_err(fail(Step::ChangeMode, self.host.show(&c.path)))?;
             }
             FileType::File => {
                 let src = match tree::open_file(self.up.fd(), &c.path) {
@@ -400,7 +398,7 @@ impl Apply<'_> {
                         self.skip(c, "the upper-layer copy is not readable".into());
                         return Ok(());
                     }
-                    Err(e) => return Err(fail("opening", self.up.show(&c.path))(e)),
+                    Err(e) => return Err(fail(Step::Open, self.up.show(&c.path))(e)),
                 };
                 let mode = self.file_mode(c, um.mode);
                 self.write_file(&parent, &c.path, src, mode, &um, hm)?;
@@ -409,9 +407,9 @@ impl Apply<'_> {
                 let up_parent = self
                     .up
                     .open_at(parent_rel, OFlags::PATH | OFlags::DIRECTORY)
-                    .map_err(fail("opening", self.up.show(parent_rel)))?;
+                    .map_err(fail(Step::Open, self.up.show(parent_rel)))?;
                 let target = tree::read_link(up_parent.as_fd(), name)
-                    .map_err(fail("reading the link", self.up.show(&c.path)))?;
+                    .map_err(fail(Step::ReadLink, self.up.show(&c.path)))?;
                 self.write_link(&parent, &c.path, &target, hm)?;
             }
             FileType::Other => unreachable!("refused before"),
@@ -440,13 +438,13 @@ impl Apply<'_> {
         let name = tree::split(rel).1;
         // 0700 until its entries are in; the real mode is set last.
         rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
-            .map_err(fail("creating the directory", self.host.show(rel)))
+            .map_err(fail(Step::CreateTheDir, self.host.show(rel)))
     }
 
     fn remove(&mut self, parent: &OwnedFd, rel: &Path) -> Result<usize, ReviewError> {
         let name = tree::split(rel).1;
         tree::remove_tree(parent.as_fd(), name).map_err(|(p, e)| ReviewError::Io {
-            step: "removing",
+            step: Step::Remove,
             path: self.host.show(tree::split(rel).0).join(p),
             errno: e,
         })
@@ -467,7 +465,7 @@ impl Apply<'_> {
                 Err(Errno::EXIST) => continue,
                 Err(e) => {
                     let at = self.host.show(tree::split(rel).0).join(&name);
-                    return Err(fail("creating the temporary file", at)(e));
+                    return Err(fail(Step::CreateTempFile, at)(e));
                 }
             }
         }
@@ -485,20 +483,20 @@ impl Apply<'_> {
         let (tmp, mut dst) = self.temp_file(parent, rel)?;
         let tmp_path = self.host.show(tree::split(rel).0).join(&tmp);
         let result = (|| {
-            let io = |step: &'static str| {
+            let io = |step: Step| {
                 let p = tmp_path.clone();
                 move |e: std::io::Error| fail(step, p)(tree::io_errno(&e))
             };
-            std::io::copy(&mut src, &mut dst).map_err(io("writing"))?;
+            std::io::copy(&mut src, &mut dst).map_err(io(Step::Write))?;
             dst.set_permissions(std::fs::Permissions::from_mode(mode))
-                .map_err(io("setting the mode of"))?;
+                .map_err(io(Step::SetMode))?;
             dst.set_times(
                 FileTimes::new()
                     .set_accessed(um.atime)
                     .set_modified(um.mtime),
             )
-            .map_err(io("setting the times of"))?;
-            dst.sync_all().map_err(io("syncing"))?;
+            .map_err(io(Step::SetTimes))?;
+            dst.sync_all().map_err(io(Step::Sync))?;
             self.replace(parent, &tmp, rel, hm)
         })();
         if result.is_err() {
@@ -521,7 +519,7 @@ impl Apply<'_> {
                 Err(Errno::EXIST) => continue,
                 Err(e) => {
                     let at = self.host.show(tree::split(rel).0).join(&name);
-                    return Err(fail("creating the symlink", at)(e));
+                    return Err(fail(Step::CreateTheSymlink, at)(e));
                 }
             }
         };
@@ -570,7 +568,7 @@ impl Apply<'_> {
             }
         };
         if tree::stat_at(parent.as_fd(), name)
-            .map_err(fail("inspecting", self.host.show(&c.path)))?
+            .map_err(fail(Step::Inspect, self.host.show(&c.path)))?
             .is_some()
         {
             self.remove(&parent, &c.path)?;
@@ -588,9 +586,8 @@ impl Apply<'_> {
             let fd = self
                 .host
                 .open_at(&rel, OFlags::PATH | OFlags::DIRECTORY)
-                .map_err(fail("opening", self.host.show(&rel)))?;
-            tree::chmod_fd(&fd, mode)
-                .map_err(fail("changing the mode of", self.host.show(&rel)))?;
+                .map_err(fail(Step::Open, self.host.show(&rel)))?;
+            tree::chmod_fd(&fd, mode).map_err(fail(Step::ChangeMode, self.host.show(&rel)))?;
         }
         for rel in std::mem::take(&mut self.touched) {
             // Removed with its parent (a deleted directory's entries).
@@ -599,7 +596,7 @@ impl Apply<'_> {
             };
             File::from(fd)
                 .sync_all()
-                .map_err(|e| fail("syncing", self.host.show(&rel))(tree::io_errno(&e)))?;
+                .map_err(|e| fail(Step::Sync, self.host.show(&rel))(tree::io_errno(&e)))?;
         }
         Ok(())
     }

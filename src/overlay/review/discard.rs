@@ -13,6 +13,7 @@ use super::{
     FileType, ReviewError, fail, fuse_whiteout, hidden_below_ancestor, normal_all, open_both,
     remove_upper,
 };
+use crate::error::Step;
 
 /// Drop the sandbox's changes at `only` (everything when empty), so the
 /// sandbox sees the host again: upper entries, whiteouts and opaque
@@ -29,11 +30,11 @@ pub fn discard(lower: &Path, upper: &Path, only: &[PathBuf]) -> Result<usize, Re
     if only.is_empty() {
         let dir = up
             .open_dir(root)
-            .map_err(fail("opening the upper layer", up.show(root)))?;
+            .map_err(fail(Step::OpenUpper, up.show(root)))?;
         let mut count = 0;
-        for name in tree::list(&dir).map_err(fail("listing", up.show(root)))? {
+        for name in tree::list(&dir).map_err(fail(Step::List, up.show(root)))? {
             count += tree::remove_tree(dir.as_fd(), &name).map_err(|(p, e)| ReviewError::Io {
-                step: "removing",
+                step: Step::Remove,
                 path: up.show(root).join(p),
                 errno: e,
             })?;
@@ -101,7 +102,7 @@ fn restore(host: &Tree, up: &Tree, rel: &Path) -> Result<(), ReviewError> {
     let (parent_rel, _) = tree::split(rel);
     let mut fd = up
         .open_at(Path::new(""), OFlags::PATH | OFlags::DIRECTORY)
-        .map_err(fail("opening the upper layer", up.show(Path::new(""))))?;
+        .map_err(fail(Step::OpenUpper, up.show(Path::new(""))))?;
     let mut sofar = PathBuf::new();
     for name in parent_rel.iter() {
         sofar.push(name);
@@ -114,18 +115,18 @@ fn restore(host: &Tree, up: &Tree, rel: &Path) -> Result<(), ReviewError> {
             Err(Errno::NOENT) => {
                 let mode = host.lookup(&sofar).ok().flatten().map_or(0o755, |m| m.mode);
                 rfs::mkdirat(fd.as_fd(), name, Mode::from_raw_mode(0o700))
-                    .map_err(fail("creating the directory", up.show(&sofar)))?;
+                    .map_err(fail(Step::CreateTheDir, up.show(&sofar)))?;
                 fd = tree::open_beneath(
                     fd.as_fd(),
                     Path::new(name),
                     OFlags::PATH | OFlags::DIRECTORY,
                 )
-                .map_err(fail("opening", up.show(&sofar)))?;
+                .map_err(fail(Step::Open, up.show(&sofar)))?;
                 // The host's exact mode, not the umask's: anything else
                 // would show as a change.
-                tree::chmod_fd(&fd, mode).map_err(fail("changing the mode of", up.show(&sofar)))?;
+                tree::chmod_fd(&fd, mode).map_err(fail(Step::ChangeMode, up.show(&sofar)))?;
             }
-            Err(e) => return Err(fail("opening", up.show(&sofar))(e)),
+            Err(e) => return Err(fail(Step::Open, up.show(&sofar))(e)),
         }
     }
     copy_entry(host, up, fd.as_fd(), rel, &hm)
@@ -144,53 +145,52 @@ fn copy_entry(
     match FileType::of(m.kind) {
         FileType::File => {
             let mut src =
-                tree::open_file(host.fd(), rel).map_err(fail("opening", host.show(rel)))?;
+                tree::open_file(host.fd(), rel).map_err(fail(Step::Open, host.show(rel)))?;
             let fd = rfs::openat(
                 dst,
                 name,
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o600),
             )
-            .map_err(fail("creating", up.show(rel)))?;
+            .map_err(fail(Step::Create, up.show(rel)))?;
             let mut f = File::from(fd);
-            let io = |step: &'static str| {
-                move |e: std::io::Error| fail(step, up.show(rel))(tree::io_errno(&e))
-            };
-            std::io::copy(&mut src, &mut f).map_err(io("writing"))?;
+            let io =
+                |step: Step| move |e: std::io::Error| fail(step, up.show(rel))(tree::io_errno(&e));
+            std::io::copy(&mut src, &mut f).map_err(io(Step::Write))?;
             f.set_permissions(std::fs::Permissions::from_mode(m.mode))
-                .map_err(io("setting the mode of"))?;
+                .map_err(io(Step::SetMode))?;
             f.set_times(FileTimes::new().set_accessed(m.atime).set_modified(m.mtime))
-                .map_err(io("setting the times of"))?;
+                .map_err(io(Step::SetTimes))?;
         }
         FileType::Symlink => {
             let (parent, _) = tree::split(rel);
             let hdir = host
                 .open_at(parent, OFlags::PATH | OFlags::DIRECTORY)
-                .map_err(fail("opening", host.show(parent)))?;
+                .map_err(fail(Step::Open, host.show(parent)))?;
             let target = tree::read_link(hdir.as_fd(), name)
-                .map_err(fail("reading the link", host.show(rel)))?;
+                .map_err(fail(Step::ReadLink, host.show(rel)))?;
             rfs::symlinkat(&target, dst, name)
-                .map_err(fail("creating the symlink", up.show(rel)))?;
+                .map_err(fail(Step::CreateTheSymlink, up.show(rel)))?;
         }
         FileType::Dir => {
             rfs::mkdirat(dst, name, Mode::from_raw_mode(0o700))
-                .map_err(fail("creating the directory", up.show(rel)))?;
+                .map_err(fail(Step::CreateTheDir, up.show(rel)))?;
             let sub = tree::open_beneath(dst, Path::new(name), OFlags::RDONLY | OFlags::DIRECTORY)
-                .map_err(fail("opening", up.show(rel)))?;
+                .map_err(fail(Step::Open, up.show(rel)))?;
             let hdir = host
                 .open_dir(rel)
-                .map_err(fail("opening", host.show(rel)))?;
-            for child in tree::list(&hdir).map_err(fail("listing", host.show(rel)))? {
+                .map_err(fail(Step::Open, host.show(rel)))?;
+            for child in tree::list(&hdir).map_err(fail(Step::List, host.show(rel)))? {
                 let path = rel.join(&child);
                 if let Some(cm) = tree::stat_at(hdir.as_fd(), &child)
-                    .map_err(fail("inspecting", host.show(&path)))?
+                    .map_err(fail(Step::Inspect, host.show(&path)))?
                 {
                     copy_entry(host, up, sub.as_fd(), &path, &cm)?;
                 }
             }
             File::from(sub)
                 .set_permissions(std::fs::Permissions::from_mode(m.mode))
-                .map_err(|e| fail("setting the mode of", up.show(rel))(tree::io_errno(&e)))?;
+                .map_err(|e| fail(Step::SetMode, up.show(rel))(tree::io_errno(&e)))?;
         }
         FileType::Other => {}
     }
