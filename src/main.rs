@@ -19,7 +19,6 @@
 //!
 //! Only `main` turns errors into messages and exit codes.
 
-mod cgroup;
 mod cli;
 mod commands;
 mod error;

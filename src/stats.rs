@@ -15,8 +15,8 @@ pub enum StatsFormat {
 
 use serde::Serialize;
 
-use crate::cgroup::Usage;
 use crate::runtime::End;
+use crate::runtime::cgroup::Usage;
 use crate::spec::units::human_bytes;
 
 #[derive(Debug, Clone, Serialize)]

@@ -352,7 +352,7 @@ fn subids(host: &Host) -> Check {
 }
 
 fn cgroup(host: &Host) -> Check {
-    use crate::cgroup::{Situation, situation, systemd_user_available};
+    use crate::host::cgroup::{Situation, systemd_user_available};
     let wanted = ["cpu", "io", "memory", "pids"];
     let scope = systemd_user_available(host);
     let via_systemd = |what: String| -> Check {
@@ -373,7 +373,7 @@ fn cgroup(host: &Host) -> Check {
             ),
         }
     };
-    let here = situation(host.uid);
+    let here = host.cgroup();
     match &here {
         Situation::NoUnified => check(
             "cgroup v2",

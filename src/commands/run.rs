@@ -2,10 +2,12 @@
 //! runtime on it; `--print-spec` / `--print-plan` stop before running.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use crate::cli::RunRequest;
-use crate::error::Error;
-use crate::{cgroup, events, host, plan, profile, registry, runtime, settings, spec, store};
+use crate::error::{Error, Step, StepError};
+use crate::host::cgroup;
+use crate::{events, host, plan, profile, registry, runtime, settings, spec, store};
 
 pub fn run(req: RunRequest) -> Result<i32, Error> {
     let host = host::Host::detect();
@@ -30,13 +32,13 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     spec.stats = req.stats;
     spec.sandbox = sandbox_dir(&spec, req.name.as_deref(), &host)?;
     let limits = &spec.limits.cgroup;
-    if limits.any() && !req.print_spec && !req.print_plan {
-        let here = cgroup::situation(host.uid);
-        if !cgroup::placeable(&here, &limits.controllers())
-            && let Some(systemd_run) = cgroup::systemd_user_available(&host)
-        {
-            return Err(cgroup::exec_in_scope(&systemd_run).into());
-        }
+    if limits.any()
+        && !req.print_spec
+        && !req.print_plan
+        && !cgroup::placeable(host.cgroup(), &limits.controllers())
+        && let Some(systemd_run) = cgroup::systemd_user_available(&host)
+    {
+        return Err(exec_in_scope(&systemd_run).into());
     }
     let plan = plan::build(&spec);
     let mut warn = String::new();
@@ -104,4 +106,27 @@ fn sandbox_dir(
         }
         None => None,
     })
+}
+
+/// Run this nook again inside a transient systemd scope with delegation
+/// (systemd-run asks the user's manager over D-Bus, StartTransientUnit);
+/// returns only on failure.
+fn exec_in_scope(systemd_run: &Path) -> StepError {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let e = std::process::Command::new(systemd_run)
+        .args([
+            "--user",
+            "--scope",
+            "--quiet",
+            "--collect",
+            "-p",
+            "Delegate=yes",
+            "--",
+        ])
+        .arg(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(cgroup::IN_SCOPE, "1")
+        .exec();
+    StepError::io(Step::AskSystemd, Some(systemd_run), &e)
 }

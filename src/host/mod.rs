@@ -2,6 +2,9 @@
 //! shape of `/`, /etc/subuid) is read here, once, and passed down as data so
 //! that spec resolution and planning can be tested against made-up hosts.
 
+pub mod cgroup;
+
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +39,10 @@ pub struct Host {
     pub root_entries: Vec<(PathBuf, RootEntry)>,
     /// Host names to addresses (the system resolver; made up in tests).
     pub resolver: fn(&str) -> std::io::Result<Vec<std::net::IpAddr>>,
+    /// The cgroup situation, read the first time it is asked for.
+    pub cgroup: OnceCell<cgroup::Situation>,
+    /// Helper programs looked up so far (each name searched once).
+    pub programs: RefCell<BTreeMap<String, Option<PathBuf>>>,
 }
 
 /// The clock, as seconds since the epoch (records and events keep times
@@ -93,7 +100,51 @@ impl Host {
             env,
             root_entries,
             resolver: crate::net::system_resolve,
+            cgroup: OnceCell::new(),
+            programs: RefCell::default(),
         }
+    }
+
+    /// A made-up host for tests: ana (1000) in /home/ana/src/proj, a
+    /// merged /usr, a few variables (credentials among them), a resolver
+    /// that knows one name, and no cgroup v2.
+    #[cfg(test)]
+    pub fn fake() -> Host {
+        Host {
+            uid: 1000,
+            gid: 1000,
+            user: Some("ana".into()),
+            home: "/home/ana".into(),
+            passwd_home: None,
+            cwd: "/home/ana/src/proj".into(),
+            env: [
+                ("HOME", "/home/ana"),
+                ("PATH", "/usr/bin:/bin"),
+                ("X", "1"),
+                ("GITHUB_TOKEN", "t"),
+                ("SSH_AUTH_SOCK", "/run/a"),
+                ("AWS_PROFILE", "p"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            root_entries: vec![
+                ("/bin".into(), RootEntry::Symlink("usr/bin".into())),
+                ("/lib64".into(), RootEntry::Absent),
+            ],
+            cgroup: OnceCell::from(cgroup::Situation::NoUnified),
+            programs: RefCell::default(),
+            resolver: |name| match name {
+                "registry.example" => Ok(vec!["192.0.2.10".parse().unwrap()]),
+                _ => Err(std::io::Error::other("unknown host")),
+            },
+        }
+    }
+
+    /// Our cgroup v2 situation (read once, on first use: only runs with
+    /// limits or --stats, and doctor, need it).
+    pub fn cgroup(&self) -> &cgroup::Situation {
+        self.cgroup.get_or_init(|| cgroup::situation(self.uid))
     }
 
     /// Resolve a host path the user named: relative to the cwd, symlinks
@@ -119,8 +170,11 @@ impl Host {
     }
 
     /// Path of a helper program (newuidmap, pasta, nft...) found in PATH
-    /// or the sbin directories.
+    /// or the sbin directories; each name is searched for once.
     pub fn find_program(&self, name: &str) -> Option<PathBuf> {
+        if let Some(found) = self.programs.borrow().get(name) {
+            return found.clone();
+        }
         let path = self
             .env
             .get("PATH")
@@ -128,11 +182,16 @@ impl Host {
             .unwrap_or("/usr/local/bin:/usr/bin:/bin");
         // Ordinary users often lack the sbin directories in PATH, where
         // nft lives.
-        path.split(':')
+        let found = path
+            .split(':')
             .chain(["/usr/sbin", "/sbin"])
             .filter(|d| !d.is_empty())
             .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file())
+            .find(|p| p.is_file());
+        self.programs
+            .borrow_mut()
+            .insert(name.to_string(), found.clone());
+        found
     }
 }
 

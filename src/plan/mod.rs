@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn default_view_plan_in_order() {
-        let spec = spec_tests::spec_of(&Layer::default(), &spec_tests::host()).unwrap();
+        let spec = spec_tests::spec_of(&Layer::default(), &crate::host::Host::fake()).unwrap();
         let plan = build(&spec);
         let text: Vec<String> = plan
             .mounts
@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn shared_pid_namespace_binds_host_proc() {
         let r = Layer::default().with(Key::SharePid, true);
-        let spec = spec_tests::spec_of(&r, &spec_tests::host()).unwrap();
+        let spec = spec_tests::spec_of(&r, &crate::host::Host::fake()).unwrap();
         let plan = build(&spec);
         assert!(plan.mounts.contains(&MountOp::BindHost {
             src: "/proc".into(),
@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn user_flags_come_after_default_view() {
         let r = Layer::default().with(Key::Tmpfs, "/usr:size=1m".to_string());
-        let plan = build(&spec_tests::spec_of(&r, &spec_tests::host()).unwrap());
+        let plan = build(&spec_tests::spec_of(&r, &crate::host::Host::fake()).unwrap());
         let ops: Vec<&MountOp> = plan
             .mounts
             .iter()

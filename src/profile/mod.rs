@@ -268,7 +268,6 @@ fn valid_name(n: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::tests::host;
 
     #[test]
     fn shipped_list_matches_the_directory() {
@@ -291,7 +290,7 @@ mod tests {
 
     #[test]
     fn every_shipped_profile_resolves_and_starts_with_a_comment() {
-        let h = host();
+        let h = crate::host::Host::fake();
         let cat = Catalogue::new(&h);
         for (name, text) in SHIPPED {
             assert!(text.starts_with("# "), "{name} starts with a comment");
@@ -305,7 +304,7 @@ mod tests {
 
     #[test]
     fn implicit_profile_follows_the_command_name() {
-        let h = host();
+        let h = crate::host::Host::fake();
         let cat = Catalogue::new(&h);
         assert_eq!(cat.implicit("/usr/bin/npm"), "npm");
         assert_eq!(cat.implicit("python3"), "python3");

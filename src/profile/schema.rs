@@ -381,10 +381,14 @@ fn target(flag: FsFlag, v: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::tests::host;
 
     fn parse_str(text: &str) -> Result<Parsed, String> {
-        parse(text, Path::new("/p/t.toml"), &Vars::from_host(&host())).map_err(|e| e.to_string())
+        parse(
+            text,
+            Path::new("/p/t.toml"),
+            &Vars::from_host(&crate::host::Host::fake()),
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -116,11 +116,10 @@ impl Vars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::tests::host;
 
     #[test]
     fn expands_tilde_and_known_variables_only() {
-        let v = Vars::from_host(&host());
+        let v = Vars::from_host(&crate::host::Host::fake());
         assert_eq!(v.expand("~/.cache", true).unwrap(), "/home/ana/.cache");
         assert_eq!(v.expand("~user", true).unwrap(), "~user");
         assert_eq!(v.expand("~/x", false).unwrap(), "~/x");

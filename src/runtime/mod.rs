@@ -10,6 +10,7 @@
 //! parent-death signal is tied to the supervisor itself. See `msg` for the
 //! sync points.
 
+pub mod cgroup;
 pub mod enforce;
 mod helper;
 mod idmap;
@@ -121,8 +122,8 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     let limits = &spec.limits.cgroup;
     // A leaf when limits need one, or for exact --stats when one can be had.
     let mut leaf = if limits.any() || spec.stats.is_some() {
-        let situation = crate::cgroup::situation(nix::unistd::getuid().as_raw());
-        crate::cgroup::Leaf::create(limits, &situation, limits.any())?
+        let situation = crate::host::cgroup::situation(nix::unistd::getuid().as_raw());
+        cgroup::Leaf::create(limits, &situation, limits.any())?
     } else {
         None
     };
@@ -445,7 +446,7 @@ pub(super) fn wait_for(
     init: Pid,
     mask: &SigSet,
     timeout: bool,
-    leaf: Option<&crate::cgroup::Leaf>,
+    leaf: Option<&cgroup::Leaf>,
 ) -> End {
     let mut timed_out = false;
     loop {

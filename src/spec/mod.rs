@@ -932,36 +932,6 @@ impl Spec {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn host() -> Host {
-        Host {
-            uid: 1000,
-            gid: 1000,
-            user: Some("ana".into()),
-            home: "/home/ana".into(),
-            passwd_home: None,
-            cwd: "/home/ana/src/proj".into(),
-            env: [
-                ("HOME", "/home/ana"),
-                ("PATH", "/usr/bin:/bin"),
-                ("X", "1"),
-                ("GITHUB_TOKEN", "t"),
-                ("SSH_AUTH_SOCK", "/run/a"),
-                ("AWS_PROFILE", "p"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-            root_entries: vec![
-                ("/bin".into(), RootEntry::Symlink("usr/bin".into())),
-                ("/lib64".into(), RootEntry::Absent),
-            ],
-            resolver: |name| match name {
-                "registry.example" => Ok(vec!["192.0.2.10".parse().unwrap()]),
-                _ => Err(std::io::Error::other("unknown host")),
-            },
-        }
-    }
-
     pub fn spec_of(layer: &Layer, host: &Host) -> Result<Spec, Error> {
         let cmd = vec!["true".to_string()];
         resolve(
@@ -985,7 +955,7 @@ pub(crate) mod tests {
 
     #[test]
     fn default_view_shares_cwd_and_hides_home() {
-        let spec = spec_of(&Layer::default(), &host()).unwrap();
+        let spec = spec_of(&Layer::default(), &Host::fake()).unwrap();
         assert_eq!(spec.chdir, PathBuf::from("/home/ana/src/proj"));
         assert_eq!(spec.ids.uid, 1000);
         assert!(spec.namespaces.net && spec.namespaces.pid);
@@ -1020,7 +990,7 @@ pub(crate) mod tests {
     #[test]
     fn cwd_mode_read_only_or_not_shared() {
         let l = Layer::default().with(Key::ShareCwd, "ro".to_string());
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         assert!(spec.mounts.contains(&Mount::Bind {
             src: "/home/ana/src/proj".into(),
             dst: "/home/ana/src/proj".into(),
@@ -1028,7 +998,7 @@ pub(crate) mod tests {
             optional: false
         }));
         let l = l.with(Key::ShareCwd, "no".to_string());
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         assert!(
             !spec
                 .mounts
@@ -1040,7 +1010,7 @@ pub(crate) mod tests {
 
     #[test]
     fn home_itself_is_never_shared_by_default() {
-        let mut h = host();
+        let mut h = Host::fake();
         h.cwd = "/home/ana".into();
         let spec = spec_of(&Layer::default(), &h).unwrap();
         assert!(!spec.mounts.iter().any(|m| matches!(
@@ -1060,7 +1030,7 @@ pub(crate) mod tests {
             FsFlag::RoBindTry,
             "/home/ana/.ssh/known_hosts",
         );
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         let hidden: Vec<&Path> = spec
             .mounts
             .iter()
@@ -1076,24 +1046,24 @@ pub(crate) mod tests {
 
         // Wherever the bind puts them.
         let l = fs(Layer::default(), FsFlag::RoBindTry, "/home/ana:/h");
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         assert!(spec.mounts.contains(&Mount::Hide {
             dst: "/h/.aws".into()
         }));
         // The default view shows none of $HOME, so it hides nothing.
-        let spec = spec_of(&Layer::default(), &host()).unwrap();
+        let spec = spec_of(&Layer::default(), &Host::fake()).unwrap();
         assert!(!spec.mounts.iter().any(|m| matches!(m, Mount::Hide { .. })));
     }
 
     #[test]
     fn credential_variables_are_dropped_unless_kept() {
-        let spec = spec_of(&Layer::default(), &host()).unwrap();
+        let spec = spec_of(&Layer::default(), &Host::fake()).unwrap();
         assert!(!spec.env.contains_key("GITHUB_TOKEN"));
         assert!(!spec.env.contains_key("SSH_AUTH_SOCK"));
         assert!(!spec.env.contains_key("AWS_PROFILE"));
         assert!(spec.env.contains_key("X"));
         let l = Layer::default().with(Key::KeepEnv, "GITHUB_*".to_string());
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         assert!(spec.env.contains_key("GITHUB_TOKEN"));
     }
 
@@ -1102,11 +1072,11 @@ pub(crate) mod tests {
         let l = Layer::default()
             .with(Key::Unsetenv, "X".to_string())
             .with(Key::Setenv, "A=b=c".to_string());
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         assert_eq!(spec.env.get("A").map(String::as_str), Some("b=c"));
         assert!(!spec.env.contains_key("X"));
         let l = l.with(Key::Clearenv, true);
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         assert_eq!(spec.env.len(), 1);
     }
 
@@ -1141,7 +1111,7 @@ pub(crate) mod tests {
         ];
         for (flag, value, want) in cases {
             let l = fs(Layer::default(), *flag, value);
-            let err = spec_of(&l, &host()).unwrap_err().to_string();
+            let err = spec_of(&l, &Host::fake()).unwrap_err().to_string();
             assert_eq!(&err, want);
         }
     }
@@ -1162,7 +1132,7 @@ pub(crate) mod tests {
             },
         );
         assert_eq!(
-            spec_of(&l, &host()).unwrap_err().to_string(),
+            spec_of(&l, &Host::fake()).unwrap_err().to_string(),
             "/p/x.toml:3:9: bind 'src': expected an absolute path, got 'src'"
         );
     }
@@ -1174,7 +1144,7 @@ pub(crate) mod tests {
             FsFlag::BindTry,
             "/nonexistent-nook:/x",
         );
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         let view: Vec<&Mount> = spec.mounts.iter().filter(not_secret).collect();
         assert_eq!(
             view,
@@ -1203,23 +1173,26 @@ pub(crate) mod tests {
     #[test]
     fn strict_turns_best_effort_into_required() {
         use crate::spec::security::LandlockMode as L;
-        let spec = spec_of(&Layer::default(), &host()).unwrap();
+        let spec = spec_of(&Layer::default(), &Host::fake()).unwrap();
         assert_eq!(spec.security.landlock, L::BestEffort);
         let l = Layer::default().with(Key::Strict, true);
-        let spec = spec_of(&l, &host()).unwrap();
+        let spec = spec_of(&l, &Host::fake()).unwrap();
         assert!(spec.security.strict);
         assert_eq!(spec.security.landlock, L::Required);
         let l = Layer::default()
             .with(Key::Strict, true)
             .with(Key::Landlock, "off".to_string());
-        assert_eq!(spec_of(&l, &host()).unwrap().security.landlock, L::Off);
+        assert_eq!(
+            spec_of(&l, &Host::fake()).unwrap().security.landlock,
+            L::Off
+        );
     }
 
     #[test]
     fn unknown_syscall_names_are_refused_with_their_origin() {
         let l = Layer::default().with(Key::SeccompDeny, "frobnicate".to_string());
         assert_eq!(
-            spec_of(&l, &host()).unwrap_err().to_string(),
+            spec_of(&l, &Host::fake()).unwrap_err().to_string(),
             "--seccomp-deny 'frobnicate': expected the name of an x86-64 system call, like ptrace or io_uring_setup"
         );
     }
@@ -1229,7 +1202,7 @@ pub(crate) mod tests {
         let l = Layer::default()
             .with(Key::Hostname, "box".to_string())
             .with(Key::ShareUts, true);
-        assert!(spec_of(&l, &host()).is_err());
+        assert!(spec_of(&l, &Host::fake()).is_err());
     }
 
     #[test]
@@ -1259,7 +1232,7 @@ pub(crate) mod tests {
             .with(Key::OverlayDriver, "fuse".to_string())
             .with(Key::TmpOverlay, "/usr".to_string());
         assert_eq!(
-            spec_of(&l, &host()).unwrap_err().to_string(),
+            spec_of(&l, &Host::fake()).unwrap_err().to_string(),
             "--tmp-overlay '/usr': a throw-away overlay works with the native driver only, not with --overlay-driver fuse; use --overlay (and nook rm) with fuse"
         );
     }
