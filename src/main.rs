@@ -28,12 +28,11 @@ mod net;
 mod overlay;
 mod plan;
 mod profile;
-mod registry;
 mod runtime;
 mod settings;
 mod spec;
+mod state;
 mod stats;
-mod store;
 mod sys;
 
 use std::io::Write;

@@ -1,5 +1,5 @@
 //! Managing running sandboxes: `run -d`, `ps`, `exec`, `stop`, `kill`,
-//! `logs`. The records are in `registry`; joining is `runtime::join`.
+//! `logs`. The records are in `state::running`; joining is `runtime::join`.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -9,9 +9,9 @@ use crate::cli::ManageCommand;
 use crate::error::{Context, EXIT_NOOK, Error, Step, StepError};
 use crate::host::Host;
 use crate::plan::Plan;
-use crate::registry::{self, Entry};
 use crate::runtime::{self, Control};
 use crate::spec::Spec;
+use crate::state::running::{self, Entry};
 use crate::sys;
 
 /// `run -d`: the sandbox runs under a supervisor in a new session, its
@@ -90,23 +90,23 @@ fn supervise_detached(
 }
 
 pub fn command(cmd: ManageCommand, host: &Host) -> Result<i32, Error> {
-    let dir = registry::dir(&host.env, host.uid);
+    let dir = running::dir(&host.env, host.uid);
     match cmd {
         ManageCommand::Ps { json } => ps(&dir, json),
         ManageCommand::Exec { name, command } => {
-            let e = registry::find(&dir, &name)?;
+            let e = running::find(&dir, &name)?;
             runtime::join::exec(&e, &command)
         }
         ManageCommand::Stop { name, time } => {
-            let e = registry::find(&dir, &name)?;
+            let e = running::find(&dir, &name)?;
             stop(&e, Duration::from_secs(time))
         }
         ManageCommand::Kill { name, signal } => {
-            let e = registry::find(&dir, &name)?;
+            let e = running::find(&dir, &name)?;
             signal_sandbox(&e, &signal)
         }
         ManageCommand::Logs { name, follow } => {
-            let e = registry::find(&dir, &name)?;
+            let e = running::find(&dir, &name)?;
             logs(&e, follow)
         }
     }
@@ -132,7 +132,7 @@ fn cgroup_figures(e: &Entry) -> (Option<u64>, Option<f64>) {
 
 fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
     let now = crate::host::unix_now();
-    let entries = registry::list(dir);
+    let entries = running::list(dir);
     if json {
         let rows: Vec<serde_json::Value> = entries
             .iter()
@@ -199,7 +199,7 @@ fn kill_init(e: &Entry) -> Result<(), Error> {
     let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
         return Ok(()); // already gone
     };
-    if registry::start_time(e.init) != Some(e.init_start) {
+    if running::start_time(e.init) != Some(e.init_start) {
         return Ok(());
     }
     let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
@@ -247,7 +247,7 @@ fn signal_sandbox(e: &Entry, name: &str) -> Result<i32, Error> {
             ));
         }
     };
-    if registry::start_time(e.supervisor) == Some(e.supervisor_start) {
+    if running::start_time(e.supervisor) == Some(e.supervisor_start) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(e.supervisor), sig);
     }
     Ok(0)

@@ -9,11 +9,11 @@ use std::time::SystemTime;
 use crate::cli::ReviewCommand;
 use crate::error::Error;
 use crate::host::Host;
-use crate::store;
+use crate::state::layers;
 
 pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
     use crate::overlay::review;
-    let root = store::root(&host.env, &host.home);
+    let root = layers::root(&host.env, &host.home);
     match cmd {
         ReviewCommand::Ls { json } => ls(&root, json),
         ReviewCommand::Rm { names } => {
@@ -139,10 +139,10 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
 
 /// An existing sandbox's directory and record, or a usage error naming it
 /// (a record that can't be read is an error of its own, never "none").
-fn existing(root: &Path, name: &str) -> Result<(PathBuf, store::Record), Error> {
-    store::check_name(name).map_err(|e| Error::usage("sandbox name", name, e))?;
+fn existing(root: &Path, name: &str) -> Result<(PathBuf, layers::Record), Error> {
+    layers::check_name(name).map_err(|e| Error::usage("sandbox name", name, e))?;
     let dir = root.join(name);
-    match store::load_record(&dir)? {
+    match layers::load_record(&dir)? {
         Some(rec) => Ok((dir, rec)),
         None => Err(Error::usage(
             "sandbox name",
@@ -157,9 +157,9 @@ fn existing(root: &Path, name: &str) -> Result<(PathBuf, store::Record), Error> 
 
 /// An existing sandbox, locked against runs and other changes for as long
 /// as the lock is held, with its record read under the lock.
-fn locked(root: &Path, name: &str) -> Result<(PathBuf, store::Lock, store::Record), Error> {
+fn locked(root: &Path, name: &str) -> Result<(PathBuf, layers::Lock, layers::Record), Error> {
     let (dir, _) = existing(root, name)?;
-    let lock = store::lock(&dir, name)?;
+    let lock = layers::lock(&dir, name)?;
     let (dir, rec) = existing(root, name)?;
     Ok((dir, lock, rec))
 }
@@ -182,7 +182,7 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
     if let Ok(rd) = std::fs::read_dir(root) {
         for e in rd.flatten() {
             let dir = e.path();
-            let rec = match store::load_record(&dir) {
+            let rec = match layers::load_record(&dir) {
                 Ok(Some(rec)) => rec,
                 Ok(None) => continue,
                 Err(e) => {
@@ -228,14 +228,14 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
 /// (relative to its root); all layers when `args` is empty.
 fn layers_for(
     dir: &Path,
-    rec: &store::Record,
+    rec: &layers::Record,
     args: &[String],
     cwd: &Path,
-) -> Result<Vec<(store::LayerRecord, PathBuf, Vec<PathBuf>)>, Error> {
-    let mut out: Vec<(store::LayerRecord, PathBuf, Vec<PathBuf>)> = rec
+) -> Result<Vec<(layers::LayerRecord, PathBuf, Vec<PathBuf>)>, Error> {
+    let mut out: Vec<(layers::LayerRecord, PathBuf, Vec<PathBuf>)> = rec
         .layers
         .iter()
-        .map(|l| (l.clone(), store::upper(dir, &l.key), Vec::new()))
+        .map(|l| (l.clone(), layers::upper(dir, &l.key), Vec::new()))
         .collect();
     if args.is_empty() {
         return Ok(out);

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::cli::RunRequest;
 use crate::error::{Error, Step, StepError};
 use crate::host::cgroup;
-use crate::{events, host, plan, profile, registry, runtime, settings, spec, store};
+use crate::state::{layers, running};
+use crate::{events, host, plan, profile, runtime, settings, spec};
 
 pub fn run(req: RunRequest) -> Result<i32, Error> {
     let host = host::Host::detect();
@@ -58,8 +59,8 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
         super::out(&out);
         return Ok(0);
     }
-    let state_dir = registry::dir(&host.env, host.uid);
-    registry::ensure(&state_dir, host.uid)?;
+    let state_dir = running::dir(&host.env, host.uid);
+    running::ensure(&state_dir, host.uid)?;
     let mut ctl = runtime::Control {
         state_dir: Some(state_dir),
         name: spec
@@ -81,24 +82,24 @@ fn sandbox_dir(
     spec: &spec::Spec,
     name: Option<&str>,
     host: &host::Host,
-) -> Result<Option<store::SandboxDir>, Error> {
+) -> Result<Option<layers::SandboxDir>, Error> {
     let keeps = spec
         .mounts
         .iter()
         .any(|m| matches!(m, spec::Mount::Overlay { keep: true, .. }));
-    let root = store::root(&host.env, &host.home);
+    let root = layers::root(&host.env, &host.home);
     Ok(match name {
         Some(n) => {
-            store::check_name(n).map_err(|e| Error::usage("--name", n, e))?;
-            Some(store::SandboxDir {
+            layers::check_name(n).map_err(|e| Error::usage("--name", n, e))?;
+            Some(layers::SandboxDir {
                 name: n.to_string(),
                 dir: root.join(n),
                 auto: false,
             })
         }
         None if keeps => {
-            let n = store::auto_name(std::time::SystemTime::now(), std::process::id());
-            Some(store::SandboxDir {
+            let n = layers::auto_name(std::time::SystemTime::now(), std::process::id());
+            Some(layers::SandboxDir {
                 dir: root.join(&n),
                 name: n,
                 auto: true,

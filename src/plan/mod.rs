@@ -226,10 +226,10 @@ fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
         Mount::Overlay { lower, dst, keep } => {
             let layers = match (&spec.sandbox, keep) {
                 (Some(sb), true) => {
-                    let key = crate::store::layer_key(lower, dst);
+                    let key = crate::state::layers::layer_key(lower, dst);
                     Some((
-                        crate::store::upper(&sb.dir, &key),
-                        crate::store::work(&sb.dir, &key),
+                        crate::state::layers::upper(&sb.dir, &key),
+                        crate::state::layers::work(&sb.dir, &key),
                     ))
                 }
                 _ => None,

@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::sched::CloneFlags;
 
 use crate::error::{Context, EXIT_NOOK, Error, Step, StepError};
-use crate::registry::{self, Entry};
+use crate::state::running::{self, Entry};
 use crate::sys;
 
 use super::msg::{self, ToSupervisor};
@@ -41,8 +41,8 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
         .step(Step::PidfdOpen, None)?;
     // The pidfd now pins the process: make sure it is still init's child,
     // and init the one recorded.
-    if registry::proc_stat(target).map(|s| s.0) != Some(entry.init)
-        || registry::start_time(entry.init) != Some(entry.init_start)
+    if running::proc_stat(target).map(|s| s.0) != Some(entry.init)
+        || running::start_time(entry.init) != Some(entry.init_start)
     {
         return Err(ended());
     }
@@ -161,7 +161,7 @@ fn payload_of(entry: &Entry) -> Option<i32> {
         .ok()?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| registry::proc_stat(pid).map(|(ppid, start)| (pid, ppid, start)))
+        .filter_map(|pid| running::proc_stat(pid).map(|(ppid, start)| (pid, ppid, start)))
         .filter(|&(_, ppid, _)| ppid == entry.init)
         .min_by_key(|&(_, _, start)| start)
         .map(|(pid, _, _)| pid)

@@ -116,7 +116,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     helper::check_ports(&spec.network.publish)?;
     // Held until we return: a second run on this name is refused.
     let _sandbox_lock = match &spec.sandbox {
-        Some(sb) => Some(crate::store::open(sb, &kept_layers(spec))?),
+        Some(sb) => Some(crate::state::layers::open(sb, &kept_layers(spec))?),
         None => None,
     };
     let limits = &spec.limits.cgroup;
@@ -215,12 +215,12 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     );
     if let Some(dir) = &ctl.state_dir {
         let me = std::process::id() as i32;
-        let entry = crate::registry::Entry {
+        let entry = crate::state::running::Entry {
             name: ctl.name.clone(),
             supervisor: me,
-            supervisor_start: crate::registry::start_time(me).unwrap_or(0),
+            supervisor_start: crate::state::running::start_time(me).unwrap_or(0),
             init: init.as_raw(),
-            init_start: crate::registry::start_time(init.as_raw()).unwrap_or(0),
+            init_start: crate::state::running::start_time(init.as_raw()).unwrap_or(0),
             started: crate::host::unix_now(),
             profiles: spec.profiles.clone(),
             command: spec.command.clone(),
@@ -228,7 +228,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
             log: ctl.log.clone(),
             join,
         };
-        crate::registry::write(dir, &entry).map_err(abort_init)?;
+        crate::state::running::write(dir, &entry).map_err(abort_init)?;
     }
     // The helper starts now, against init's namespaces, while init builds
     // the filesystem; init waits for the route before the payload runs.
@@ -315,7 +315,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         );
     }
     if let Some(dir) = &ctl.state_dir {
-        crate::registry::remove(dir, &ctl.name);
+        crate::state::running::remove(dir, &ctl.name);
     }
     if let Some(log) = &ctl.log {
         let _ = std::fs::remove_file(log);
@@ -342,7 +342,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
 }
 
 /// The overlays whose upper layers the sandbox keeps.
-fn kept_layers(spec: &Spec) -> Vec<crate::store::LayerRecord> {
+fn kept_layers(spec: &Spec) -> Vec<crate::state::layers::LayerRecord> {
     spec.mounts
         .iter()
         .filter_map(|m| match m {
@@ -350,8 +350,8 @@ fn kept_layers(spec: &Spec) -> Vec<crate::store::LayerRecord> {
                 lower,
                 dst,
                 keep: true,
-            } => Some(crate::store::LayerRecord {
-                key: crate::store::layer_key(lower, dst),
+            } => Some(crate::state::layers::LayerRecord {
+                key: crate::state::layers::layer_key(lower, dst),
                 lower: lower.clone(),
                 dst: dst.clone(),
             }),
@@ -363,8 +363,11 @@ fn kept_layers(spec: &Spec) -> Vec<crate::store::LayerRecord> {
 /// A sandbox that never had an overlay keeps nothing: drop its directory.
 /// One nook named itself: drop it too when nothing was written, else say
 /// how to review what was.
-fn say_where_changes_are(sb: &crate::store::SandboxDir, layers: &[crate::store::LayerRecord]) {
-    if matches!(crate::store::load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
+fn say_where_changes_are(
+    sb: &crate::state::layers::SandboxDir,
+    layers: &[crate::state::layers::LayerRecord],
+) {
+    if matches!(crate::state::layers::load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
         let _ = crate::overlay::remove_dir_tree(&sb.dir);
         return;
     }
@@ -372,7 +375,7 @@ fn say_where_changes_are(sb: &crate::store::SandboxDir, layers: &[crate::store::
         return;
     }
     let written = layers.iter().any(|l| {
-        std::fs::read_dir(crate::store::upper(&sb.dir, &l.key))
+        std::fs::read_dir(crate::state::layers::upper(&sb.dir, &l.key))
             .map(|mut d| d.next().is_some())
             .unwrap_or(false)
     });

@@ -64,7 +64,7 @@ impl ExecPlan {
     /// [`join_plan`]), or, for `nook exec`, the ones recorded when the
     /// sandbox started.
     pub fn new(
-        join: &crate::registry::JoinPlan,
+        join: &crate::state::running::JoinPlan,
         command: &[String],
         pass_fds: &[i32],
     ) -> Result<ExecPlan, StepError> {
@@ -102,8 +102,8 @@ impl ExecPlan {
 }
 
 /// The record `nook exec` restricts a joining process with.
-pub fn join_plan(spec: &Spec, plan: &Plan) -> crate::registry::JoinPlan {
-    crate::registry::JoinPlan {
+pub fn join_plan(spec: &Spec, plan: &Plan) -> crate::state::running::JoinPlan {
+    crate::state::running::JoinPlan {
         env: spec
             .env
             .iter()

@@ -42,7 +42,7 @@ pub struct Spec {
     pub stats: Option<crate::stats::StatsFormat>,
     /// Where kept overlay layers live (`--name`, or a name nook picks);
     /// set by the caller.
-    pub sandbox: Option<crate::store::SandboxDir>,
+    pub sandbox: Option<crate::state::layers::SandboxDir>,
     pub overlay_driver: OverlayDriver,
     /// The fuse-overlayfs program, when an overlay may use it.
     pub fuse_overlayfs: Option<PathBuf>,

@@ -141,7 +141,7 @@ pub fn list(dir: &Path) -> Vec<Entry> {
 
 /// The running sandbox called `name`, or one clear line.
 pub fn find(dir: &Path, name: &str) -> Result<Entry, Error> {
-    crate::store::check_name(name).map_err(|e| Error::usage("sandbox name", name, e))?;
+    crate::state::layers::check_name(name).map_err(|e| Error::usage("sandbox name", name, e))?;
     list(dir)
         .into_iter()
         .find(|e| e.name == name)
