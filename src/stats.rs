@@ -5,13 +5,7 @@
 
 use std::time::Duration;
 
-/// What `--stats` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StatsFormat {
-    Human,
-    Json,
-}
+use crate::cli::StatsFormat;
 
 use serde::Serialize;
 

@@ -204,6 +204,14 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// What `--stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatsFormat {
+    Human,
+    Json,
+}
+
 /// Everything `nook run` was asked for, free of clap types.
 #[derive(Debug, Default)]
 pub struct RunRequest {
@@ -215,7 +223,7 @@ pub struct RunRequest {
     pub print_plan: bool,
     pub verbose: bool,
     /// `--stats`: print what the sandbox used when it ends.
-    pub stats: Option<crate::stats::StatsFormat>,
+    pub stats: Option<StatsFormat>,
     /// `--name`: the sandbox whose overlay layers this run uses.
     pub name: Option<String>,
     pub detach: bool,
@@ -382,8 +390,8 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
     let layer = settings_layer(m)?;
     let stats = match a.stats.as_deref() {
         None => None,
-        Some("human") => Some(crate::stats::StatsFormat::Human),
-        Some("json") => Some(crate::stats::StatsFormat::Json),
+        Some("human") => Some(StatsFormat::Human),
+        Some("json") => Some(StatsFormat::Json),
         Some(other) => return Err(Error::usage("--stats", other, "expected human or json")),
     };
     Ok(RunRequest {

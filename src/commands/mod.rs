@@ -3,6 +3,7 @@
 //! one error printer.
 
 pub mod doctor;
+pub mod explain;
 pub mod manage;
 pub mod profile;
 pub mod review;

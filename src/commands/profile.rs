@@ -56,7 +56,7 @@ pub fn command(cmd: ProfileCommand) -> Result<i32, Error> {
                 },
                 &host,
             )?;
-            out.push_str(&profile::explain::explain(&name, &spec, &host.home));
+            out.push_str(&super::explain::explain(&name, &spec, &host.home));
         }
         P::ImportFirejail { file } => {
             let path = host.cwd.join(&file);

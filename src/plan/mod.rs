@@ -8,7 +8,6 @@
 mod ids;
 pub mod landlock;
 pub mod seccomp;
-pub mod syscalls;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -17,8 +17,8 @@ use seccompiler::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::syscalls;
 pub use crate::spec::security::SeccompMode as Mode;
+use crate::spec::syscalls;
 
 /// The architecture the filter is compiled for: the build's.
 #[cfg(target_arch = "x86_64")]

@@ -10,7 +10,6 @@
 //! (so `hide = ["~/.x"]` lands on top of `ro-bind = ["~"]`), then in key
 //! order; on the command line they apply in the order given.
 
-pub mod explain;
 pub mod firejail;
 mod schema;
 pub mod secrets;

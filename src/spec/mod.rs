@@ -9,6 +9,7 @@ use serde::Serialize;
 
 pub mod limits;
 pub mod security;
+pub mod syscalls;
 pub mod units;
 
 use crate::error::Error;
@@ -39,7 +40,7 @@ pub struct Spec {
     pub limits: crate::spec::limits::Limits,
     /// `--stats`: what to print about the sandbox's use when it ends (a
     /// run option, set by the caller).
-    pub stats: Option<crate::stats::StatsFormat>,
+    pub stats: Option<crate::cli::StatsFormat>,
     /// Where kept overlay layers live (`--name`, or a name nook picks);
     /// set by the caller.
     pub sandbox: Option<crate::state::layers::SandboxDir>,
@@ -548,13 +549,13 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
     for key in [Key::SeccompAllow, Key::SeccompDeny] {
         let mut out = Vec::new();
         for v in set.list::<String>(key) {
-            if crate::plan::syscalls::number(&v.v).is_none() {
+            if crate::spec::syscalls::number(&v.v).is_none() {
                 return Err(Error::usage(
                     &v.from.to_string(),
                     &v.v,
                     format!(
                         "expected the name of an {} system call, like ptrace or io_uring_setup",
-                        crate::plan::syscalls::ARCH_NAME
+                        crate::spec::syscalls::ARCH_NAME
                     ),
                 ));
             }

@@ -131,7 +131,7 @@ pub fn explain(name: &str, spec: &Spec, home: &Path) -> String {
     let _ = writeln!(
         o,
         "  - credential variables are dropped unless kept: {}",
-        super::secrets::var_patterns().join(" ")
+        crate::profile::secrets::var_patterns().join(" ")
     );
     let _ = writeln!(o, "  - {} variables are passed", spec.env.len());
 

@@ -28,7 +28,7 @@ pub fn number(name: &str) -> Option<i64> {
 
 /// x86-64's table, as the crate has it.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(super) fn number_x86_64(name: &str) -> Option<i64> {
+pub(crate) fn number_x86_64(name: &str) -> Option<i64> {
     let sysno: syscalls::x86_64::Sysno = name.parse().ok()?;
     Some(i64::from(sysno.id()))
 }
@@ -39,7 +39,7 @@ pub(super) fn number_x86_64(name: &str) -> Option<i64> {
 /// calls 403-423, which the kernel defines only for 32-bit ABIs (on arm64
 /// they answer ENOSYS), so they are not names of aarch64 calls here.
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
-pub(super) fn number_aarch64(name: &str) -> Option<i64> {
+pub(crate) fn number_aarch64(name: &str) -> Option<i64> {
     let name = if name == "newfstatat" {
         "fstatat"
     } else {
