@@ -40,16 +40,23 @@ for a in 10.199.0.5 10.199.0.6 127.0.0.1; do
 done
 socat TCP6-LISTEN:8001,bind=[::1],fork,reuseaddr SYSTEM:"echo tcp-v6-loopback" &
 socat TCP-LISTEN:8002,bind=10.199.0.5,fork,reuseaddr SYSTEM:"echo tcp-8002" &
-socat UDP-RECVFROM:8003,bind=10.199.0.5,fork SYSTEM:"echo udp-10.199.0.5" &
-# Ready once every server listens.
-for i in $(seq 100); do
+# The reply waits for the datagram to be read: socat writes the datagram
+# into the command's input, and a command that had already exited would
+# make that write fail (EPIPE), and socat give up before relaying the reply.
+socat UDP-RECVFROM:8003,bind=10.199.0.5,fork SYSTEM:"head -c1 >/dev/null; echo udp-10.199.0.5" &
+# Ready once every server listens; a lab that never gets there says so
+# rather than let the probes meet missing servers.
+for i in $(seq 400); do
     n=$(ss -Hltn | grep -c ':800[12] ' || true)
     u=$(ss -Hlun | grep -c ':8003 ' || true)
-    [ "$n" -ge 5 ] && [ "$u" -ge 1 ] && break
+    if [ "$n" -ge 5 ] && [ "$u" -ge 1 ]; then
+        echo ready
+        exec sleep 600
+    fi
     sleep 0.05
 done
-echo ready
-exec sleep 600
+echo "servers not listening after 20 s: tcp $n of 5, udp $u of 1"
+exit 1
 "#;
 
 /// A network namespace with the lab's links and servers; torn down (with
