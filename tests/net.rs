@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, host_pids_with_cmdline, require};
+use common::{TestEnv, host_pids_with_cmdline, parent_pid, require};
 
 const LAB_SETUP: &str = r#"
 set -e
@@ -459,14 +459,19 @@ fn taken_port_is_a_clear_error() {
 fn killing_nook_leaves_no_helper() {
     let env = TestEnv::new("net-kill");
     let Some(lab) = Lab::new() else { return };
-    // The published port marks this sandbox's helper on the command line.
-    let marker = "127.0.0.1/18765:80";
+    // The published port marks this sandbox's helper on the command line;
+    // a port of this test process's own, so that a suite running beside
+    // this one has other markers (each lab is its own namespace, so any
+    // port but the lab's servers' is free).
+    let port = 20000 + std::process::id() % 20000;
+    let marker = format!("127.0.0.1/{port}:80");
+    let publish = format!("127.0.0.1:{port}:80");
     let mut run = env
         .run(&[
             "--net",
             "user",
             "-p",
-            "127.0.0.1:18765:80",
+            &publish,
             "--",
             "sh",
             "-c",
@@ -475,19 +480,37 @@ fn killing_nook_leaves_no_helper() {
         .in_netns(lab.pid())
         .spawn();
     run.wait_for_line("up", Duration::from_secs(15));
+    // pasta does its work in the sandbox's namespaces in short-lived
+    // clones of itself (clone(CLONE_VM | CLONE_VFORK), at start and now
+    // and then), which show the same command line: those are part of the
+    // one helper, nook's child.
+    let found = host_pids_with_cmdline(&marker);
+    let helpers: Vec<u32> = found
+        .iter()
+        .map(|(pid, _)| *pid)
+        .filter(|pid| {
+            let parent = parent_pid(*pid);
+            !found.iter().any(|(other, _)| Some(*other) == parent)
+        })
+        .collect();
     assert_eq!(
-        host_pids_with_cmdline(marker).len(),
+        helpers.len(),
         1,
-        "one helper while the sandbox runs"
+        "one helper while the sandbox runs: {found:?}"
+    );
+    assert_eq!(
+        parent_pid(helpers[0]),
+        Some(run.pid()),
+        "the helper is nook's child: {found:?}"
     );
     // setpriv and nsenter exec, so this pid is the supervisor's.
     run.signal("KILL");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !host_pids_with_cmdline(marker).is_empty() {
+    while !host_pids_with_cmdline(&marker).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the helper outlived nook: {:?}",
-            host_pids_with_cmdline(marker)
+            host_pids_with_cmdline(&marker)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
