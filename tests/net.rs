@@ -418,7 +418,9 @@ fn published_port_serves_the_host() {
             "-c",
             "socat TCP-LISTEN:8080,reuseaddr SYSTEM:'echo served-from-sandbox' & \
              socat -u UDP-RECV:8053 STDOUT & \
-             sleep 0.3; echo listening; wait",
+             until grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && \
+                   grep -q ':1F75 00000000:0000 07' /proc/net/udp; do sleep 0.05; done; \
+             echo listening; wait",
         ])
         .in_netns(lab.pid())
         .timeout(Duration::from_secs(30))
@@ -612,7 +614,10 @@ fn strict_adds_landlock_tcp_port_rules_to_the_allow_list() {
     // A server inside the sandbox on its own loopback, then a connection
     // to it: nftables lets loopback through, Landlock (ABI 4) does not
     // when the port is not on the list.
-    let script = "socat TCP-LISTEN:9999,bind=127.0.0.1,reuseaddr SYSTEM:'echo local' & sleep 0.3; \
+    // The probe starts once the server listens (0x270F is 9999), so that
+    // a refusal is Landlock's, not a server not yet there.
+    let script = "socat TCP-LISTEN:9999,bind=127.0.0.1,reuseaddr SYSTEM:'echo local' & \
+                  until grep -q ':270F 00000000:0000 0A' /proc/net/tcp; do sleep 0.05; done; \
                   tcp local 127.0.0.1:9999; tcp ok 10.199.0.5:8001";
     let plain = probe(
         &env,
