@@ -8,6 +8,8 @@
 //! - 10.199.0.1: the lab host's first address (pasta copies it into the
 //!   sandbox), 10.199.0.5 and 10.199.0.6: two "remote" servers,
 //! - fd99::1 with a default route via fd99::fe for IPv6,
+//! - the gateways 10.199.0.254 and fd99::fe answer TCP :8001 with
+//!   their own names ("tcp-gateway", "tcp-v6-gateway"),
 //! - TCP :8001 on 10.199.0.5, 10.199.0.6, 127.0.0.1 and [::1], each
 //!   answering its own name; TCP :8002 on 10.199.0.5; UDP :8003 on
 //!   10.199.0.5.
@@ -21,7 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, host_pids_with_cmdline, require};
+use common::{TestEnv, host_pids_with_cmdline, parent_pid, require};
 
 const LAB_SETUP: &str = r#"
 set -e
@@ -35,21 +37,44 @@ ip -6 addr add fd99::1/64 dev lab0 nodad
 ip link set lab0 up
 ip route add default via 10.199.0.254
 ip -6 route add default via fd99::fe
+# The gateway answers :8001 with its own name (a server on :8009, which
+# the lab's own connections to the gateway are sent to): a probe of the
+# gateway that isn't mapped to the lab's loopback gets a positive answer
+# that tells the two apart (a refusal can't be had here: Debian 12's
+# pasta turns a connection the lab refuses into silence in the sandbox).
+nft -f - <<'NFT'
+table inet lab {
+    chain output {
+        type nat hook output priority -100; policy accept;
+        ip daddr 10.199.0.254 tcp dport 8001 dnat ip to 10.199.0.5:8009
+        ip6 daddr fd99::fe tcp dport 8001 dnat ip6 to [fd99::1]:8009
+    }
+}
+NFT
+socat TCP-LISTEN:8009,bind=10.199.0.5,fork,reuseaddr SYSTEM:"echo tcp-gateway" &
+socat TCP6-LISTEN:8009,bind=[fd99::1],fork,reuseaddr SYSTEM:"echo tcp-v6-gateway" &
 for a in 10.199.0.5 10.199.0.6 127.0.0.1; do
     socat TCP-LISTEN:8001,bind=$a,fork,reuseaddr SYSTEM:"echo tcp-$a" &
 done
 socat TCP6-LISTEN:8001,bind=[::1],fork,reuseaddr SYSTEM:"echo tcp-v6-loopback" &
 socat TCP-LISTEN:8002,bind=10.199.0.5,fork,reuseaddr SYSTEM:"echo tcp-8002" &
-socat UDP-RECVFROM:8003,bind=10.199.0.5,fork SYSTEM:"echo udp-10.199.0.5" &
-# Ready once every server listens.
-for i in $(seq 100); do
-    n=$(ss -Hltn | grep -c ':800[12] ' || true)
+# The reply waits for the datagram to be read: socat writes the datagram
+# into the command's input, and a command that had already exited would
+# make that write fail (EPIPE), and socat give up before relaying the reply.
+socat UDP-RECVFROM:8003,bind=10.199.0.5,fork SYSTEM:"head -c1 >/dev/null; echo udp-10.199.0.5" &
+# Ready once every server listens; a lab that never gets there says so
+# rather than let the probes meet missing servers.
+for i in $(seq 400); do
+    n=$(ss -Hltn | grep -c ':800[129] ' || true)
     u=$(ss -Hlun | grep -c ':8003 ' || true)
-    [ "$n" -ge 5 ] && [ "$u" -ge 1 ] && break
+    if [ "$n" -ge 7 ] && [ "$u" -ge 1 ]; then
+        echo ready
+        exec sleep 600
+    fi
     sleep 0.05
 done
-echo ready
-exec sleep 600
+echo "servers not listening after 20 s: tcp $n of 7, udp $u of 1"
+exit 1
 "#;
 
 /// A network namespace with the lab's links and servers; torn down (with
@@ -113,11 +138,84 @@ impl Drop for Lab {
 }
 
 /// Shell functions for the sandbox side: each probe prints NAME=ANSWER,
-/// where ANSWER is the server's reply or "refused" (anything else).
+/// where ANSWER is the server's first line, or what stopped it:
+///
+/// - `refused`: the sandbox's own kernel, the helper or the far end said
+///   no (ECONNREFUSED, ECONNRESET, ENETUNREACH, EHOSTUNREACH, EACCES,
+///   EPERM): a real refusal, never a timeout;
+/// - `timeout`: no answer at all in 10 s (TCP connect, or UDP with the
+///   datagram sent again every half second: one can be lost under load);
+/// - `silent`: connected, but no line came in 5 s;
+/// - `error-NAME`: any other failure.
+///
+/// TCP asks up to three times while the answer is `timeout` or `silent`.
+///
+/// So an allowed probe gets load-proof time, and a `refused` expected of a
+/// denied one can't be a slow or lost answer.
 const PROBES: &str = r#"
-tcp() { r=$(socat -u "TCP:$2,connect-timeout=1" - 2>/dev/null | head -n1); echo "$1=${r:-refused}"; }
-tcp6() { r=$(socat -u "TCP6:$2,connect-timeout=1" - 2>/dev/null | head -n1); echo "$1=${r:-refused}"; }
-udp() { r=$(echo x | socat -T1 - "UDP:$2" 2>/dev/null | head -n1); echo "$1=${r:-refused}"; }
+PROBE_PY='
+import errno, socket, sys, time
+kind, target = sys.argv[1], sys.argv[2]
+host, port = target.rsplit(":", 1)
+host = host.strip("[]")
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+REFUSED = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ENETUNREACH,
+           errno.EHOSTUNREACH, errno.EACCES, errno.EPERM}
+def fail(e):
+    if isinstance(e, socket.timeout):
+        return "timeout"
+    if e.errno in REFUSED:
+        return "refused"
+    return "error-" + errno.errorcode.get(e.errno, str(e.errno))
+def answer():
+    if kind == "tcp":
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            s.connect((host, int(port)))
+        except OSError as e:
+            return fail(e)
+        s.settimeout(5)
+        data = b""
+        try:
+            while b"\n" not in data:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        except OSError as e:
+            if not data:
+                return fail(e)
+        line = data.decode(errors="replace").split("\n")[0].strip()
+        return line or "silent"
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        s.connect((host, int(port)))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            s.send(b"x\n")
+            s.settimeout(0.5)
+            try:
+                return s.recv(100).decode(errors="replace").split("\n")[0].strip()
+            except socket.timeout:
+                pass
+        return "timeout"
+    except OSError as e:
+        return fail(e)
+# A TCP answer lost on the way (the pasta of Debian 12 now and then loses
+# a reply under load) is asked for again: what ends the loop is an
+# answer or a refusal, never a third silence.
+for attempt in range(3):
+    result = answer()
+    if kind == "udp" or result not in ("timeout", "silent"):
+        break
+print(result)
+'
+tcp() { echo "$1=$(python3 -c "$PROBE_PY" tcp "$2")"; }
+tcp6() { tcp "$@"; }
+udp() { echo "$1=$(python3 -c "$PROBE_PY" udp "$2")"; }
 "#;
 
 /// Run `script` (after the probes) in a sandbox in the lab with `args`;
@@ -134,7 +232,7 @@ fn probe(
     let out = env
         .run(&all)
         .in_netns(lab.pid())
-        .timeout(Duration::from_secs(40))
+        .timeout(Duration::from_secs(120))
         .output();
     out.ok();
     out.stdout
@@ -230,12 +328,15 @@ fn host_loopback_is_closed_by_default_over_every_address() {
     let env = TestEnv::new("net-hostlo");
     let Some(lab) = Lab::new() else { return };
     let a = probe(&env, &lab, &["--net", "user"], HOST_LOOPBACK_PROBES);
-    for k in ["lo4", "lo6", "gw4", "gw6", "own4", "own6"] {
+    for k in ["lo4", "lo6", "own4", "own6"] {
         assert_eq!(
             a[k], "refused",
             "{k} reached a host loopback service: {a:?}"
         );
     }
+    // The gateway leads to the gateway, not to the host's loopback.
+    assert_eq!(a["gw4"], "tcp-gateway", "{a:?}");
+    assert_eq!(a["gw6"], "tcp-v6-gateway", "{a:?}");
     // Control: the host's loopback server is there, seen from the host.
     let out = lab.host_sh("socat -u TCP:127.0.0.1:8001 - | head -n1");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tcp-127.0.0.1");
@@ -262,7 +363,7 @@ fn host_loopback_opens_when_allowed() {
     );
     assert_eq!(a["lo4"], "tcp-127.0.0.1", "{a:?}");
     assert_eq!(a["lo6"], "tcp-v6-loopback", "{a:?}");
-    assert_eq!(a["gw4"], "refused", "{a:?}");
+    assert_eq!(a["gw4"], "tcp-gateway", "{a:?}");
     assert_eq!(a["other"], "refused", "{a:?}");
 }
 
@@ -327,7 +428,9 @@ fn published_port_serves_the_host() {
             "-c",
             "socat TCP-LISTEN:8080,reuseaddr SYSTEM:'echo served-from-sandbox' & \
              socat -u UDP-RECV:8053 STDOUT & \
-             sleep 0.3; echo listening; wait",
+             until grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && \
+                   grep -q ':1F75 00000000:0000 07' /proc/net/udp; do sleep 0.05; done; \
+             echo listening; wait",
         ])
         .in_netns(lab.pid())
         .timeout(Duration::from_secs(30))
@@ -368,14 +471,19 @@ fn taken_port_is_a_clear_error() {
 fn killing_nook_leaves_no_helper() {
     let env = TestEnv::new("net-kill");
     let Some(lab) = Lab::new() else { return };
-    // The published port marks this sandbox's helper on the command line.
-    let marker = "127.0.0.1/18765:80";
+    // The published port marks this sandbox's helper on the command line;
+    // a port of this test process's own, so that a suite running beside
+    // this one has other markers (each lab is its own namespace, so any
+    // port but the lab's servers' is free).
+    let port = 20000 + std::process::id() % 20000;
+    let marker = format!("127.0.0.1/{port}:80");
+    let publish = format!("127.0.0.1:{port}:80");
     let mut run = env
         .run(&[
             "--net",
             "user",
             "-p",
-            "127.0.0.1:18765:80",
+            &publish,
             "--",
             "sh",
             "-c",
@@ -384,19 +492,37 @@ fn killing_nook_leaves_no_helper() {
         .in_netns(lab.pid())
         .spawn();
     run.wait_for_line("up", Duration::from_secs(15));
+    // pasta does its work in the sandbox's namespaces in short-lived
+    // clones of itself (clone(CLONE_VM | CLONE_VFORK), at start and now
+    // and then), which show the same command line: those are part of the
+    // one helper, nook's child.
+    let found = host_pids_with_cmdline(&marker);
+    let helpers: Vec<u32> = found
+        .iter()
+        .map(|(pid, _)| *pid)
+        .filter(|pid| {
+            let parent = parent_pid(*pid);
+            !found.iter().any(|(other, _)| Some(*other) == parent)
+        })
+        .collect();
     assert_eq!(
-        host_pids_with_cmdline(marker).len(),
+        helpers.len(),
         1,
-        "one helper while the sandbox runs"
+        "one helper while the sandbox runs: {found:?}"
+    );
+    assert_eq!(
+        parent_pid(helpers[0]),
+        Some(run.pid()),
+        "the helper is nook's child: {found:?}"
     );
     // setpriv and nsenter exec, so this pid is the supervisor's.
     run.signal("KILL");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !host_pids_with_cmdline(marker).is_empty() {
+    while !host_pids_with_cmdline(&marker).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the helper outlived nook: {:?}",
-            host_pids_with_cmdline(marker)
+            host_pids_with_cmdline(&marker)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -498,7 +624,10 @@ fn strict_adds_landlock_tcp_port_rules_to_the_allow_list() {
     // A server inside the sandbox on its own loopback, then a connection
     // to it: nftables lets loopback through, Landlock (ABI 4) does not
     // when the port is not on the list.
-    let script = "socat TCP-LISTEN:9999,bind=127.0.0.1,reuseaddr SYSTEM:'echo local' & sleep 0.3; \
+    // The probe starts once the server listens (0x270F is 9999), so that
+    // a refusal is Landlock's, not a server not yet there.
+    let script = "socat TCP-LISTEN:9999,bind=127.0.0.1,reuseaddr SYSTEM:'echo local' & \
+                  until grep -q ':270F 00000000:0000 0A' /proc/net/tcp; do sleep 0.05; done; \
                   tcp local 127.0.0.1:9999; tcp ok 10.199.0.5:8001";
     let plain = probe(
         &env,

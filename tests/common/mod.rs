@@ -706,6 +706,14 @@ pub fn host_pids_with_cmdline(needle: &str) -> Vec<(u32, String)> {
     found
 }
 
+/// The parent of host process `pid` (field 4 of /proc/PID/stat, after the
+/// command name in parentheses, which may itself hold spaces or ')').
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Entries of a directory with their owner uid.
 pub fn dir_entries_owned_by(dir: &Path, uid: u32) -> BTreeMap<String, u32> {
     use std::os::unix::fs::MetadataExt;
