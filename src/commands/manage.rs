@@ -79,13 +79,13 @@ fn supervise_detached(
         .step(Step::OpenLog, Some(&log))
         .and_then(|f| sys::redirect_stdio(&f).step(Step::WriteOutput, Some(&log)));
     if let Err(e) = redirected {
-        return crate::report_error(&e.into());
+        return super::report_error(&e.into());
     }
     ctl.log = Some(log);
     ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
     match runtime::run(spec, plan, ctl) {
         Ok(code) => code,
-        Err(e) => crate::report_error(&e),
+        Err(e) => super::report_error(&e),
     }
 }
 

@@ -42,3 +42,13 @@ pub fn dispatch(parsed: Parsed) -> Result<i32, Error> {
 pub fn out(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
+
+/// Print an error (and its hint) the one way nook does; its exit code.
+pub fn report_error(e: &Error) -> i32 {
+    let mut msg = format!("nook: error: {e}\n");
+    if let Some(h) = e.hint() {
+        msg.push_str(&format!("nook: hint: {h}\n"));
+    }
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+    e.exit_code()
+}

@@ -288,20 +288,6 @@ mod tests {
     }
 
     #[test]
-    fn every_shipped_profile_resolves_and_starts_with_a_comment() {
-        let h = crate::host::Host::fake();
-        let cat = Catalogue::new(&h);
-        for (name, text) in SHIPPED {
-            assert!(text.starts_with("# "), "{name} starts with a comment");
-            let layers = cat
-                .layers(&[name.to_string()])
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let merged = merge(layers);
-            crate::spec::tests::spec_of(&merged, &h).unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-    }
-
-    #[test]
     fn implicit_profile_follows_the_command_name() {
         let h = crate::host::Host::fake();
         let cat = Catalogue::new(&h);

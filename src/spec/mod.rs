@@ -1237,4 +1237,18 @@ pub(crate) mod tests {
             "--tmp-overlay '/usr': a throw-away overlay works with the native driver only, not with --overlay-driver fuse; use --overlay (and nook rm) with fuse"
         );
     }
+
+    #[test]
+    fn every_shipped_profile_resolves_and_starts_with_a_comment() {
+        let h = crate::host::Host::fake();
+        let cat = crate::profile::Catalogue::new(&h);
+        for (name, text) in crate::profile::SHIPPED {
+            assert!(text.starts_with("# "), "{name} starts with a comment");
+            let layers = cat
+                .layers(&[name.to_string()])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let merged = crate::settings::merge(layers);
+            spec_of(&merged, &h).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
 }
