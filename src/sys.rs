@@ -21,10 +21,9 @@ pub fn fork() -> nix::Result<ForkResult> {
     unsafe { nix::unistd::fork() }
 }
 
-/// clone(2) used like fork(2), with extra `flags`: CLONE_NEWUSER to create
-/// the setup child directly in a new user namespace, CLONE_PARENT to make
-/// the new process a child of our parent (how the setup child hands init
-/// to the supervisor). Returns `None` in the child, like fork.
+/// clone(2) used like fork(2), with extra `flags`: the namespace flags that
+/// create init in all its namespaces at once (CLONE_NEWUSER with the
+/// others), or none. Returns `None` in the child, like fork.
 pub fn clone_fork(flags: libc::c_int) -> nix::Result<Option<Pid>> {
     let flags = (flags | libc::SIGCHLD) as libc::c_ulong;
     // SAFETY: without CLONE_VM and with a null stack, clone behaves as

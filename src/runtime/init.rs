@@ -5,7 +5,6 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
-use rustix::process::Signal as RSignal;
 
 use crate::error::{EXIT_NOOK, StepError};
 use crate::plan::Plan;
@@ -14,19 +13,13 @@ use crate::sys;
 
 use super::msg::{Receiver, Sender, ToSupervisor};
 use super::payload::{self, ExecPlan};
-use super::setup::errno;
+use super::setup::{self, errno};
 use super::{FORWARDED, mounts, trace, wait_mask};
 
-pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, rx: Receiver) -> ! {
+pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, mut rx: Receiver) -> ! {
     let v = spec.verbose;
-    // pdeathsig is not inherited across clone; init's parent is the
-    // supervisor (CLONE_PARENT), so this ties the sandbox's life to it.
-    if rustix::process::set_parent_process_death_signal(Some(RSignal::KILL)).is_err() {
-        sys::exit_now(EXIT_NOOK);
-    }
-    // The supervisor may have died before the line above took effect; it
-    // is the only writer of `rx`, so a hang-up there says so.
-    if rx.writers_gone() {
+    if let Err(e) = setup::enter(&spec.namespaces, &mut rx, v) {
+        let _ = tx.send(&ToSupervisor::Failed(e));
         sys::exit_now(EXIT_NOOK);
     }
     drop(rx);

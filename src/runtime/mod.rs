@@ -1,14 +1,12 @@
 //! Runtime: executes a Plan with four named processes.
 //!
 //! ```text
-//! supervisor (outside, stays)  ──fork──> setup child ──clone(CLONE_PARENT)──> init (pid 1)
-//!                                                                               └─fork─> payload
+//! supervisor (outside, stays)  ──clone(every namespace)──> init (pid 1) ──fork──> payload
 //! ```
-//! The supervisor writes the id maps, forwards signals to init and reports
-//! the exit status. The setup child exists only to enter the namespaces:
-//! it hands init over to the supervisor (CLONE_PARENT) and exits, so init's
-//! parent-death signal is tied to the supervisor itself. See `msg` for the
-//! sync points.
+//! The supervisor writes init's id maps, forwards signals to init and
+//! reports the exit status. init is born in all its namespaces by one
+//! clone (`setup`), waits for its maps, builds the root and starts the
+//! payload. See `msg` for the sync points.
 
 mod helper;
 mod idmap;
@@ -22,7 +20,6 @@ mod setup;
 use std::io::Write;
 
 use nix::sys::signal::{SigSet, Signal, kill};
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::error::{EXIT_NOOK, Error, StepError};
@@ -141,56 +138,23 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
 
     let (to_sup_tx, mut to_sup) = msg::channel().map_err(io_step("creating a pipe"))?;
     let (mut to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step("creating a pipe"))?;
-    let supervisor = nix::unistd::getpid();
 
-    // The user namespace comes first: the setup child is created in it, and
-    // every namespace it creates later is owned by it, which is what lets an
-    // unprivileged user create them (user_namespaces(7)).
-    let setup_pid = match sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| {
-        StepError::new("creating the user namespace (clone CLONE_NEWUSER)", None, e)
+    // One clone makes init in all its namespaces (see `setup`).
+    let flags = setup::clone_flags(&spec.namespaces);
+    let init = match sys::clone_fork(flags).map_err(|e| {
+        StepError::new("creating the namespaces (clone CLONE_NEWUSER)", None, e)
             .hint(crate::host::userns_hint(e))
     })? {
         None => {
             drop(to_sup);
             drop(to_sandbox);
-            setup::run(spec, plan, &exec, supervisor, to_sup_tx, to_sandbox_rx)
+            init::run(spec, plan, &exec, to_sup_tx, to_sandbox_rx)
         }
         Some(child) => child,
     };
-    // Our copies of the children's ends must go, or end-of-file never comes.
+    // Our copies of the child's ends must go, or end-of-file never comes.
     drop(to_sup_tx);
     drop(to_sandbox_rx);
-    trace(
-        v,
-        "supervisor",
-        format_args!("setup child is pid {setup_pid}"),
-    );
-
-    let abort = |e: StepError| -> Error {
-        let _ = kill(setup_pid, Signal::SIGKILL);
-        let _ = waitpid(setup_pid, None);
-        e.into()
-    };
-
-    // Before it makes its cgroup namespace: the leaf becomes its root.
-    if let Some(l) = &leaf
-        && let Err(e) = l.add(setup_pid)
-    {
-        return Err(abort(e));
-    }
-    if let Err(e) = idmap::write(setup_pid, plan, v) {
-        return Err(abort(e));
-    }
-    if let Err(e) = to_sandbox.send(&ToSandbox::Mapped) {
-        return Err(abort(io_step("signalling the setup child")(e)));
-    }
-    let init = match to_sup.recv::<ToSupervisor>() {
-        Ok(Some(ToSupervisor::InitStarted { pid })) => Pid::from_raw(pid),
-        Ok(Some(ToSupervisor::Failed(e))) => return Err(abort(e)),
-        other => return Err(abort(lost("waiting for init", other))),
-    };
-    // The setup child is exiting now; it is reaped at the end rather than
-    // waited for here.
     trace(
         v,
         "supervisor",
@@ -200,9 +164,18 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     let abort_init = |e: StepError| -> Error {
         let _ = kill(init, Signal::SIGKILL);
         let _ = wait_for(init, &mask, false, None);
-        let _ = waitpid(setup_pid, None);
         e.into()
     };
+
+    // Before init makes its cgroup namespace (at "mapped"): the leaf
+    // becomes its root.
+    if let Some(l) = &leaf {
+        l.add(init).map_err(abort_init)?;
+    }
+    idmap::write(init, plan, v).map_err(abort_init)?;
+    to_sandbox
+        .send(&ToSandbox::Mapped)
+        .map_err(|e| abort_init(io_step("signalling init")(e)))?;
     ctl.events.emit(
         "namespaces",
         serde_json::json!({ "init_pid": init.as_raw() }),
@@ -263,7 +236,6 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         match m {
             ToSupervisor::Enforced(r) => report(&r, v),
             ToSupervisor::Failed(e) => failure = Some(e),
-            ToSupervisor::InitStarted { .. } => {}
         }
     }
     drop(to_sup);
@@ -275,7 +247,6 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         }
     }
     let end = wait_for(init, &mask, spec.limits.timeout.is_some(), leaf.as_ref());
-    let _ = waitpid(setup_pid, None);
     let usage = leaf.as_mut().map(|l| l.finish());
     let mut status = end.code;
     if let Some(u) = &usage
@@ -485,13 +456,4 @@ fn io_step(step: &'static str) -> impl Fn(std::io::Error) -> StepError {
             nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
     }
-}
-
-fn lost(step: &str, got: std::io::Result<Option<ToSupervisor>>) -> StepError {
-    let what = match got {
-        Ok(None) => "the sandbox process exited before it was set up".to_string(),
-        Ok(Some(m)) => format!("unexpected message {m:?}"),
-        Err(e) => e.to_string(),
-    };
-    StepError::new(step, None, nix::errno::Errno::UnknownErrno).hint(what)
 }

@@ -1,11 +1,11 @@
 //! Typed one-way channels between the named processes.
 //!
-//! The sync points, in order (the setup child is born in its new user
-//! namespace, so no message is needed to say it is there):
-//!  1. supervisor -> setup child: `Mapped` (uid_map, setgroups, gid_map written)
-//!  2. setup child -> supervisor: `InitStarted` (init's pid on the host)
-//!  3. payload -> supervisor: `Enforced`, what its hardening really did
-//!  4. init or payload -> supervisor: `Failed` if any step fails; otherwise
+//! The sync points, in order (init is born in its namespaces and the
+//! supervisor has its pid from clone, so no message is needed for either):
+//!  1. supervisor -> init: `Mapped` (uid_map, setgroups, gid_map written,
+//!     and init moved into the cgroup leaf if there is one)
+//!  2. payload -> supervisor: `Enforced`, what its hardening really did
+//!  3. init or payload -> supervisor: `Failed` if any step fails; otherwise
 //!     the channel reaches end-of-file when the payload's execve succeeds
 //!     (every write end is close-on-exec or closed by its owner).
 
@@ -19,9 +19,6 @@ use crate::error::StepError;
 pub enum ToSupervisor {
     /// What the payload's hardening really enforced (just before execve).
     Enforced(crate::security::Report),
-    InitStarted {
-        pid: i32,
-    },
     Failed(StepError),
 }
 
@@ -97,7 +94,6 @@ mod tests {
     #[test]
     fn messages_round_trip_and_eof_ends() {
         let (mut tx, mut rx) = channel().unwrap();
-        tx.send(&ToSupervisor::InitStarted { pid: 42 }).unwrap();
         let err = StepError::new(
             "mounting proc",
             Some("/proc".as_ref()),
@@ -105,10 +101,6 @@ mod tests {
         );
         tx.send(&ToSupervisor::Failed(err.clone())).unwrap();
         drop(tx);
-        assert_eq!(
-            rx.recv::<ToSupervisor>().unwrap(),
-            Some(ToSupervisor::InitStarted { pid: 42 })
-        );
         assert_eq!(
             rx.recv::<ToSupervisor>().unwrap(),
             Some(ToSupervisor::Failed(err))

@@ -1,86 +1,65 @@
-//! The setup child: born in a new user namespace, it waits to be mapped,
-//! enters the other namespaces and starts init as the supervisor's child.
+//! The namespaces init is born in, and its first steps inside them.
+//!
+//! One clone(2) creates init in every namespace at once, as bubblewrap
+//! does: the user namespace is created first within the call, so it owns
+//! all the others, and the new process holds every capability in it from
+//! birth (user_namespaces(7)); nothing waits for the id maps to create
+//! them. The only namespace left for later is the cgroup one (see
+//! `enter`).
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
-use nix::unistd::{Pid, getppid};
 use rustix::process::Signal as RSignal;
 
 use crate::error::{EXIT_NOOK, StepError};
-use crate::plan::Plan;
-use crate::spec::Spec;
+use crate::spec::Namespaces;
 use crate::sys;
 
-use super::msg::{Receiver, Sender, ToSandbox, ToSupervisor};
-use super::payload::ExecPlan;
-use super::{init, trace};
+use super::msg::{Receiver, ToSandbox};
+use super::trace;
 
-pub fn run(
-    spec: &Spec,
-    plan: &Plan,
-    exec: &ExecPlan,
-    supervisor: Pid,
-    mut tx: Sender,
-    mut rx: Receiver,
-) -> ! {
-    match enter(spec, supervisor, &mut rx) {
-        Ok(()) => {}
-        Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(e));
-            sys::exit_now(EXIT_NOOK);
-        }
-    }
-    // The new pid namespace takes effect for children only; CLONE_PARENT
-    // makes init a child of the supervisor rather than of this process.
-    match sys::clone_fork(libc::CLONE_PARENT) {
-        Ok(None) => init::run(spec, plan, exec, tx, rx),
-        Ok(Some(pid)) => {
-            let _ = tx.send(&ToSupervisor::InitStarted { pid: pid.as_raw() });
-            sys::exit_now(0);
-        }
-        Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(StepError::new(
-                "starting init (clone)",
-                None,
-                e,
-            )));
-            sys::exit_now(EXIT_NOOK);
-        }
-    }
-}
-
-fn enter(spec: &Spec, supervisor: Pid, rx: &mut Receiver) -> Result<(), StepError> {
-    let v = spec.verbose;
-    rustix::process::set_parent_process_death_signal(Some(RSignal::KILL))
-        .map_err(|e| StepError::new("setting the parent-death signal", None, errno(e)))?;
-    // The supervisor may have died before the line above took effect.
-    if getppid() != supervisor {
-        sys::exit_now(EXIT_NOOK);
-    }
-
-    trace(v, "setup", format_args!("in a new user namespace"));
-    match rx.recv::<ToSandbox>() {
-        Ok(Some(ToSandbox::Mapped)) => {}
-        _ => sys::exit_now(EXIT_NOOK),
-    }
-
-    // Must come after the maps: creating the other namespaces needs the
-    // capabilities we hold only once our uid is mapped.
-    let ns = spec.namespaces;
-    let mut flags = CloneFlags::CLONE_NEWNS;
+/// The flags of the clone that creates init: a new user and mount
+/// namespace always, the others as the spec asks, except the cgroup
+/// namespace (made by `enter`).
+pub fn clone_flags(ns: &Namespaces) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS;
     for (on, flag) in [
-        (ns.pid, CloneFlags::CLONE_NEWPID),
-        (ns.net, CloneFlags::CLONE_NEWNET),
-        (ns.ipc, CloneFlags::CLONE_NEWIPC),
-        (ns.uts, CloneFlags::CLONE_NEWUTS),
-        (ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
+        (ns.pid, libc::CLONE_NEWPID),
+        (ns.net, libc::CLONE_NEWNET),
+        (ns.ipc, libc::CLONE_NEWIPC),
+        (ns.uts, libc::CLONE_NEWUTS),
     ] {
         if on {
             flags |= flag;
         }
     }
-    unshare(flags).map_err(|e| StepError::new("creating namespaces (unshare)", None, e))?;
-    trace(v, "setup", format_args!("unshared {flags:?}"));
+    flags
+}
+
+/// init's first steps: die with the supervisor, wait until it has written
+/// the id maps, then make the cgroup namespace.
+pub fn enter(ns: &Namespaces, rx: &mut Receiver, v: bool) -> Result<(), StepError> {
+    // pdeathsig is not inherited across clone; init's parent is the
+    // supervisor, so this ties the sandbox's life to it.
+    rustix::process::set_parent_process_death_signal(Some(RSignal::KILL))
+        .map_err(|e| StepError::new("setting the parent-death signal", None, errno(e)))?;
+    // The supervisor may have died before the line above took effect; it
+    // is the only writer of `rx`, so a hang-up there says so.
+    if rx.writers_gone() {
+        sys::exit_now(EXIT_NOOK);
+    }
+    match rx.recv::<ToSandbox>() {
+        Ok(Some(ToSandbox::Mapped)) => {}
+        _ => sys::exit_now(EXIT_NOOK),
+    }
+    // Must come after "mapped": the supervisor moves us into the cgroup
+    // leaf before it says so, and the cgroup we are in when we unshare
+    // becomes the root of the new cgroup namespace (cgroup_namespaces(7)).
+    if ns.cgroup {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| StepError::new("creating the cgroup namespace (unshare)", None, e))?;
+    }
+    trace(v, "init", format_args!("mapped; in every namespace"));
     Ok(())
 }
 
