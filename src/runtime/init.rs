@@ -11,14 +11,22 @@ use crate::plan::Plan;
 use crate::spec::Spec;
 use crate::sys;
 
-use super::msg::{Receiver, Sender, ToSupervisor};
+use super::msg::{Ending, Receiver, Sender, ToSupervisor};
 use super::payload::{self, ExecPlan};
 use super::setup::{self, errno};
 use super::{FORWARDED, mounts, trace, wait_mask};
 
-pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, mut rx: Receiver) -> ! {
+pub fn run(
+    spec: &Spec,
+    plan: &Plan,
+    exec: &ExecPlan,
+    mut tx: Sender,
+    mut rx: Receiver,
+    end: Sender,
+    alone: bool,
+) -> ! {
     let v = spec.verbose;
-    if let Err(e) = setup::enter(&spec.namespaces, &mut rx, v) {
+    if let Err(e) = setup::enter(&spec.namespaces, plan, alone, &mut rx, v) {
         let _ = tx.send(&ToSupervisor::Failed(e));
         sys::exit_now(EXIT_NOOK);
     }
@@ -43,7 +51,38 @@ pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, mut rx: Re
     };
     drop(tx);
     trace(v, "init", format_args!("payload is pid {payload}"));
-    sys::exit_now(reap(payload))
+    let code = reap(payload);
+    tell_the_end(code, end);
+    sys::exit_now(code)
+}
+
+/// Send the payload's status ahead of our own exit when nothing else is
+/// left in the sandbox: every process of the sandbox is init's descendant
+/// (orphans are reparented to init), so no child left means none. The
+/// supervisor can then answer without waiting for the kernel to tear the
+/// namespaces down after us. When something is left, say nothing: the
+/// supervisor waits for our exit, which kills the rest (pid_namespaces(7)).
+fn tell_the_end(code: i32, mut end: Sender) {
+    use nix::sys::resource::{UsageWho, getrusage};
+    if waitpid(None, Some(WaitPidFlag::WNOHANG)) != Err(Errno::ECHILD) {
+        return;
+    }
+    let (Ok(me), Ok(reaped)) = (
+        getrusage(UsageWho::RUSAGE_SELF),
+        getrusage(UsageWho::RUSAGE_CHILDREN),
+    ) else {
+        return;
+    };
+    let us = |t: nix::sys::time::TimeVal| t.tv_sec() * 1_000_000 + t.tv_usec();
+    // As wait4(2) adds them up for the process it reaps.
+    let _ = end.send(&Ending {
+        code,
+        user_us: us(me.user_time()) + us(reaped.user_time()),
+        system_us: us(me.system_time()) + us(reaped.system_time()),
+        maxrss_kb: me.max_rss().max(reaped.max_rss()),
+        inblock: me.block_reads() + reaped.block_reads(),
+        oublock: me.block_writes() + reaped.block_writes(),
+    });
 }
 
 fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {

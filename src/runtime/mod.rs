@@ -138,9 +138,13 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
 
     let (to_sup_tx, mut to_sup) = msg::channel().map_err(io_step("creating a pipe"))?;
     let (mut to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step("creating a pipe"))?;
+    let (end_tx, end_rx) = msg::channel().map_err(io_step("creating a pipe"))?;
 
-    // One clone makes init in all its namespaces (see `setup`).
-    let flags = setup::clone_flags(&spec.namespaces);
+    // One clone makes init in all its namespaces; it sets itself up alone
+    // unless the maps need a helper or there is a leaf to move it into
+    // (see `setup`).
+    let alone = idmap::by_init(plan) && leaf.is_none();
+    let flags = setup::clone_flags(&spec.namespaces, alone);
     let init = match sys::clone_fork(flags).map_err(|e| {
         StepError::new("creating the namespaces (clone CLONE_NEWUSER)", None, e)
             .hint(crate::host::userns_hint(e))
@@ -148,13 +152,15 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         None => {
             drop(to_sup);
             drop(to_sandbox);
-            init::run(spec, plan, &exec, to_sup_tx, to_sandbox_rx)
+            drop(end_rx);
+            init::run(spec, plan, &exec, to_sup_tx, to_sandbox_rx, end_tx, alone)
         }
         Some(child) => child,
     };
     // Our copies of the child's ends must go, or end-of-file never comes.
     drop(to_sup_tx);
     drop(to_sandbox_rx);
+    drop(end_tx);
     trace(
         v,
         "supervisor",
@@ -167,15 +173,17 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         e.into()
     };
 
-    // Before init makes its cgroup namespace (at "mapped"): the leaf
-    // becomes its root.
-    if let Some(l) = &leaf {
-        l.add(init).map_err(abort_init)?;
+    if !alone {
+        // Before init makes its cgroup namespace (at "mapped"): the leaf
+        // becomes its root.
+        if let Some(l) = &leaf {
+            l.add(init).map_err(abort_init)?;
+        }
+        idmap::write(Some(init), plan, v).map_err(abort_init)?;
+        to_sandbox
+            .send(&ToSandbox::Mapped)
+            .map_err(|e| abort_init(io_step("signalling init")(e)))?;
     }
-    idmap::write(init, plan, v).map_err(abort_init)?;
-    to_sandbox
-        .send(&ToSandbox::Mapped)
-        .map_err(|e| abort_init(io_step("signalling init")(e)))?;
     ctl.events.emit(
         "namespaces",
         serde_json::json!({ "init_pid": init.as_raw() }),
@@ -246,7 +254,16 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
             let _ = f.write_all(b"started\n");
         }
     }
-    let end = wait_for(init, &mask, spec.limits.timeout.is_some(), leaf.as_ref());
+    // A cgroup leaf is read and removed once init is gone; without one,
+    // init's word on the payload's end is enough (see `init::tell_the_end`).
+    let end_rx = if leaf.is_none() { Some(end_rx) } else { None };
+    let end = wait_for_end(
+        init,
+        &mask,
+        spec.limits.timeout.is_some(),
+        leaf.as_ref(),
+        end_rx,
+    );
     let usage = leaf.as_mut().map(|l| l.finish());
     let mut status = end.code;
     if let Some(u) = &usage
@@ -402,6 +419,111 @@ pub struct End {
     pub timed_out: bool,
     /// init's and every process it reaped (the whole sandbox).
     pub rusage: Option<libc::rusage>,
+}
+
+/// `wait_for`, or less: when init reports the payload's end on `end`
+/// before its own exit, that report is the end, and the kernel's teardown
+/// of the sandbox's namespaces after init goes on without us. Signals come
+/// through a signalfd here, so that one poll waits for both.
+fn wait_for_end(
+    init: Pid,
+    mask: &SigSet,
+    timeout: bool,
+    leaf: Option<&crate::cgroup::Leaf>,
+    end: Option<msg::Receiver>,
+) -> End {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::os::fd::AsFd;
+    let Some(mut end) = end else {
+        return wait_for(init, mask, timeout, leaf);
+    };
+    let Ok(sfd) = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+        return wait_for(init, mask, timeout, leaf);
+    };
+    let mut timed_out = false;
+    loop {
+        match sys::wait4_nohang(init) {
+            Ok(Some(r)) => {
+                return End {
+                    code: r.code,
+                    timed_out,
+                    rusage: Some(r.rusage),
+                };
+            }
+            Ok(None) => {}
+            Err(_) => {
+                return End {
+                    code: EXIT_NOOK,
+                    timed_out,
+                    rusage: None,
+                };
+            }
+        }
+        let mut fds = [
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(end.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            // Can't poll: the plain wait still works.
+            Err(_) => return wait_for(init, mask, timeout, leaf),
+        }
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[1]) {
+            match end.recv::<msg::Ending>() {
+                Ok(Some(e)) if !timed_out => return ended(e),
+                // Silent: something outlived the payload; init's exit
+                // ends it, and that is what we wait for.
+                _ => return wait_for(init, mask, timeout, leaf),
+            }
+        }
+        while let Ok(Some(info)) = sfd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(Signal::SIGALRM) if timeout => {
+                    timed_out = true;
+                    if let Some(l) = leaf {
+                        l.kill();
+                    }
+                    let _ = kill(init, Signal::SIGKILL);
+                }
+                Ok(sig) => {
+                    let _ = kill(init, sig);
+                }
+            }
+        }
+    }
+}
+
+/// The End that init reported, with its usage as wait4 gives it.
+fn ended(e: msg::Ending) -> End {
+    let tv = |us: i64| libc::timeval {
+        tv_sec: us / 1_000_000,
+        tv_usec: us % 1_000_000,
+    };
+    End {
+        code: e.code,
+        timed_out: false,
+        rusage: Some(libc::rusage {
+            ru_utime: tv(e.user_us),
+            ru_stime: tv(e.system_us),
+            ru_maxrss: e.maxrss_kb,
+            ru_ixrss: 0,
+            ru_idrss: 0,
+            ru_isrss: 0,
+            ru_minflt: 0,
+            ru_majflt: 0,
+            ru_nswap: 0,
+            ru_inblock: e.inblock,
+            ru_oublock: e.oublock,
+            ru_msgsnd: 0,
+            ru_msgrcv: 0,
+            ru_nsignals: 0,
+            ru_nvcsw: 0,
+            ru_nivcsw: 0,
+        }),
+    }
 }
 
 /// Forward signals to init until it exits; returns its status as an exit

@@ -3,11 +3,15 @@
 //! The sync points, in order (init is born in its namespaces and the
 //! supervisor has its pid from clone, so no message is needed for either):
 //!  1. supervisor -> init: `Mapped` (uid_map, setgroups, gid_map written,
-//!     and init moved into the cgroup leaf if there is one)
+//!     and init moved into the cgroup leaf if there is one); only when
+//!     init does not set itself up alone (see `setup`)
 //!  2. payload -> supervisor: `Enforced`, what its hardening really did
 //!  3. init or payload -> supervisor: `Failed` if any step fails; otherwise
 //!     the channel reaches end-of-file when the payload's execve succeeds
 //!     (every write end is close-on-exec or closed by its owner).
+//!  4. init -> supervisor, on a channel of its own: `Ending`, the payload's
+//!     status, when the payload has exited and left no process behind
+//!     (init has no child left), just before init exits.
 
 use std::io::{Read, Write};
 
@@ -20,6 +24,19 @@ pub enum ToSupervisor {
     /// What the payload's hardening really enforced (just before execve).
     Enforced(crate::security::Report),
     Failed(StepError),
+}
+
+/// How the payload ended, as init saw it: its status, and what init and
+/// every process it reaped used (what wait4 on init would report).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Ending {
+    /// The exit code, or 128+N for a signal N.
+    pub code: i32,
+    pub user_us: i64,
+    pub system_us: i64,
+    pub maxrss_kb: i64,
+    pub inblock: i64,
+    pub oublock: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
