@@ -188,23 +188,6 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         "namespaces",
         serde_json::json!({ "init_pid": init.as_raw() }),
     );
-    if let Some(dir) = &ctl.state_dir {
-        let me = std::process::id() as i32;
-        let entry = crate::registry::Entry {
-            name: ctl.name.clone(),
-            supervisor: me,
-            supervisor_start: crate::registry::start_time(me).unwrap_or(0),
-            init: init.as_raw(),
-            init_start: crate::registry::start_time(init.as_raw()).unwrap_or(0),
-            started: crate::host::unix_now(),
-            profiles: spec.profiles.clone(),
-            command: spec.command.clone(),
-            cgroup: leaf.as_ref().map(|l| l.path.clone()),
-            log: ctl.log.clone(),
-            join,
-        };
-        crate::registry::write(dir, &entry).map_err(abort_init)?;
-    }
     // The helper starts now, against init's namespaces, while init builds
     // the filesystem; init waits for the route before the payload runs.
     let net_helper = match spec.network.driver {
@@ -247,6 +230,31 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         }
     }
     drop(to_sup);
+    // Recorded once the payload runs, for `nook ps` and `nook exec` (which
+    // joins the payload): written while the payload starts, not while
+    // init builds the root, where it would compete for the CPU.
+    if failure.is_none()
+        && let Some(dir) = &ctl.state_dir
+    {
+        let me = std::process::id() as i32;
+        let entry = crate::registry::Entry {
+            name: ctl.name.clone(),
+            supervisor: me,
+            supervisor_start: crate::registry::start_time(me).unwrap_or(0),
+            init: init.as_raw(),
+            init_start: crate::registry::start_time(init.as_raw()).unwrap_or(0),
+            started: crate::host::unix_now(),
+            profiles: spec.profiles.clone(),
+            command: spec.command.clone(),
+            cgroup: leaf.as_ref().map(|l| l.path.clone()),
+            log: ctl.log.clone(),
+            join,
+        };
+        if let Err(e) = crate::registry::write(dir, &entry) {
+            let _ = kill(init, Signal::SIGKILL);
+            failure = Some(e);
+        }
+    }
     if failure.is_none() {
         ctl.events
             .emit("payload", serde_json::json!({ "command": spec.command }));
