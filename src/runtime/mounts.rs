@@ -87,22 +87,16 @@ pub fn build_root(
     }
     drop(b);
 
-    // Detach the host's root: after this nothing outside the plan is
-    // reachable. Made private first so the detach can't propagate.
-    mount(
-        None::<&str>,
-        "/oldroot",
-        None::<&str>,
-        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .step("making the old root private", Some(Path::new("/oldroot")))?;
-    umount2("/oldroot", MntFlags::MNT_DETACH).step("detaching the old root", None)?;
-    // pivot_root(".", ".") stacks the staging root on top of the new one;
-    // detaching "." then leaves only the new root (pivot_root(2) NOTES).
+    // pivot_root(".", ".") stacks the staging root, with the host's root
+    // still at /oldroot in it, on top of the new one; detaching "." then
+    // takes both away at once and leaves only the new root (pivot_root(2)
+    // NOTES): after this nothing outside the plan is reachable. Every
+    // mount that came from the host is a slave since the start (and every
+    // one made here is private or a slave), so the detach propagates
+    // nowhere.
     nix::unistd::chdir("/newroot").step("entering", Some(Path::new("/newroot")))?;
     nix::unistd::pivot_root(".", ".").step("pivot_root into the new root", None)?;
-    umount2(".", MntFlags::MNT_DETACH).step("detaching the staging root", None)?;
+    umount2(".", MntFlags::MNT_DETACH).step("detaching the staging and old roots", None)?;
     nix::unistd::chdir("/").step("entering", Some(Path::new("/")))?;
     Ok(())
 }
