@@ -4,6 +4,8 @@
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use std::os::fd::OwnedFd;
+
 use nix::unistd::{ForkResult, Pid};
 
 use crate::error::{EXIT_NOOK, StepError};
@@ -32,10 +34,13 @@ pub fn run(
     }
     drop(rx);
 
-    if let Err(e) = prepare(spec, plan) {
-        let _ = tx.send(&ToSupervisor::Failed(e));
-        sys::exit_now(EXIT_NOOK);
-    }
+    let _kept = match prepare(spec, plan) {
+        Ok(kept) => kept,
+        Err(e) => {
+            let _ = tx.send(&ToSupervisor::Failed(e));
+            sys::exit_now(EXIT_NOOK);
+        }
+    };
 
     let payload = match sys::fork() {
         Ok(ForkResult::Child) => payload::run(exec, tx),
@@ -85,7 +90,8 @@ fn tell_the_end(code: i32, mut end: Sender) {
     });
 }
 
-fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
+/// Everything before the payload; returns what init keeps until it exits.
+fn prepare(spec: &Spec, plan: &Plan) -> Result<Option<OwnedFd>, StepError> {
     let v = spec.verbose;
     if !spec.namespaces.pid {
         // Not pid 1: become the reaper for the payload's orphans anyway.
@@ -114,19 +120,13 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
     }
     // No nested user namespaces (and so no nested mount or network
     // namespaces, which would need one): the limit is per user namespace
-    // and ours is the one we hold every capability in. Written through the
-    // host's /proc, which still shows our user namespace's sysctls, before
-    // the sandbox's /proc/sys becomes read-only.
-    if !spec.security.allow_userns {
-        let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
-        std::fs::write(limit, "0").map_err(|e| {
-            StepError::new(
-                "forbidding nested user namespaces: writing",
-                Some(limit),
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )
-        })?;
-    }
+    // and ours is the one we hold every capability in. Written before the
+    // sandbox's /proc/sys becomes read-only.
+    let proc = if spec.security.allow_userns {
+        None
+    } else {
+        forbid_nested_userns(spec.namespaces.pid)?
+    };
     mounts::build_root(&plan.mounts, plan.scratch_size, v)?;
     if plan.net.wait_for_route {
         // The helper started while the mounts were built; the payload
@@ -138,7 +138,51 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         trace(v, "init", format_args!("network up"));
     }
     // Setup is over: init keeps nothing the payload could use against it.
-    lock_down()
+    lock_down()?;
+    Ok(proc)
+}
+
+/// Set user.max_user_namespaces to 0 for our user namespace, through a
+/// fresh procfs instance of our own pid namespace: a lookup in the host's
+/// /proc/sys walks past the entries of every other user namespace on the
+/// machine (measured: 50-90 us here), a new instance has only ours.
+/// Without our own pid namespace, no procfs can be made: the host's
+/// /proc then. The instance is returned to be kept until init exits:
+/// closing it would unmount it, and an unmount waits for an RCU grace
+/// period.
+fn forbid_nested_userns(own_pid_ns: bool) -> Result<Option<OwnedFd>, StepError> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
+    let step = "forbidding nested user namespaces: writing";
+    if !own_pid_ns {
+        return std::fs::write(limit, "0")
+            .map(|()| None)
+            .map_err(|e| StepError::new(step, Some(limit), io_errno(&e)));
+    }
+    let fail = |e: rustix::io::Errno| StepError::new(step, Some(limit), errno(e));
+    let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
+    rustix::mount::fsconfig_create(&fs).map_err(fail)?;
+    let proc = rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(fail)?;
+    let f = rustix::fs::openat(
+        &proc,
+        "sys/user/max_user_namespaces",
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(fail)?;
+    rustix::io::write(&f, b"0").map_err(fail)?;
+    Ok(Some(proc))
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// No capabilities (dropped before the payload's fork, so it starts
