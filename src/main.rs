@@ -32,6 +32,7 @@ mod overlay;
 mod plan;
 mod profile;
 mod registry;
+mod run_report;
 mod runtime;
 mod sandboxes;
 mod security;
@@ -146,7 +147,7 @@ fn run() -> Result<i32, Error> {
     if req.detach {
         return manage::detach(&spec, &plan, ctl);
     }
-    runtime::run(&spec, &plan, &mut ctl)
+    runtime::run(&spec, &plan, &mut ctl).and_then(run_report::print)
 }
 
 fn profile_command(cmd: cli::ProfileCommand) -> Result<i32, Error> {

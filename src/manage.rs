@@ -83,7 +83,7 @@ fn supervise_detached(
     }
     ctl.log = Some(log);
     ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
-    match runtime::run(spec, plan, ctl) {
+    match runtime::run(spec, plan, ctl).and_then(crate::run_report::print) {
         Ok(code) => code,
         Err(e) => crate::report_error(&e),
     }
