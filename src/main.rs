@@ -22,7 +22,6 @@
 mod cli;
 mod commands;
 mod error;
-mod events;
 mod host;
 mod net;
 mod overlay;
@@ -32,7 +31,6 @@ mod runtime;
 mod settings;
 mod spec;
 mod state;
-mod stats;
 mod sys;
 
 use std::process::ExitCode;

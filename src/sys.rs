@@ -126,11 +126,10 @@ pub fn fork() -> Result<ForkResult, ForkError> {
     unsafe { nix::unistd::fork() }.map_err(ForkError::Failed)
 }
 
-/// clone(2) used like fork(2), with extra `flags`: CLONE_NEWUSER to create
-/// the setup child directly in a new user namespace, CLONE_PARENT to make
-/// the new process a child of our parent (how the setup child hands init
-/// to the supervisor). Returns `None` in the child, like fork. Refused
-/// while the process has other threads, like [`fork`].
+/// clone(2) used like fork(2), with extra `flags`: the namespace flags that
+/// create init in all its namespaces at once (CLONE_NEWUSER with the
+/// others), or none. Returns `None` in the child, like fork. Refused while
+/// the process has other threads, like [`fork`].
 pub fn clone_fork(flags: libc::c_int) -> Result<Option<Pid>, ForkError> {
     let flags = (flags | libc::SIGCHLD) as libc::c_ulong;
     check_single_threaded()?;

@@ -83,7 +83,7 @@ fn supervise_detached(
     }
     ctl.log = Some(log);
     ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
-    match runtime::run(spec, plan, ctl) {
+    match runtime::run(spec, plan, ctl).and_then(super::run::report) {
         Ok(code) => code,
         Err(e) => super::report_error(&e),
     }

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use crate::cli::RunRequest;
 use crate::error::{Error, Step, StepError};
 use crate::host::cgroup;
+use crate::runtime::Outcome;
+use crate::runtime::events;
 use crate::state::{layers, running};
-use crate::{events, host, plan, profile, runtime, settings, spec};
+use crate::{host, plan, profile, runtime, settings, spec};
 
 pub fn run(req: RunRequest) -> Result<i32, Error> {
     let host = host::Host::detect();
@@ -73,7 +75,7 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     if req.detach {
         return super::manage::detach(&spec, &plan, ctl);
     }
-    runtime::run(&spec, &plan, &mut ctl)
+    runtime::run(&spec, &plan, &mut ctl).and_then(report)
 }
 
 /// The named sandbox a run uses: `--name`, or a fresh name when it keeps
@@ -130,4 +132,44 @@ fn exec_in_scope(systemd_run: &Path) -> StepError {
         .env(cgroup::IN_SCOPE, "1")
         .exec();
     StepError::io(Step::AskSystemd, Some(systemd_run), &e)
+}
+
+/// What `nook run` says when its sandbox has ended, from the runtime's
+/// `Outcome`, in the order the lines always came: an OOM kill, the
+/// --stats figures, where kept changes are; then the failure, if any, goes
+/// to the one error printer.
+pub fn report(o: Outcome) -> Result<i32, Error> {
+    let Outcome {
+        status,
+        oom,
+        stats,
+        stats_format,
+        kept_changes,
+        failure,
+    } = o;
+    let mut text = String::new();
+    if let Some(k) = oom {
+        let limit = k.memory_max.map_or("the memory limit".to_string(), |m| {
+            format!("limit {}", crate::spec::units::human_bytes(m))
+        });
+        let what = if k.init_killed {
+            "killed"
+        } else {
+            "a process in the sandbox was killed"
+        };
+        text.push_str(&format!("nook: {what}: out of memory, {limit}\n"));
+    }
+    if let Some(format) = stats_format {
+        text.push_str(&stats.render(format));
+    }
+    if let Some(n) = kept_changes {
+        text.push_str(&format!(
+            "nook: changes kept in sandbox '{n}': review with `nook diff {n}`, apply with `nook commit {n}`, drop with `nook rm {n}`\n"
+        ));
+    }
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(status),
+    }
 }

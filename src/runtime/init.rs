@@ -4,37 +4,43 @@
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use std::os::fd::OwnedFd;
+
 use nix::unistd::{ForkResult, Pid};
-use rustix::process::Signal as RSignal;
 
 use crate::error::{EXIT_NOOK, Step, StepError};
 use crate::plan::Plan;
 use crate::spec::Spec;
 use crate::sys;
 
-use super::msg::{Receiver, Sender, ToSupervisor};
+use super::msg::{Ending, Receiver, Sender, ToSupervisor};
 use super::payload::{self, ExecPlan};
-use super::setup::errno;
+use super::setup::{self, errno};
 use super::{FORWARDED, mounts, trace, wait_mask};
 
-pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, rx: Receiver) -> ! {
+pub fn run(
+    spec: &Spec,
+    plan: &Plan,
+    exec: &ExecPlan,
+    mut tx: Sender,
+    mut rx: Receiver,
+    end: Sender,
+    alone: bool,
+) -> ! {
     let v = spec.verbose;
-    // pdeathsig is not inherited across clone; init's parent is the
-    // supervisor (CLONE_PARENT), so this ties the sandbox's life to it.
-    if rustix::process::set_parent_process_death_signal(Some(RSignal::KILL)).is_err() {
-        sys::exit_now(EXIT_NOOK);
-    }
-    // The supervisor may have died before the line above took effect; it
-    // is the only writer of `rx`, so a hang-up there says so.
-    if rx.writers_gone() {
+    if let Err(e) = setup::enter(&spec.namespaces, plan, alone, &mut rx, v) {
+        let _ = tx.send(&ToSupervisor::Failed(e));
         sys::exit_now(EXIT_NOOK);
     }
     drop(rx);
 
-    if let Err(e) = prepare(spec, plan) {
-        let _ = tx.send(&ToSupervisor::Failed(e));
-        sys::exit_now(EXIT_NOOK);
-    }
+    let _kept = match prepare(spec, plan) {
+        Ok(kept) => kept,
+        Err(e) => {
+            let _ = tx.send(&ToSupervisor::Failed(e));
+            sys::exit_now(EXIT_NOOK);
+        }
+    };
 
     let payload = match sys::fork() {
         Ok(ForkResult::Child) => payload::run(exec, tx),
@@ -46,10 +52,42 @@ pub fn run(spec: &Spec, plan: &Plan, exec: &ExecPlan, mut tx: Sender, rx: Receiv
     };
     drop(tx);
     trace(v, "init", format_args!("payload is pid {payload}"));
-    sys::exit_now(reap(payload))
+    let code = reap(payload);
+    tell_the_end(code, end);
+    sys::exit_now(code)
 }
 
-fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
+/// Send the payload's status ahead of our own exit when nothing else is
+/// left in the sandbox: every process of the sandbox is init's descendant
+/// (orphans are reparented to init), so no child left means none. The
+/// supervisor can then answer without waiting for the kernel to tear the
+/// namespaces down after us. When something is left, say nothing: the
+/// supervisor waits for our exit, which kills the rest (pid_namespaces(7)).
+fn tell_the_end(code: i32, mut end: Sender) {
+    use nix::sys::resource::{UsageWho, getrusage};
+    if waitpid(None, Some(WaitPidFlag::WNOHANG)) != Err(Errno::ECHILD) {
+        return;
+    }
+    let (Ok(me), Ok(reaped)) = (
+        getrusage(UsageWho::RUSAGE_SELF),
+        getrusage(UsageWho::RUSAGE_CHILDREN),
+    ) else {
+        return;
+    };
+    let us = |t: nix::sys::time::TimeVal| t.tv_sec() * 1_000_000 + t.tv_usec();
+    // As wait4(2) adds them up for the process it reaps.
+    let _ = end.send(&Ending {
+        code,
+        user_us: us(me.user_time()) + us(reaped.user_time()),
+        system_us: us(me.system_time()) + us(reaped.system_time()),
+        maxrss_kb: me.max_rss().max(reaped.max_rss()),
+        inblock: me.block_reads() + reaped.block_reads(),
+        oublock: me.block_writes() + reaped.block_writes(),
+    });
+}
+
+/// Everything before the payload; returns what init keeps until it exits.
+fn prepare(spec: &Spec, plan: &Plan) -> Result<Option<OwnedFd>, StepError> {
     let v = spec.verbose;
     if !spec.namespaces.pid {
         // Not pid 1: become the reaper for the payload's orphans anyway.
@@ -78,19 +116,13 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
     }
     // No nested user namespaces (and so no nested mount or network
     // namespaces, which would need one): the limit is per user namespace
-    // and ours is the one we hold every capability in. Written through the
-    // host's /proc, which still shows our user namespace's sysctls, before
-    // the sandbox's /proc/sys becomes read-only.
-    if !spec.security.allow_userns {
-        let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
-        std::fs::write(limit, "0").map_err(|e| {
-            StepError::new(
-                Step::ForbidUserns,
-                Some(limit),
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )
-        })?;
-    }
+    // and ours is the one we hold every capability in. Written before the
+    // sandbox's /proc/sys becomes read-only.
+    let proc = if spec.security.allow_userns {
+        None
+    } else {
+        forbid_nested_userns(spec.namespaces.pid)?
+    };
     mounts::build_root(&plan.mounts, plan.scratch_size, v)?;
     if plan.net.wait_for_route {
         // The helper started while the mounts were built; the payload
@@ -102,7 +134,51 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<(), StepError> {
         trace(v, "init", format_args!("network up"));
     }
     // Setup is over: init keeps nothing the payload could use against it.
-    lock_down()
+    lock_down()?;
+    Ok(proc)
+}
+
+/// Set user.max_user_namespaces to 0 for our user namespace, through a
+/// fresh procfs instance of our own pid namespace: a lookup in the host's
+/// /proc/sys walks past the entries of every other user namespace on the
+/// machine (measured: 50-90 us here), a new instance has only ours.
+/// Without our own pid namespace, no procfs can be made: the host's
+/// /proc then. The instance is returned to be kept until init exits:
+/// closing it would unmount it, and an unmount waits for an RCU grace
+/// period.
+fn forbid_nested_userns(own_pid_ns: bool) -> Result<Option<OwnedFd>, StepError> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let limit = std::path::Path::new("/proc/sys/user/max_user_namespaces");
+    let step = Step::ForbidUserns;
+    if !own_pid_ns {
+        return std::fs::write(limit, "0")
+            .map(|()| None)
+            .map_err(|e| StepError::new(step, Some(limit), io_errno(&e)));
+    }
+    let fail = |e: rustix::io::Errno| StepError::new(step, Some(limit), errno(e));
+    let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
+    rustix::mount::fsconfig_create(&fs).map_err(fail)?;
+    let proc = rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(fail)?;
+    let f = rustix::fs::openat(
+        &proc,
+        "sys/user/max_user_namespaces",
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(fail)?;
+    rustix::io::write(&f, b"0").map_err(fail)?;
+    Ok(Some(proc))
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// No capabilities (dropped before the payload's fork, so it starts

@@ -84,7 +84,6 @@ pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
         match m {
             ToSupervisor::Failed(e) => failure = Some(e),
             ToSupervisor::Enforced(r) => report(&r, false),
-            ToSupervisor::InitStarted { .. } => {}
         }
     }
     let end = wait_for(child, &mask, false, None);

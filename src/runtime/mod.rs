@@ -1,17 +1,19 @@
 //! Runtime: executes a Plan with four named processes.
 //!
 //! ```text
-//! supervisor (outside, stays)  ──fork──> setup child ──clone(CLONE_PARENT)──> init (pid 1)
-//!                                                                               └─fork─> payload
+//! supervisor (outside, stays)  ──clone(every namespace)──> init (pid 1) ──fork──> payload
 //! ```
-//! The supervisor writes the id maps, forwards signals to init and reports
-//! the exit status. The setup child exists only to enter the namespaces:
-//! it hands init over to the supervisor (CLONE_PARENT) and exits, so init's
-//! parent-death signal is tied to the supervisor itself. See `msg` for the
-//! sync points.
+//! The supervisor (`supervise`, in the numbered steps of DESIGN.md's
+//! process model) starts init, forwards signals to it, waits for the end
+//! and tears down; it returns an `Outcome` for its caller to print
+//! (`commands::run::report`), and itself prints only `-v` traces and the warnings of
+//! weaker hardening, which must come before the payload's output. init is
+//! born in all its namespaces by one clone (`setup`), builds the root and
+//! starts the payload. See `msg` for the sync points.
 
 pub mod cgroup;
 pub mod enforce;
+pub mod events;
 mod helper;
 mod idmap;
 mod init;
@@ -22,14 +24,14 @@ mod payload;
 #[cfg(test)]
 mod probe_tests;
 mod setup;
+pub mod stats;
 
 use std::io::Write;
 
 use nix::sys::signal::{SigSet, Signal, kill};
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use crate::error::{Cause, EXIT_NOOK, Error, Step, StepError};
+use crate::error::{EXIT_NOOK, Error, Step, StepError};
 use crate::plan::Plan;
 use crate::spec::Spec;
 use crate::sys;
@@ -83,52 +85,128 @@ pub struct Control {
     pub log: Option<std::path::PathBuf>,
     /// `run -d`: told "started" once the command runs.
     pub started: Option<std::fs::File>,
-    pub events: crate::events::Events,
+    pub events: crate::runtime::events::Events,
 }
 
-/// Run the sandbox; returns the exit status to report. The event stream
-/// gets its first and, on failure, its last line here.
-pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
+/// How a run ended, for its caller to report (`commands::run::report`): the
+/// supervisor decides, the caller prints.
+pub struct Outcome {
+    /// The status nook exits with: the payload's, 128+N for a signal N,
+    /// 124 after --timeout.
+    pub status: i32,
+    /// The kernel's OOM killer killed a process in the sandbox.
+    pub oom: Option<OomKill>,
+    /// What the sandbox used, and the format --stats asked for it in.
+    pub stats: crate::runtime::stats::Stats,
+    pub stats_format: Option<crate::cli::StatsFormat>,
+    /// A sandbox nook named itself kept changes: its name.
+    pub kept_changes: Option<String>,
+    /// A step that failed once the sandbox existed; reported after the rest.
+    pub failure: Option<Error>,
+}
+
+/// An OOM kill in the sandbox's cgroup.
+pub struct OomKill {
+    /// init itself was killed (status 128+9), rather than some other
+    /// process in the sandbox.
+    pub init_killed: bool,
+    /// The sandbox's memory.max, if it had one.
+    pub memory_max: Option<u64>,
+}
+
+/// Run the sandbox and say how it ended. The event stream gets its first
+/// and, on failure, its last line here.
+pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     ctl.events.emit(
         "started",
         serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
     );
     let result = supervise(spec, plan, ctl);
-    if let Err(e) = &result {
+    let failed = match &result {
+        Err(e) => Some(e),
+        Ok(o) => o.failure.as_ref(),
+    };
+    if let Some(e) = failed {
         ctl.events
             .emit("failed", serde_json::json!({ "error": e.to_string() }));
     }
     result
 }
 
-fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> {
-    let v = spec.verbose;
+/// The supervisor, in the steps of DESIGN.md's process model. A failure
+/// before init exists is returned as is; after that, every step still
+/// tears down, and the failure travels in the Outcome.
+fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     START.get_or_init(std::time::Instant::now);
     trace(
-        v,
+        spec.verbose,
         "supervisor",
         format_args!("profiles: {}", spec.profiles.join(", ")),
     );
-    // Precomputed before any fork: the code after fork only installs and
-    // executes.
+    let mut s = step1_prepare(spec, plan, ctl)?;
+    let init = step2_start_init(spec, plan, &mut s)?;
+    // A failure from here on ends init too.
+    let mask = s.mask;
+    let abort = |e: StepError| -> Error {
+        let _ = kill(init, Signal::SIGKILL);
+        let _ = wait_for(init, &mask, false, None);
+        e.into()
+    };
+    step3_map_and_place(plan, &mut s, init, spec.verbose).map_err(abort)?;
+    ctl.events.emit(
+        "namespaces",
+        serde_json::json!({ "init_pid": init.as_raw() }),
+    );
+    let helper = step4_start_helper(spec, plan, init, ctl).map_err(abort)?;
+    let failure = step5_wait_for_payload(spec, plan, &mut s, init, helper.as_ref(), ctl);
+    let end = step6_wait_for_end(spec, &mut s, init);
+    Ok(step7_teardown(spec, s, end, helper, failure, ctl))
+}
+
+/// What the steps share: everything made before init, and the
+/// supervisor's ends of the channels.
+struct Supervision {
+    exec: payload::ExecPlan,
+    join: Option<crate::state::running::JoinPlan>,
+    /// Held until the end: a second run on this name is refused.
+    _lock: Option<crate::state::layers::Lock>,
+    leaf: Option<cgroup::Leaf>,
+    mask: SigSet,
+    /// init sets itself up without us (see `setup`).
+    alone: bool,
+    from_sandbox: Option<msg::Receiver>,
+    /// Held open until the end: init reads a hang-up on it as our death.
+    to_sandbox: Option<msg::Sender>,
+    end: Option<msg::Receiver>,
+    /// The children's ends, until init is started.
+    child_ends: Option<(msg::Sender, msg::Receiver, msg::Sender)>,
+}
+
+/// Step 1: everything before init: the exec stage precomputed (the code after
+/// fork only installs and executes), the cgroup leaf, the timer, the
+/// signal mask, the sync channels.
+fn step1_prepare(spec: &Spec, plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
     let join = payload::join_plan(spec, plan);
     let exec = payload::ExecPlan::new(&join, &spec.command, &spec.pass_fds)?;
     helper::check_ports(&spec.network.publish)?;
-    // Held until we return: a second run on this name is refused.
-    let _sandbox_lock = match &spec.sandbox {
+    let lock = match &spec.sandbox {
         Some(sb) => Some(crate::state::layers::open(sb, &kept_layers(spec))?),
         None => None,
     };
     let limits = &spec.limits.cgroup;
     // A leaf when limits need one, or for exact --stats when one can be had.
-    let mut leaf = if limits.any() || spec.stats.is_some() {
+    let leaf = if limits.any() || spec.stats.is_some() {
         let situation = crate::host::cgroup::situation(nix::unistd::getuid().as_raw());
         cgroup::Leaf::create(limits, &situation, limits.any())?
     } else {
         None
     };
     if let Some(l) = &leaf {
-        trace(v, "supervisor", format_args!("cgroup {}", l.path.display()));
+        trace(
+            spec.verbose,
+            "supervisor",
+            format_args!("cgroup {}", l.path.display()),
+        );
         ctl.events.emit(
             "limits",
             serde_json::json!({ "cgroup": l.path, "limits": limits }),
@@ -142,77 +220,155 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     // the wait loop; the children inherit the mask.
     mask.thread_block()
         .map_err(|e| StepError::new(Step::BlockSignals, None, e))?;
+    let (to_sup_tx, from_sandbox) = msg::channel().map_err(io_step(Step::CreatePipe))?;
+    let (to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step(Step::CreatePipe))?;
+    let (end_tx, end) = msg::channel().map_err(io_step(Step::CreatePipe))?;
+    Ok(Supervision {
+        exec,
+        join: Some(join),
+        _lock: lock,
+        // init sets itself up alone unless the maps need a helper or there
+        // is a leaf to move it into (see `setup`).
+        alone: idmap::by_init(plan) && leaf.is_none(),
+        leaf,
+        mask,
+        from_sandbox: Some(from_sandbox),
+        to_sandbox: Some(to_sandbox),
+        end: Some(end),
+        child_ends: Some((to_sup_tx, to_sandbox_rx, end_tx)),
+    })
+}
 
-    let (to_sup_tx, mut to_sup) = msg::channel().map_err(io_step(Step::CreatePipe))?;
-    let (mut to_sandbox, to_sandbox_rx) = msg::channel().map_err(io_step(Step::CreatePipe))?;
-    let supervisor = nix::unistd::getpid();
-
-    // The user namespace comes first: the setup child is created in it, and
-    // every namespace it creates later is owned by it, which is what lets an
-    // unprivileged user create them (user_namespaces(7)).
-    let setup_pid = match sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| match e {
+/// Step 2: one clone makes init in all its namespaces (see `setup`).
+fn step2_start_init(spec: &Spec, plan: &Plan, s: &mut Supervision) -> Result<Pid, Error> {
+    let (to_sup_tx, to_sandbox_rx, end_tx) = s.child_ends.take().expect("taken once");
+    let flags = setup::clone_flags(&spec.namespaces, s.alone);
+    let init = match sys::clone_fork(flags).map_err(|e| match e {
         sys::ForkError::Failed(errno) => e
-            .into_step(Step::UserNamespace)
+            .into_step(Step::CreateNamespaces)
             .hint(crate::host::userns_hint(errno)),
-        _ => e.into_step(Step::UserNamespace),
+        _ => e.into_step(Step::CreateNamespaces),
     })? {
         None => {
-            drop(to_sup);
-            drop(to_sandbox);
-            setup::run(spec, plan, &exec, supervisor, to_sup_tx, to_sandbox_rx)
+            // Init keeps only its own ends.
+            s.from_sandbox = None;
+            s.to_sandbox = None;
+            s.end = None;
+            init::run(
+                spec,
+                plan,
+                &s.exec,
+                to_sup_tx,
+                to_sandbox_rx,
+                end_tx,
+                s.alone,
+            )
         }
         Some(child) => child,
     };
-    // Our copies of the children's ends must go, or end-of-file never comes.
-    drop(to_sup_tx);
-    drop(to_sandbox_rx);
+    // Our copies of the child's ends must go, or end-of-file never comes.
+    drop((to_sup_tx, to_sandbox_rx, end_tx));
     trace(
-        v,
-        "supervisor",
-        format_args!("setup child is pid {setup_pid}"),
-    );
-
-    let abort = |e: StepError| -> Error {
-        let _ = kill(setup_pid, Signal::SIGKILL);
-        let _ = waitpid(setup_pid, None);
-        e.into()
-    };
-
-    // Before it makes its cgroup namespace: the leaf becomes its root.
-    if let Some(l) = &leaf
-        && let Err(e) = l.add(setup_pid)
-    {
-        return Err(abort(e));
-    }
-    if let Err(e) = idmap::write(setup_pid, plan, v) {
-        return Err(abort(e));
-    }
-    if let Err(e) = to_sandbox.send(&ToSandbox::Mapped) {
-        return Err(abort(io_step(Step::SignalSetup)(e)));
-    }
-    let init = match to_sup.recv::<ToSupervisor>() {
-        Ok(Some(ToSupervisor::InitStarted { pid })) => Pid::from_raw(pid),
-        Ok(Some(ToSupervisor::Failed(e))) => return Err(abort(e)),
-        other => return Err(abort(lost(Step::WaitInit, other))),
-    };
-    // The setup child is exiting now; it is reaped at the end rather than
-    // waited for here.
-    trace(
-        v,
+        spec.verbose,
         "supervisor",
         format_args!("init is pid {init} on the host"),
     );
-    // A failure from here on ends init too.
-    let abort_init = |e: StepError| -> Error {
-        let _ = kill(init, Signal::SIGKILL);
-        let _ = wait_for(init, &mask, false, None);
-        let _ = waitpid(setup_pid, None);
-        e.into()
+    Ok(init)
+}
+
+/// Step 3: unless init sets itself up alone: move it into the cgroup leaf and
+/// write its id maps, then say "mapped".
+fn step3_map_and_place(
+    plan: &Plan,
+    s: &mut Supervision,
+    init: Pid,
+    v: bool,
+) -> Result<(), StepError> {
+    if s.alone {
+        return Ok(());
+    }
+    // Before init makes its cgroup namespace (at "mapped"): the leaf
+    // becomes its root.
+    if let Some(l) = &s.leaf {
+        l.add(init)?;
+    }
+    idmap::write(Some(init), plan, v)?;
+    s.to_sandbox
+        .as_mut()
+        .expect("held until the end")
+        .send(&ToSandbox::Mapped)
+        .map_err(io_step(Step::SignalInit))
+}
+
+/// Step 4: the network helper starts now, against init's namespaces, while
+/// init builds the filesystem; init waits for the route before the
+/// payload runs.
+fn step4_start_helper(
+    spec: &Spec,
+    plan: &Plan,
+    init: Pid,
+    ctl: &Control,
+) -> Result<Option<helper::Helper>, StepError> {
+    let Some(driver) = spec.network.driver else {
+        return Ok(None);
     };
-    ctl.events.emit(
-        "namespaces",
-        serde_json::json!({ "init_pid": init.as_raw() }),
-    );
+    let helper = helper::Helper::start(&plan.net, driver, init)?;
+    if helper.is_some() {
+        trace(
+            spec.verbose,
+            "supervisor",
+            format_args!("network helper started"),
+        );
+        ctl.events.emit(
+            "network",
+            serde_json::json!({ "driver": spec.network.driver, "helper": plan.net.helper.as_ref().map(|h| &h.0) }),
+        );
+    }
+    Ok(helper)
+}
+
+/// Step 5: until the payload runs: report what its hardening enforced, and any
+/// step that failed; end-of-file means its execve succeeded. Then record
+/// it for `nook ps` and `nook exec` (which joins the payload), written
+/// while the payload starts, not while init builds the root, where it
+/// would compete for the CPU; and say it started.
+fn step5_wait_for_payload(
+    spec: &Spec,
+    plan: &Plan,
+    s: &mut Supervision,
+    init: Pid,
+    helper: Option<&helper::Helper>,
+    ctl: &mut Control,
+) -> Option<StepError> {
+    let mut from_sandbox = s.from_sandbox.take().expect("taken once");
+    let mut failure = None;
+    loop {
+        if let Some(h) = helper
+            && !helper_alive_while_waiting(h, &from_sandbox)
+        {
+            // It died before the payload ran: fail now rather than let
+            // init wait for a route that will never come.
+            let _ = kill(init, Signal::SIGKILL);
+            failure = Some(
+                StepError::failed(
+                    Step::StartHelper,
+                    plan.net.helper.as_ref().map(|(p, _)| p.as_path()),
+                )
+                .hint("it exited before the sandbox's network was up"),
+            );
+            break;
+        }
+        let Ok(Some(m)) = from_sandbox.recv::<ToSupervisor>() else {
+            break;
+        };
+        match m {
+            ToSupervisor::Enforced(r) => report(&r, spec.verbose),
+            ToSupervisor::Failed(e) => failure = Some(e),
+        }
+    }
+    if failure.is_some() {
+        return failure;
+    }
     if let Some(dir) = &ctl.state_dir {
         let me = std::process::id() as i32;
         let entry = crate::state::running::Entry {
@@ -224,90 +380,62 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
             started: crate::host::unix_now(),
             profiles: spec.profiles.clone(),
             command: spec.command.clone(),
-            cgroup: leaf.as_ref().map(|l| l.path.clone()),
+            cgroup: s.leaf.as_ref().map(|l| l.path.clone()),
             log: ctl.log.clone(),
-            join,
+            join: s.join.take().expect("taken once"),
         };
-        crate::state::running::write(dir, &entry).map_err(abort_init)?;
-    }
-    // The helper starts now, against init's namespaces, while init builds
-    // the filesystem; init waits for the route before the payload runs.
-    let net_helper = match spec.network.driver {
-        Some(driver) => helper::Helper::start(&plan.net, driver, init).map_err(abort_init)?,
-        None => None,
-    };
-    if net_helper.is_some() {
-        trace(v, "supervisor", format_args!("network helper started"));
-        ctl.events.emit(
-            "network",
-            serde_json::json!({ "driver": spec.network.driver, "helper": plan.net.helper.as_ref().map(|h| &h.0) }),
-        );
-    }
-
-    // End-of-file here means the payload's execve succeeded.
-    let mut failure = None;
-    loop {
-        if let Some(h) = net_helper.as_ref()
-            && !helper_alive_while_waiting(h, &to_sup)
-        {
-            // It died before the payload ran: fail now rather than let
-            // init wait for a route that will never come.
+        if let Err(e) = crate::state::running::write(dir, &entry) {
             let _ = kill(init, Signal::SIGKILL);
-            failure = Some(
-                StepError::new(
-                    Step::StartHelper,
-                    plan.net.helper.as_ref().map(|(p, _)| p.as_path()),
-                    nix::errno::Errno::UnknownErrno,
-                )
-                .hint("it exited before the sandbox's network was up"),
-            );
-            break;
-        }
-        let Ok(Some(m)) = to_sup.recv::<ToSupervisor>() else {
-            break;
-        };
-        match m {
-            ToSupervisor::Enforced(r) => report(&r, v),
-            ToSupervisor::Failed(e) => failure = Some(e),
-            ToSupervisor::InitStarted { .. } => {}
+            return Some(e);
         }
     }
-    drop(to_sup);
-    if failure.is_none() {
-        ctl.events
-            .emit("payload", serde_json::json!({ "command": spec.command }));
-        if let Some(mut f) = ctl.started.take() {
-            let _ = f.write_all(b"started\n");
-        }
+    ctl.events
+        .emit("payload", serde_json::json!({ "command": spec.command }));
+    if let Some(mut f) = ctl.started.take() {
+        let _ = f.write_all(b"started\n");
     }
-    let end = wait_for(init, &mask, spec.limits.timeout.is_some(), leaf.as_ref());
-    let _ = waitpid(setup_pid, None);
+    None
+}
+
+/// Step 6: forward signals, enforce the timeout, wait for the end. A cgroup
+/// leaf is read and removed once init is gone; without one, init's word
+/// on the payload's end is enough (see `init::tell_the_end`).
+fn step6_wait_for_end(spec: &Spec, s: &mut Supervision, init: Pid) -> End {
+    let end = if s.leaf.is_none() { s.end.take() } else { None };
+    wait_for_end(
+        init,
+        &s.mask,
+        spec.limits.timeout.is_some(),
+        s.leaf.as_ref(),
+        end,
+    )
+}
+
+/// Step 7: teardown: the leaf's figures and removal, the record, the log, the
+/// helper, a named sandbox's directory; then the Outcome.
+fn step7_teardown(
+    spec: &Spec,
+    s: Supervision,
+    end: End,
+    helper: Option<helper::Helper>,
+    mut failure: Option<StepError>,
+    ctl: &mut Control,
+) -> Outcome {
+    let mut leaf = s.leaf;
     let usage = leaf.as_mut().map(|l| l.finish());
-    let mut status = end.code;
-    if let Some(u) = &usage
-        && u.oom_kills > 0
-    {
-        let limit = limits
-            .memory_max
-            .map_or("the memory limit".to_string(), |m| {
-                format!("limit {}", crate::spec::units::human_bytes(m))
-            });
-        // 128+9 either way: init killed, or passing on its command's death.
-        let what = if end.code == 128 + libc::SIGKILL {
-            "killed"
-        } else {
-            "a process in the sandbox was killed"
-        };
-        let _ = std::io::stderr()
-            .write_all(format!("nook: {what}: out of memory, {limit}\n").as_bytes());
-    }
-    if end.timed_out {
-        status = EXIT_TIMEOUT;
-    }
-    let stats = crate::stats::Stats::new(&end, usage.as_ref(), START.get().map(|t| t.elapsed()));
-    if let Some(format) = spec.stats {
-        let _ = std::io::stderr().write_all(stats.render(format).as_bytes());
-    }
+    let oom = usage.as_ref().filter(|u| u.oom_kills > 0).map(|_| OomKill {
+        // 128+9 either way: init killed, or passing on its command's
+        // death.
+        init_killed: end.code == 128 + libc::SIGKILL,
+        memory_max: spec.limits.cgroup.memory_max,
+    });
+    let status = if end.timed_out {
+        EXIT_TIMEOUT
+    } else {
+        end.code
+    };
+    let stats =
+        crate::runtime::stats::Stats::new(&end, usage.as_ref(), START.get().map(|t| t.elapsed()));
     if failure.is_none() {
         ctl.events.emit(
             "exited",
@@ -320,7 +448,7 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
     if let Some(log) = &ctl.log {
         let _ = std::fs::remove_file(log);
     }
-    let helper_said = net_helper.map(helper::Helper::stop).unwrap_or_default();
+    let helper_said = helper.map(helper::Helper::stop).unwrap_or_default();
     if let Some(e) = failure.as_mut()
         && !helper_said.is_empty()
         && e.step == Step::StartHelper
@@ -331,13 +459,18 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<i32, Error> 
         });
     }
     // Held open until here: init reads a hang-up on it as our death.
-    drop(to_sandbox);
-    if let Some(sb) = &spec.sandbox {
-        say_where_changes_are(sb, &kept_layers(spec));
-    }
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(status),
+    drop(s.to_sandbox);
+    let kept_changes = spec
+        .sandbox
+        .as_ref()
+        .and_then(|sb| changes_kept(sb, &kept_layers(spec)));
+    Outcome {
+        status,
+        oom,
+        stats,
+        stats_format: spec.stats,
+        kept_changes,
+        failure: failure.map(Error::from),
     }
 }
 
@@ -361,18 +494,18 @@ fn kept_layers(spec: &Spec) -> Vec<crate::state::layers::LayerRecord> {
 }
 
 /// A sandbox that never had an overlay keeps nothing: drop its directory.
-/// One nook named itself: drop it too when nothing was written, else say
-/// how to review what was.
-fn say_where_changes_are(
+/// One nook named itself: drop it too when nothing was written, else
+/// return its name, to say how to review what was.
+fn changes_kept(
     sb: &crate::state::layers::SandboxDir,
     layers: &[crate::state::layers::LayerRecord],
-) {
+) -> Option<String> {
     if matches!(crate::state::layers::load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
         let _ = crate::overlay::remove_dir_tree(&sb.dir);
-        return;
+        return None;
     }
     if !sb.auto {
-        return;
+        return None;
     }
     let written = layers.iter().any(|l| {
         std::fs::read_dir(crate::state::layers::upper(&sb.dir, &l.key))
@@ -380,15 +513,10 @@ fn say_where_changes_are(
             .unwrap_or(false)
     });
     if written {
-        let n = &sb.name;
-        let _ = std::io::stderr().write_all(
-            format!(
-                "nook: changes kept in sandbox '{n}': review with `nook diff {n}`, apply with `nook commit {n}`, drop with `nook rm {n}`\n"
-            )
-            .as_bytes(),
-        );
+        Some(sb.name.clone())
     } else {
         let _ = crate::overlay::remove_dir_tree(&sb.dir);
+        None
     }
 }
 
@@ -440,6 +568,116 @@ pub struct End {
     pub timed_out: bool,
     /// init's and every process it reaped (the whole sandbox).
     pub rusage: Option<libc::rusage>,
+}
+
+/// `wait_for`, or less: when init reports the payload's end on `end`
+/// before its own exit, that report is the end, and the kernel's teardown
+/// of the sandbox's namespaces after init goes on without us. Signals come
+/// through a signalfd here, so that one poll waits for both.
+fn wait_for_end(
+    init: Pid,
+    mask: &SigSet,
+    timeout: bool,
+    leaf: Option<&cgroup::Leaf>,
+    end: Option<msg::Receiver>,
+) -> End {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::os::fd::AsFd;
+    let Some(end) = end else {
+        return wait_for(init, mask, timeout, leaf);
+    };
+    let mut end = Some(end);
+    let Ok(sfd) = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+        return wait_for(init, mask, timeout, leaf);
+    };
+    let mut timed_out = false;
+    loop {
+        match sys::wait4_nohang(init) {
+            Ok(Some(r)) => {
+                return End {
+                    code: r.code,
+                    timed_out,
+                    rusage: Some(r.rusage),
+                };
+            }
+            Ok(None) => {}
+            Err(_) => {
+                return End {
+                    code: EXIT_NOOK,
+                    timed_out,
+                    rusage: None,
+                };
+            }
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(e) = &end {
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            // Can't poll: the plain wait still works.
+            Err(_) => return wait_for(init, mask, timeout, leaf),
+        }
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        let end_ready = fds.get(1).is_some_and(ready);
+        drop(fds);
+        // Signals first: an alarm that came with the end still counts.
+        while let Ok(Some(info)) = sfd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(Signal::SIGALRM) if timeout => {
+                    timed_out = true;
+                    if let Some(l) = leaf {
+                        l.kill();
+                    }
+                    let _ = kill(init, Signal::SIGKILL);
+                }
+                Ok(sig) => {
+                    let _ = kill(init, sig);
+                }
+            }
+        }
+        if end_ready && let Some(e) = end.as_mut() {
+            match e.recv::<msg::Ending>() {
+                Ok(Some(e)) if !timed_out => return ended(e),
+                // End-of-file: something outlived the payload, or init was
+                // killed; its exit ends the rest, and that is what we wait
+                // for now.
+                _ => end = None,
+            }
+        }
+    }
+}
+
+/// The End that init reported, with its usage as wait4 gives it.
+fn ended(e: msg::Ending) -> End {
+    let tv = |us: i64| libc::timeval {
+        tv_sec: us / 1_000_000,
+        tv_usec: us % 1_000_000,
+    };
+    End {
+        code: e.code,
+        timed_out: false,
+        rusage: Some(libc::rusage {
+            ru_utime: tv(e.user_us),
+            ru_stime: tv(e.system_us),
+            ru_maxrss: e.maxrss_kb,
+            ru_ixrss: 0,
+            ru_idrss: 0,
+            ru_isrss: 0,
+            ru_minflt: 0,
+            ru_majflt: 0,
+            ru_nswap: 0,
+            ru_inblock: e.inblock,
+            ru_oublock: e.oublock,
+            ru_msgsnd: 0,
+            ru_msgrcv: 0,
+            ru_nsignals: 0,
+            ru_nvcsw: 0,
+            ru_nivcsw: 0,
+        }),
+    }
 }
 
 /// Forward signals to init until it exits; returns its status as an exit
@@ -494,13 +732,4 @@ fn io_step(step: Step) -> impl Fn(std::io::Error) -> StepError {
             nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
     }
-}
-
-fn lost(step: Step, got: std::io::Result<Option<ToSupervisor>>) -> StepError {
-    let what = match got {
-        Ok(None) => "the sandbox process exited before it was set up".to_string(),
-        Ok(Some(m)) => format!("unexpected message {m:?}"),
-        Err(e) => e.to_string(),
-    };
-    StepError::failed(step, None).because(Cause::Message(what))
 }

@@ -83,22 +83,16 @@ pub fn build_root(
     }
     drop(b);
 
-    // Detach the host's root: after this nothing outside the plan is
-    // reachable. Made private first so the detach can't propagate.
-    mount(
-        None::<&str>,
-        "/oldroot",
-        None::<&str>,
-        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .step(Step::PrivateOldRoot, Some(Path::new("/oldroot")))?;
-    umount2("/oldroot", MntFlags::MNT_DETACH).step(Step::DetachOldRoot, None)?;
-    // pivot_root(".", ".") stacks the staging root on top of the new one;
-    // detaching "." then leaves only the new root (pivot_root(2) NOTES).
+    // pivot_root(".", ".") stacks the staging root, with the host's root
+    // still at /oldroot in it, on top of the new one; detaching "." then
+    // takes both away at once and leaves only the new root (pivot_root(2)
+    // NOTES): after this nothing outside the plan is reachable. Every
+    // mount that came from the host is a slave since the start (and every
+    // one made here is private or a slave), so the detach propagates
+    // nowhere.
     nix::unistd::chdir("/newroot").step(Step::Enter, Some(Path::new("/newroot")))?;
     nix::unistd::pivot_root(".", ".").step(Step::PivotNewRoot, None)?;
-    umount2(".", MntFlags::MNT_DETACH).step(Step::DetachStagingRoot, None)?;
+    umount2(".", MntFlags::MNT_DETACH).step(Step::DetachRoots, None)?;
     nix::unistd::chdir("/").step(Step::Enter, Some(Path::new("/")))?;
     Ok(())
 }

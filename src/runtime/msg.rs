@@ -1,13 +1,17 @@
 //! Typed one-way channels between the named processes.
 //!
-//! The sync points, in order (the setup child is born in its new user
-//! namespace, so no message is needed to say it is there):
-//!  1. supervisor -> setup child: `Mapped` (uid_map, setgroups, gid_map written)
-//!  2. setup child -> supervisor: `InitStarted` (init's pid on the host)
-//!  3. payload -> supervisor: `Enforced`, what its hardening really did
-//!  4. init or payload -> supervisor: `Failed` if any step fails; otherwise
+//! The sync points, in order (init is born in its namespaces and the
+//! supervisor has its pid from clone, so no message is needed for either):
+//!  1. supervisor -> init: `Mapped` (uid_map, setgroups, gid_map written,
+//!     and init moved into the cgroup leaf if there is one); only when
+//!     init does not set itself up alone (see `setup`)
+//!  2. payload -> supervisor: `Enforced`, what its hardening really did
+//!  3. init or payload -> supervisor: `Failed` if any step fails; otherwise
 //!     the channel reaches end-of-file when the payload's execve succeeds
 //!     (every write end is close-on-exec or closed by its owner).
+//!  4. init -> supervisor, on a channel of its own: `Ending`, the payload's
+//!     status, when the payload has exited and left no process behind
+//!     (init has no child left), just before init exits.
 
 use std::io::{Read, Write};
 
@@ -19,10 +23,20 @@ use crate::error::StepError;
 pub enum ToSupervisor {
     /// What the payload's hardening really enforced (just before execve).
     Enforced(crate::runtime::enforce::Report),
-    InitStarted {
-        pid: i32,
-    },
     Failed(StepError),
+}
+
+/// How the payload ended, as init saw it: its status, and what init and
+/// every process it reaped used (what wait4 on init would report).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Ending {
+    /// The exit code, or 128+N for a signal N.
+    pub code: i32,
+    pub user_us: i64,
+    pub system_us: i64,
+    pub maxrss_kb: i64,
+    pub inblock: i64,
+    pub oublock: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -97,7 +111,6 @@ mod tests {
     #[test]
     fn messages_round_trip_and_eof_ends() {
         let (mut tx, mut rx) = channel().unwrap();
-        tx.send(&ToSupervisor::InitStarted { pid: 42 }).unwrap();
         let err = StepError::new(
             crate::error::Step::MountNew,
             Some("/proc".as_ref()),
@@ -106,10 +119,6 @@ mod tests {
         .detail("proc on");
         tx.send(&ToSupervisor::Failed(err.clone())).unwrap();
         drop(tx);
-        assert_eq!(
-            rx.recv::<ToSupervisor>().unwrap(),
-            Some(ToSupervisor::InitStarted { pid: 42 })
-        );
         assert_eq!(
             rx.recv::<ToSupervisor>().unwrap(),
             Some(ToSupervisor::Failed(err))

@@ -1,82 +1,84 @@
-//! The setup child: born in a new user namespace, it waits to be mapped,
-//! enters the other namespaces and starts init as the supervisor's child.
+//! The namespaces init is born in, and its first steps inside them.
+//!
+//! One clone(2) creates init in every namespace at once, as bubblewrap
+//! does: the user namespace is created first within the call, so it owns
+//! all the others, and the new process holds every capability in it from
+//! birth (user_namespaces(7)); nothing waits for the id maps to create
+//! them.
+//!
+//! Then init either sets itself up alone: it writes its own id maps (the
+//! common case: our own uid and gid, nothing else), and its cgroup
+//! namespace came with the clone; or with the supervisor, which writes
+//! maps that need newuidmap/newgidmap and moves init into the cgroup leaf,
+//! then says "mapped"; init makes its cgroup namespace only after that.
+//! Alone, no message goes back and forth before init builds the root.
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
-use nix::unistd::{Pid, getppid};
 use rustix::process::Signal as RSignal;
 
 use crate::error::{EXIT_NOOK, Step, StepError};
 use crate::plan::Plan;
-use crate::spec::Spec;
+use crate::spec::Namespaces;
 use crate::sys;
 
-use super::msg::{Receiver, Sender, ToSandbox, ToSupervisor};
-use super::payload::ExecPlan;
-use super::{init, trace};
+use super::msg::{Receiver, ToSandbox};
+use super::{idmap, trace};
 
-pub fn run(
-    spec: &Spec,
-    plan: &Plan,
-    exec: &ExecPlan,
-    supervisor: Pid,
-    mut tx: Sender,
-    mut rx: Receiver,
-) -> ! {
-    match enter(spec, supervisor, &mut rx) {
-        Ok(()) => {}
-        Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(e));
-            sys::exit_now(EXIT_NOOK);
-        }
-    }
-    // The new pid namespace takes effect for children only; CLONE_PARENT
-    // makes init a child of the supervisor rather than of this process.
-    match sys::clone_fork(libc::CLONE_PARENT) {
-        Ok(None) => init::run(spec, plan, exec, tx, rx),
-        Ok(Some(pid)) => {
-            let _ = tx.send(&ToSupervisor::InitStarted { pid: pid.as_raw() });
-            sys::exit_now(0);
-        }
-        Err(e) => {
-            let _ = tx.send(&ToSupervisor::Failed(e.into_step(Step::StartInit)));
-            sys::exit_now(EXIT_NOOK);
-        }
-    }
-}
-
-fn enter(spec: &Spec, supervisor: Pid, rx: &mut Receiver) -> Result<(), StepError> {
-    let v = spec.verbose;
-    rustix::process::set_parent_process_death_signal(Some(RSignal::KILL))
-        .map_err(|e| StepError::new(Step::ParentDeathSignal, None, errno(e)))?;
-    // The supervisor may have died before the line above took effect.
-    if getppid() != supervisor {
-        sys::exit_now(EXIT_NOOK);
-    }
-
-    trace(v, "setup", format_args!("in a new user namespace"));
-    match rx.recv::<ToSandbox>() {
-        Ok(Some(ToSandbox::Mapped)) => {}
-        _ => sys::exit_now(EXIT_NOOK),
-    }
-
-    // Must come after the maps: creating the other namespaces needs the
-    // capabilities we hold only once our uid is mapped.
-    let ns = spec.namespaces;
-    let mut flags = CloneFlags::CLONE_NEWNS;
+/// The flags of the clone that creates init: a new user and mount
+/// namespace always, the others as the spec asks; the cgroup namespace
+/// only when init sets itself up `alone` (else `enter` makes it).
+pub fn clone_flags(ns: &Namespaces, alone: bool) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS;
     for (on, flag) in [
-        (ns.pid, CloneFlags::CLONE_NEWPID),
-        (ns.net, CloneFlags::CLONE_NEWNET),
-        (ns.ipc, CloneFlags::CLONE_NEWIPC),
-        (ns.uts, CloneFlags::CLONE_NEWUTS),
-        (ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
+        (ns.pid, libc::CLONE_NEWPID),
+        (ns.net, libc::CLONE_NEWNET),
+        (ns.ipc, libc::CLONE_NEWIPC),
+        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.cgroup && alone, libc::CLONE_NEWCGROUP),
     ] {
         if on {
             flags |= flag;
         }
     }
-    unshare(flags).map_err(|e| StepError::new(Step::Unshare, None, e))?;
-    trace(v, "setup", format_args!("unshared {flags:?}"));
+    flags
+}
+
+/// init's first steps: die with the supervisor, then the id maps, alone
+/// or with the supervisor (see the module's comment).
+pub fn enter(
+    ns: &Namespaces,
+    plan: &Plan,
+    alone: bool,
+    rx: &mut Receiver,
+    v: bool,
+) -> Result<(), StepError> {
+    // pdeathsig is not inherited across clone; init's parent is the
+    // supervisor, so this ties the sandbox's life to it.
+    rustix::process::set_parent_process_death_signal(Some(RSignal::KILL))
+        .map_err(|e| StepError::new(Step::ParentDeathSignal, None, errno(e)))?;
+    // The supervisor may have died before the line above took effect; it
+    // is the only writer of `rx`, so a hang-up there says so.
+    if rx.writers_gone() {
+        sys::exit_now(EXIT_NOOK);
+    }
+    if alone {
+        idmap::write(None, plan, v)?;
+    } else {
+        match rx.recv::<ToSandbox>() {
+            Ok(Some(ToSandbox::Mapped)) => {}
+            _ => sys::exit_now(EXIT_NOOK),
+        }
+        // Must come after "mapped": the supervisor moves us into the
+        // cgroup leaf before it says so, and the cgroup we are in when we
+        // unshare becomes the root of the new cgroup namespace
+        // (cgroup_namespaces(7)).
+        if ns.cgroup {
+            unshare(CloneFlags::CLONE_NEWCGROUP)
+                .map_err(|e| StepError::new(Step::UnshareCgroup, None, e))?;
+        }
+    }
+    trace(v, "init", format_args!("mapped; in every namespace"));
     Ok(())
 }
 
