@@ -10,7 +10,6 @@ use crate::error::{Context, EXIT_NOOK, Error, Step, StepError};
 use crate::host::Host;
 use crate::plan::Plan;
 use crate::runtime::{self, Control};
-use crate::spec::Spec;
 use crate::state::running::{self, Entry};
 use crate::sys;
 
@@ -18,12 +17,12 @@ use crate::sys;
 /// output in `NAME.log` in the state directory; this process waits until
 /// the command runs, prints the name, and exits 0 (or 125 with what went
 /// wrong).
-pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
+pub fn detach(plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
     let (r, w) = std::io::pipe().step(Step::CreatePipe, None)?;
     match sys::clone_fork(0).map_err(|e| e.into_step(Step::Detach))? {
         None => {
             drop(r);
-            let code = supervise_detached(spec, plan, &mut ctl, w);
+            let code = supervise_detached(plan, &mut ctl, w);
             sys::exit_now(code)
         }
         Some(_) => {
@@ -51,15 +50,10 @@ pub fn detach(spec: &Spec, plan: &Plan, mut ctl: Control) -> Result<i32, Error> 
     }
 }
 
-fn supervise_detached(
-    spec: &Spec,
-    plan: &Plan,
-    ctl: &mut Control,
-    mut w: std::io::PipeWriter,
-) -> i32 {
+fn supervise_detached(plan: &Plan, ctl: &mut Control, mut w: std::io::PipeWriter) -> i32 {
     let _ = nix::unistd::setsid();
     // An unnamed sandbox is named for its supervisor, which is this child.
-    if spec.sandbox.is_none() {
+    if ctl.sandbox.is_none() {
         ctl.name = format!("sb-{}", std::process::id());
     }
     let dir = ctl.state_dir.clone().unwrap_or_default();
@@ -83,7 +77,7 @@ fn supervise_detached(
     }
     ctl.log = Some(log);
     ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
-    match runtime::run(spec, plan, ctl).and_then(super::run::report) {
+    match runtime::run(plan, ctl).and_then(super::run::report) {
         Ok(code) => code,
         Err(e) => super::report_error(&e),
     }

@@ -38,7 +38,6 @@ pub fn command(cmd: ProfileCommand) -> Result<i32, Error> {
                 &layer,
                 &spec::Request {
                     command: &["true".to_string()],
-                    verbose: false,
                     profiles: std::slice::from_ref(&file),
                 },
                 &host,
@@ -51,7 +50,6 @@ pub fn command(cmd: ProfileCommand) -> Result<i32, Error> {
                 &layer,
                 &spec::Request {
                     command: &["true".to_string()],
-                    verbose: false,
                     profiles: std::slice::from_ref(&name),
                 },
                 &host,

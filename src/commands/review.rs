@@ -231,11 +231,17 @@ fn layers_for(
     rec: &layers::Record,
     args: &[String],
     cwd: &Path,
-) -> Result<Vec<(layers::LayerRecord, PathBuf, Vec<PathBuf>)>, Error> {
-    let mut out: Vec<(layers::LayerRecord, PathBuf, Vec<PathBuf>)> = rec
+) -> Result<Vec<(crate::plan::KeptLayer, PathBuf, Vec<PathBuf>)>, Error> {
+    let mut out: Vec<(crate::plan::KeptLayer, PathBuf, Vec<PathBuf>)> = rec
         .layers
         .iter()
-        .map(|l| (l.clone(), layers::upper(dir, &l.key), Vec::new()))
+        .map(|l| {
+            (
+                l.clone(),
+                crate::plan::layers::upper(dir, &l.key),
+                Vec::new(),
+            )
+        })
         .collect();
     if args.is_empty() {
         return Ok(out);

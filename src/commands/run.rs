@@ -23,17 +23,16 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     let mut layers = catalogue.layers(&names)?;
     layers.push(req.layer.clone());
     let settings = settings::merge(layers);
-    let mut spec = spec::resolve(
+    let spec = spec::resolve(
         &settings,
         &spec::Request {
             command: &req.command,
-            verbose: req.verbose,
             profiles: &names,
         },
         &host,
     )?;
-    spec.stats = req.stats;
-    spec.sandbox = sandbox_dir(&spec, req.name.as_deref(), &host)?;
+    // Run options travel beside the Spec and the Plan, not in them.
+    let sandbox = sandbox_dir(&spec, req.name.as_deref(), &host)?;
     let limits = &spec.limits.cgroup;
     if limits.any()
         && !req.print_spec
@@ -43,7 +42,7 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     {
         return Err(exec_in_scope(&systemd_run).into());
     }
-    let plan = plan::build(&spec);
+    let plan = plan::build(&spec, sandbox.as_ref().map(|s| s.dir.as_path()));
     let mut warn = String::new();
     for w in &spec.warnings {
         warn.push_str(&format!("nook: warning: {w}\n"));
@@ -64,18 +63,20 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     let state_dir = running::dir(&host.env, host.uid);
     running::ensure(&state_dir, host.uid)?;
     let mut ctl = runtime::Control {
+        verbose: req.verbose,
+        stats: req.stats,
         state_dir: Some(state_dir),
-        name: spec
-            .sandbox
+        name: sandbox
             .as_ref()
             .map_or_else(|| format!("sb-{}", std::process::id()), |s| s.name.clone()),
+        sandbox,
         events: events::Events::open(req.events.as_deref())?,
         ..Default::default()
     };
     if req.detach {
-        return super::manage::detach(&spec, &plan, ctl);
+        return super::manage::detach(&plan, ctl);
     }
-    runtime::run(&spec, &plan, &mut ctl).and_then(report)
+    runtime::run(&plan, &mut ctl).and_then(report)
 }
 
 /// The named sandbox a run uses: `--name`, or a fresh name when it keeps

@@ -7,35 +7,85 @@
 
 mod ids;
 pub mod landlock;
+pub mod layers;
 pub mod seccomp;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use ids::IdMap;
 
-use crate::spec::{Mount, OverlayDriver, Spec};
+use crate::spec::limits::{CgroupLimits, Rlimit};
+use crate::spec::{Mount, Namespaces, OverlayDriver, Spec};
 
+/// Everything the runtime does, and nothing it must look up: the runtime
+/// reads no Spec.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Plan {
+    /// The command and the profiles it runs under (for the records).
+    pub command: Vec<String>,
+    pub profiles: Vec<String>,
+    /// The namespaces made new; the user namespace always is.
+    pub namespaces: Namespaces,
     pub uid_map: IdMap,
     pub gid_map: IdMap,
+    pub hostname: Option<String>,
+    /// user.max_user_namespaces = 0 inside: no nested user namespaces.
+    pub forbid_nested_userns: bool,
     pub mounts: Vec<MountOp>,
-    pub seccomp: seccomp::Policy,
-    pub landlock: landlock::Rules,
-    pub net: NetPlan,
     /// Size of the one tmpfs that holds every scratch area (the tmpfs
     /// mounts without an explicit size): the disk quota. `None`: the
     /// kernel's default for a tmpfs, half the RAM, for all of them together.
     pub scratch_size: Option<u64>,
+    /// The overlays whose upper layers outlive the run, in the sandbox's
+    /// directory.
+    pub kept_layers: Vec<KeptLayer>,
+    pub net: NetPlan,
+    pub cgroup: CgroupLimits,
+    #[serde(serialize_with = "crate::spec::limits::opt_secs::serialize")]
+    pub timeout: Option<std::time::Duration>,
+    /// The payload's exec stage; also what `nook exec` joins with.
+    pub exec: ExecStage,
+    /// Inherited descriptors the payload keeps (the joiner keeps none).
+    pub pass_fds: Vec<i32>,
+}
+
+/// One kept overlay: its host directory, its place in the sandbox, and
+/// its key in the sandbox's `layers/` (see `layers`). Also the record of
+/// it in the sandbox's `sandbox.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeptLayer {
+    pub key: String,
+    pub lower: PathBuf,
+    pub dst: PathBuf,
+}
+
+/// The last stage before execve, in its fixed order: rlimits, the
+/// working directory, the environment, no_new_privs, Landlock, seccomp.
+/// Recorded with a running sandbox, so that `nook exec` restricts a
+/// joining process exactly as the payload is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecStage {
+    pub env: Vec<(String, String)>,
+    pub chdir: PathBuf,
+    /// Where the command is looked up (the payload's PATH).
+    pub search_path: String,
+    /// Best-effort layers (keyring, session, Landlock) are required.
+    pub strict: bool,
+    pub rlimits: Vec<Rlimit>,
+    pub landlock: landlock::Rules,
+    pub seccomp: seccomp::Policy,
 }
 
 /// The user-mode network: the helper to start (the sandbox's pid goes
 /// last) and the egress rules init installs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NetPlan {
+    pub driver: Option<crate::net::DriverKind>,
+    /// Host ports to publish: checked free before anything starts.
+    pub publish: Vec<crate::net::Publish>,
     pub helper: Option<(PathBuf, Vec<String>)>,
     /// `nft` and the ruleset it is fed.
     pub nft: Option<(PathBuf, String)>,
@@ -129,37 +179,76 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// had the capability; read-only as in bubblewrap.
 const PROC_READ_ONLY: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
 
-pub fn build(spec: &Spec) -> Plan {
+/// The plan for `spec`; kept overlay layers go in `sandbox_dir` (the
+/// named sandbox's directory, when the run keeps any).
+pub fn build(spec: &Spec, sandbox_dir: Option<&Path>) -> Plan {
     let mut mounts = Vec::new();
     for m in &spec.mounts {
-        expand(m, spec, &mut mounts);
+        expand(m, spec, sandbox_dir, &mut mounts);
     }
     mounts.push(MountOp::SealRoot);
     let sec = &spec.security;
     Plan {
+        command: spec.command.clone(),
+        profiles: spec.profiles.clone(),
+        namespaces: spec.namespaces,
         uid_map: ids::uid_map(&spec.ids),
         gid_map: ids::gid_map(&spec.ids),
+        hostname: spec.hostname.clone(),
+        forbid_nested_userns: !sec.allow_userns,
         mounts,
-        seccomp: seccomp::Policy::new(
-            sec.seccomp,
-            &sec.seccomp_allow,
-            &sec.seccomp_deny,
-            sec.allow_userns,
-        ),
-        landlock: landlock::Rules {
-            // Landlock can't tell addresses apart, so port rules would
-            // close loopback too: only when every layer is asked to be
-            // strict.
-            tcp_connect: landlock::tcp_ports(&spec.network.allow).filter(|_| sec.strict),
-            ..landlock::rules(sec.landlock, &spec.mounts)
-        },
-        net: net_plan(&spec.network),
         scratch_size: spec.limits.disk_quota,
+        kept_layers: spec
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                Mount::Overlay {
+                    lower,
+                    dst,
+                    keep: true,
+                } => Some(KeptLayer {
+                    key: layers::layer_key(lower, dst),
+                    lower: lower.clone(),
+                    dst: dst.clone(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        net: net_plan(&spec.network),
+        cgroup: spec.limits.cgroup.clone(),
+        timeout: spec.limits.timeout,
+        exec: ExecStage {
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            chdir: spec.chdir.clone(),
+            search_path: spec.search_path().to_string(),
+            strict: sec.strict,
+            rlimits: spec.limits.rlimits.clone(),
+            landlock: landlock::Rules {
+                // Landlock can't tell addresses apart, so port rules would
+                // close loopback too: only when every layer is asked to be
+                // strict.
+                tcp_connect: landlock::tcp_ports(&spec.network.allow).filter(|_| sec.strict),
+                ..landlock::rules(sec.landlock, &spec.mounts)
+            },
+            seccomp: seccomp::Policy::new(
+                sec.seccomp,
+                &sec.seccomp_allow,
+                &sec.seccomp_deny,
+                sec.allow_userns,
+            ),
+        },
+        pass_fds: spec.pass_fds.clone(),
     }
 }
 
 fn net_plan(n: &crate::net::Network) -> NetPlan {
     NetPlan {
+        driver: n.driver,
+        publish: n.publish.clone(),
         helper: n
             .helper
             .clone()
@@ -173,7 +262,7 @@ fn net_plan(n: &crate::net::Network) -> NetPlan {
     }
 }
 
-fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
+fn expand(m: &Mount, spec: &Spec, sandbox_dir: Option<&Path>, out: &mut Vec<MountOp>) {
     match m {
         Mount::Bind {
             src,
@@ -223,13 +312,10 @@ fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
         }
         Mount::Dev { dst } => expand_dev(dst, out),
         Mount::Overlay { lower, dst, keep } => {
-            let layers = match (&spec.sandbox, keep) {
-                (Some(sb), true) => {
-                    let key = crate::state::layers::layer_key(lower, dst);
-                    Some((
-                        crate::state::layers::upper(&sb.dir, &key),
-                        crate::state::layers::work(&sb.dir, &key),
-                    ))
+            let kept = match (sandbox_dir, keep) {
+                (Some(dir), true) => {
+                    let key = layers::layer_key(lower, dst);
+                    Some((layers::upper(dir, &key), layers::work(dir, &key)))
                 }
                 _ => None,
             };
@@ -243,7 +329,7 @@ fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
                 });
             // fuse-overlayfs serves kept layers only: its daemon, chrooted
             // into the host's root, can't reach the scratch tmpfs.
-            let with = match (spec.overlay_driver, &layers) {
+            let with = match (spec.overlay_driver, &kept) {
                 (OverlayDriver::Native, _) | (_, None) => vec![OverlayWith::Native],
                 (OverlayDriver::Auto, Some(_)) => {
                     std::iter::once(OverlayWith::Native).chain(fuse).collect()
@@ -253,7 +339,7 @@ fn expand(m: &Mount, spec: &Spec, out: &mut Vec<MountOp>) {
             out.push(MountOp::Overlay {
                 lower: lower.clone(),
                 dst: dst.clone(),
-                layers,
+                layers: kept,
                 with,
             })
         }
@@ -365,10 +451,48 @@ impl fmt::Display for MountOp {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.namespaces;
+        let new: Vec<&str> = [
+            ("user", true),
+            ("mount", ns.mount),
+            ("pid", ns.pid),
+            ("net", ns.net),
+            ("ipc", ns.ipc),
+            ("uts", ns.uts),
+            ("cgroup", ns.cgroup),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect();
+        writeln!(f, "new namespaces: {}", new.join(" "))?;
         writeln!(f, "uid_map: {}", self.uid_map)?;
         writeln!(f, "gid_map: {}", self.gid_map)?;
+        if let Some(h) = &self.hostname {
+            writeln!(f, "hostname: {h}")?;
+        }
+        if self.forbid_nested_userns {
+            writeln!(f, "user.max_user_namespaces = 0 inside")?;
+        }
         for (i, m) in self.mounts.iter().enumerate() {
             writeln!(f, "{:>3}. {m}", i + 1)?;
+        }
+        if let Some(s) = self.scratch_size {
+            writeln!(f, "scratch areas: {s} bytes in all")?;
+        }
+        for l in &self.kept_layers {
+            writeln!(
+                f,
+                "kept layer {}: {} -> {}",
+                l.key,
+                l.lower.display(),
+                l.dst.display()
+            )?;
+        }
+        for (file, value) in self.cgroup.files() {
+            writeln!(f, "cgroup {file} = {value}")?;
+        }
+        if let Some(t) = self.timeout {
+            writeln!(f, "timeout: {} s", t.as_secs_f64())?;
         }
         if let Some((p, args)) = &self.net.helper {
             writeln!(
@@ -384,20 +508,33 @@ impl fmt::Display for Plan {
                 writeln!(f, "  {l}")?;
             }
         }
-        writeln!(f, "landlock ({}):", self.landlock.mode.name())?;
-        for (p, r) in &self.landlock.paths {
+        let exec = &self.exec;
+        writeln!(
+            f,
+            "exec {} in {} (PATH {}), {} variables, {} passed descriptors",
+            self.command.first().map_or("", String::as_str),
+            exec.chdir.display(),
+            exec.search_path,
+            exec.env.len(),
+            self.pass_fds.len()
+        )?;
+        for r in &exec.rlimits {
+            writeln!(f, "rlimit {}={}", r.name, r.value)?;
+        }
+        writeln!(f, "landlock ({}):", self.exec.landlock.mode.name())?;
+        for (p, r) in &self.exec.landlock.paths {
             writeln!(f, "  {r:?} {}", p.display())?;
         }
-        let verb = match self.seccomp.mode {
+        let verb = match self.exec.seccomp.mode {
             seccomp::Mode::Strict => "allows",
             _ => "refuses",
         };
         writeln!(
             f,
             "seccomp ({}): {verb} {}{}",
-            self.seccomp.mode.name(),
-            self.seccomp.calls.join(" "),
-            if self.seccomp.mode == seccomp::Mode::Off {
+            self.exec.seccomp.mode.name(),
+            self.exec.seccomp.calls.join(" "),
+            if self.exec.seccomp.mode == seccomp::Mode::Off {
                 String::new()
             } else {
                 "; checks clone/unshare namespace flags, ioctl TIOCSTI/TIOCLINUX, personality; clone3 -> ENOSYS; x32 and i386 refused".to_string()
@@ -415,7 +552,7 @@ mod tests {
     #[test]
     fn default_view_plan_in_order() {
         let spec = spec_tests::spec_of(&Layer::default(), &crate::host::Host::fake()).unwrap();
-        let plan = build(&spec);
+        let plan = build(&spec, None);
         let text: Vec<String> = plan
             .mounts
             .iter()
@@ -441,7 +578,7 @@ mod tests {
     fn shared_pid_namespace_binds_host_proc() {
         let r = Layer::default().with(Key::SharePid, true);
         let spec = spec_tests::spec_of(&r, &crate::host::Host::fake()).unwrap();
-        let plan = build(&spec);
+        let plan = build(&spec, None);
         assert!(plan.mounts.contains(&MountOp::BindHost {
             src: "/proc".into(),
             dst: "/proc".into(),
@@ -459,7 +596,10 @@ mod tests {
     #[test]
     fn user_flags_come_after_default_view() {
         let r = Layer::default().with(Key::Tmpfs, "/usr:size=1m".to_string());
-        let plan = build(&spec_tests::spec_of(&r, &crate::host::Host::fake()).unwrap());
+        let plan = build(
+            &spec_tests::spec_of(&r, &crate::host::Host::fake()).unwrap(),
+            None,
+        );
         let ops: Vec<&MountOp> = plan
             .mounts
             .iter()

@@ -10,7 +10,6 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::error::{EXIT_NOOK, Step, StepError};
 use crate::plan::Plan;
-use crate::spec::Spec;
 use crate::sys;
 
 use super::msg::{Ending, Receiver, Sender, ToSupervisor};
@@ -19,22 +18,21 @@ use super::setup::{self, errno};
 use super::{FORWARDED, mounts, trace, wait_mask};
 
 pub fn run(
-    spec: &Spec,
     plan: &Plan,
+    v: bool,
     exec: &ExecPlan,
     mut tx: Sender,
     mut rx: Receiver,
     end: Sender,
     alone: bool,
 ) -> ! {
-    let v = spec.verbose;
-    if let Err(e) = setup::enter(&spec.namespaces, plan, alone, &mut rx, v) {
+    if let Err(e) = setup::enter(&plan.namespaces, plan, alone, &mut rx, v) {
         let _ = tx.send(&ToSupervisor::Failed(e));
         sys::exit_now(EXIT_NOOK);
     }
     drop(rx);
 
-    let _kept = match prepare(spec, plan) {
+    let _kept = match prepare(plan, v) {
         Ok(kept) => kept,
         Err(e) => {
             let _ = tx.send(&ToSupervisor::Failed(e));
@@ -87,9 +85,8 @@ fn tell_the_end(code: i32, mut end: Sender) {
 }
 
 /// Everything before the payload; returns what init keeps until it exits.
-fn prepare(spec: &Spec, plan: &Plan) -> Result<Option<OwnedFd>, StepError> {
-    let v = spec.verbose;
-    if !spec.namespaces.pid {
+fn prepare(plan: &Plan, v: bool) -> Result<Option<OwnedFd>, StepError> {
+    if !plan.namespaces.pid {
         // Not pid 1: become the reaper for the payload's orphans anyway.
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .map_err(|e| StepError::new(Step::BecomeSubreaper, None, errno(e)))?;
@@ -99,7 +96,7 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<Option<OwnedFd>, StepError> {
         sys::install_noop_handler(s)
             .map_err(|e| StepError::new(Step::InstallHandler, None, e).detail(s.to_string()))?;
     }
-    if spec.namespaces.net {
+    if plan.namespaces.net {
         sys::loopback_up().map_err(|e| StepError::new(Step::LoopbackUp, None, e))?;
         trace(v, "init", format_args!("lo up"));
     }
@@ -110,7 +107,7 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<Option<OwnedFd>, StepError> {
         crate::net::install_rules(nft, rules)?;
         trace(v, "init", format_args!("egress allow-list installed"));
     }
-    if let Some(h) = &spec.hostname {
+    if let Some(h) = &plan.hostname {
         rustix::system::sethostname(h.as_bytes())
             .map_err(|e| StepError::new(Step::SetHostname, None, errno(e)).detail(h))?;
     }
@@ -118,10 +115,10 @@ fn prepare(spec: &Spec, plan: &Plan) -> Result<Option<OwnedFd>, StepError> {
     // namespaces, which would need one): the limit is per user namespace
     // and ours is the one we hold every capability in. Written before the
     // sandbox's /proc/sys becomes read-only.
-    let proc = if spec.security.allow_userns {
-        None
+    let proc = if plan.forbid_nested_userns {
+        forbid_nested_userns(plan.namespaces.pid)?
     } else {
-        forbid_nested_userns(spec.namespaces.pid)?
+        None
     };
     mounts::build_root(&plan.mounts, plan.scratch_size, v)?;
     if plan.net.wait_for_route {

@@ -33,7 +33,6 @@ use nix::unistd::Pid;
 
 use crate::error::{EXIT_NOOK, Error, Step, StepError};
 use crate::plan::Plan;
-use crate::spec::Spec;
 use crate::sys;
 use msg::{ToSandbox, ToSupervisor};
 
@@ -79,6 +78,14 @@ static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new
 /// the detached parent waiting for it to start, and the event stream.
 #[derive(Default)]
 pub struct Control {
+    /// `-v`: trace each step.
+    pub verbose: bool,
+    /// `--stats`: the format the caller will print the figures in (a leaf
+    /// is made for exact figures when one can be had).
+    pub stats: Option<crate::cli::StatsFormat>,
+    /// The named sandbox whose lock the run holds and whose kept layers
+    /// it writes.
+    pub sandbox: Option<crate::state::layers::SandboxDir>,
     /// The state directory (made and checked) and the name to record.
     pub state_dir: Option<std::path::PathBuf>,
     pub name: String,
@@ -116,12 +123,12 @@ pub struct OomKill {
 
 /// Run the sandbox and say how it ended. The event stream gets its first
 /// and, on failure, its last line here.
-pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
+pub fn run(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     ctl.events.emit(
         "started",
         serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
     );
-    let result = supervise(spec, plan, ctl);
+    let result = supervise(plan, ctl);
     let failed = match &result {
         Err(e) => Some(e),
         Ok(o) => o.failure.as_ref(),
@@ -136,15 +143,16 @@ pub fn run(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error
 /// The supervisor, in the steps of DESIGN.md's process model. A failure
 /// before init exists is returned as is; after that, every step still
 /// tears down, and the failure travels in the Outcome.
-fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
+fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     START.get_or_init(std::time::Instant::now);
+    let v = ctl.verbose;
     trace(
-        spec.verbose,
+        v,
         "supervisor",
-        format_args!("profiles: {}", spec.profiles.join(", ")),
+        format_args!("profiles: {}", plan.profiles.join(", ")),
     );
-    let mut s = step1_prepare(spec, plan, ctl)?;
-    let init = step2_start_init(spec, plan, &mut s)?;
+    let mut s = step1_prepare(plan, ctl)?;
+    let init = step2_start_init(plan, &mut s, v)?;
     // A failure from here on ends init too.
     let mask = s.mask;
     let abort = |e: StepError| -> Error {
@@ -152,22 +160,21 @@ fn supervise(spec: &Spec, plan: &Plan, ctl: &mut Control) -> Result<Outcome, Err
         let _ = wait_for(init, &mask, false, None);
         e.into()
     };
-    step3_map_and_place(plan, &mut s, init, spec.verbose).map_err(abort)?;
+    step3_map_and_place(plan, &mut s, init, v).map_err(abort)?;
     ctl.events.emit(
         "namespaces",
         serde_json::json!({ "init_pid": init.as_raw() }),
     );
-    let helper = step4_start_helper(spec, plan, init, ctl).map_err(abort)?;
-    let failure = step5_wait_for_payload(spec, plan, &mut s, init, helper.as_ref(), ctl);
-    let end = step6_wait_for_end(spec, &mut s, init);
-    Ok(step7_teardown(spec, s, end, helper, failure, ctl))
+    let helper = step4_start_helper(plan, init, ctl).map_err(abort)?;
+    let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
+    let end = step6_wait_for_end(plan, &mut s, init);
+    Ok(step7_teardown(plan, s, end, helper, failure, ctl))
 }
 
 /// What the steps share: everything made before init, and the
 /// supervisor's ends of the channels.
 struct Supervision {
     exec: payload::ExecPlan,
-    join: Option<crate::state::running::JoinPlan>,
     /// Held until the end: a second run on this name is refused.
     _lock: Option<crate::state::layers::Lock>,
     leaf: Option<cgroup::Leaf>,
@@ -185,17 +192,16 @@ struct Supervision {
 /// Step 1: everything before init: the exec stage precomputed (the code after
 /// fork only installs and executes), the cgroup leaf, the timer, the
 /// signal mask, the sync channels.
-fn step1_prepare(spec: &Spec, plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
-    let join = payload::join_plan(spec, plan);
-    let exec = payload::ExecPlan::new(&join, &spec.command, &spec.pass_fds)?;
-    helper::check_ports(&spec.network.publish)?;
-    let lock = match &spec.sandbox {
-        Some(sb) => Some(crate::state::layers::open(sb, &kept_layers(spec))?),
+fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
+    let exec = payload::ExecPlan::new(&plan.exec, &plan.command, &plan.pass_fds)?;
+    helper::check_ports(&plan.net.publish)?;
+    let lock = match &ctl.sandbox {
+        Some(sb) => Some(crate::state::layers::open(sb, &plan.kept_layers)?),
         None => None,
     };
-    let limits = &spec.limits.cgroup;
+    let limits = &plan.cgroup;
     // A leaf when limits need one, or for exact --stats when one can be had.
-    let leaf = if limits.any() || spec.stats.is_some() {
+    let leaf = if limits.any() || ctl.stats.is_some() {
         let situation = crate::host::cgroup::situation(nix::unistd::getuid().as_raw());
         cgroup::Leaf::create(limits, &situation, limits.any())?
     } else {
@@ -203,7 +209,7 @@ fn step1_prepare(spec: &Spec, plan: &Plan, ctl: &Control) -> Result<Supervision,
     };
     if let Some(l) = &leaf {
         trace(
-            spec.verbose,
+            ctl.verbose,
             "supervisor",
             format_args!("cgroup {}", l.path.display()),
         );
@@ -212,7 +218,7 @@ fn step1_prepare(spec: &Spec, plan: &Plan, ctl: &Control) -> Result<Supervision,
             serde_json::json!({ "cgroup": l.path, "limits": limits }),
         );
     }
-    if let Some(t) = spec.limits.timeout {
+    if let Some(t) = plan.timeout {
         sys::arm_alarm(t).map_err(|e| StepError::new(Step::ArmTimeout, None, e))?;
     }
     let mask = wait_mask();
@@ -225,7 +231,6 @@ fn step1_prepare(spec: &Spec, plan: &Plan, ctl: &Control) -> Result<Supervision,
     let (end_tx, end) = msg::channel().map_err(io_step(Step::CreatePipe))?;
     Ok(Supervision {
         exec,
-        join: Some(join),
         _lock: lock,
         // init sets itself up alone unless the maps need a helper or there
         // is a leaf to move it into (see `setup`).
@@ -240,9 +245,9 @@ fn step1_prepare(spec: &Spec, plan: &Plan, ctl: &Control) -> Result<Supervision,
 }
 
 /// Step 2: one clone makes init in all its namespaces (see `setup`).
-fn step2_start_init(spec: &Spec, plan: &Plan, s: &mut Supervision) -> Result<Pid, Error> {
+fn step2_start_init(plan: &Plan, s: &mut Supervision, v: bool) -> Result<Pid, Error> {
     let (to_sup_tx, to_sandbox_rx, end_tx) = s.child_ends.take().expect("taken once");
-    let flags = setup::clone_flags(&spec.namespaces, s.alone);
+    let flags = setup::clone_flags(&plan.namespaces, s.alone);
     let init = match sys::clone_fork(flags).map_err(|e| match e {
         sys::ForkError::Failed(errno) => e
             .into_step(Step::CreateNamespaces)
@@ -254,22 +259,14 @@ fn step2_start_init(spec: &Spec, plan: &Plan, s: &mut Supervision) -> Result<Pid
             s.from_sandbox = None;
             s.to_sandbox = None;
             s.end = None;
-            init::run(
-                spec,
-                plan,
-                &s.exec,
-                to_sup_tx,
-                to_sandbox_rx,
-                end_tx,
-                s.alone,
-            )
+            init::run(plan, v, &s.exec, to_sup_tx, to_sandbox_rx, end_tx, s.alone)
         }
         Some(child) => child,
     };
     // Our copies of the child's ends must go, or end-of-file never comes.
     drop((to_sup_tx, to_sandbox_rx, end_tx));
     trace(
-        spec.verbose,
+        v,
         "supervisor",
         format_args!("init is pid {init} on the host"),
     );
@@ -304,24 +301,23 @@ fn step3_map_and_place(
 /// init builds the filesystem; init waits for the route before the
 /// payload runs.
 fn step4_start_helper(
-    spec: &Spec,
     plan: &Plan,
     init: Pid,
     ctl: &Control,
 ) -> Result<Option<helper::Helper>, StepError> {
-    let Some(driver) = spec.network.driver else {
+    let Some(driver) = plan.net.driver else {
         return Ok(None);
     };
     let helper = helper::Helper::start(&plan.net, driver, init)?;
     if helper.is_some() {
         trace(
-            spec.verbose,
+            ctl.verbose,
             "supervisor",
             format_args!("network helper started"),
         );
         ctl.events.emit(
             "network",
-            serde_json::json!({ "driver": spec.network.driver, "helper": plan.net.helper.as_ref().map(|h| &h.0) }),
+            serde_json::json!({ "driver": plan.net.driver, "helper": plan.net.helper.as_ref().map(|h| &h.0) }),
         );
     }
     Ok(helper)
@@ -333,7 +329,6 @@ fn step4_start_helper(
 /// while the payload starts, not while init builds the root, where it
 /// would compete for the CPU; and say it started.
 fn step5_wait_for_payload(
-    spec: &Spec,
     plan: &Plan,
     s: &mut Supervision,
     init: Pid,
@@ -362,7 +357,7 @@ fn step5_wait_for_payload(
             break;
         };
         match m {
-            ToSupervisor::Enforced(r) => report(&r, spec.verbose),
+            ToSupervisor::Enforced(r) => report(&r, ctl.verbose),
             ToSupervisor::Failed(e) => failure = Some(e),
         }
     }
@@ -378,11 +373,11 @@ fn step5_wait_for_payload(
             init: init.as_raw(),
             init_start: crate::state::running::start_time(init.as_raw()).unwrap_or(0),
             started: crate::host::unix_now(),
-            profiles: spec.profiles.clone(),
-            command: spec.command.clone(),
+            profiles: plan.profiles.clone(),
+            command: plan.command.clone(),
             cgroup: s.leaf.as_ref().map(|l| l.path.clone()),
             log: ctl.log.clone(),
-            join: s.join.take().expect("taken once"),
+            join: plan.exec.clone(),
         };
         if let Err(e) = crate::state::running::write(dir, &entry) {
             let _ = kill(init, Signal::SIGKILL);
@@ -390,7 +385,7 @@ fn step5_wait_for_payload(
         }
     }
     ctl.events
-        .emit("payload", serde_json::json!({ "command": spec.command }));
+        .emit("payload", serde_json::json!({ "command": plan.command }));
     if let Some(mut f) = ctl.started.take() {
         let _ = f.write_all(b"started\n");
     }
@@ -400,21 +395,15 @@ fn step5_wait_for_payload(
 /// Step 6: forward signals, enforce the timeout, wait for the end. A cgroup
 /// leaf is read and removed once init is gone; without one, init's word
 /// on the payload's end is enough (see `init::tell_the_end`).
-fn step6_wait_for_end(spec: &Spec, s: &mut Supervision, init: Pid) -> End {
+fn step6_wait_for_end(plan: &Plan, s: &mut Supervision, init: Pid) -> End {
     let end = if s.leaf.is_none() { s.end.take() } else { None };
-    wait_for_end(
-        init,
-        &s.mask,
-        spec.limits.timeout.is_some(),
-        s.leaf.as_ref(),
-        end,
-    )
+    wait_for_end(init, &s.mask, plan.timeout.is_some(), s.leaf.as_ref(), end)
 }
 
 /// Step 7: teardown: the leaf's figures and removal, the record, the log, the
 /// helper, a named sandbox's directory; then the Outcome.
 fn step7_teardown(
-    spec: &Spec,
+    plan: &Plan,
     s: Supervision,
     end: End,
     helper: Option<helper::Helper>,
@@ -427,7 +416,7 @@ fn step7_teardown(
         // 128+9 either way: init killed, or passing on its command's
         // death.
         init_killed: end.code == 128 + libc::SIGKILL,
-        memory_max: spec.limits.cgroup.memory_max,
+        memory_max: plan.cgroup.memory_max,
     });
     let status = if end.timed_out {
         EXIT_TIMEOUT
@@ -460,37 +449,18 @@ fn step7_teardown(
     }
     // Held open until here: init reads a hang-up on it as our death.
     drop(s.to_sandbox);
-    let kept_changes = spec
+    let kept_changes = ctl
         .sandbox
         .as_ref()
-        .and_then(|sb| changes_kept(sb, &kept_layers(spec)));
+        .and_then(|sb| changes_kept(sb, &plan.kept_layers));
     Outcome {
         status,
         oom,
         stats,
-        stats_format: spec.stats,
+        stats_format: ctl.stats,
         kept_changes,
         failure: failure.map(Error::from),
     }
-}
-
-/// The overlays whose upper layers the sandbox keeps.
-fn kept_layers(spec: &Spec) -> Vec<crate::state::layers::LayerRecord> {
-    spec.mounts
-        .iter()
-        .filter_map(|m| match m {
-            crate::spec::Mount::Overlay {
-                lower,
-                dst,
-                keep: true,
-            } => Some(crate::state::layers::LayerRecord {
-                key: crate::state::layers::layer_key(lower, dst),
-                lower: lower.clone(),
-                dst: dst.clone(),
-            }),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A sandbox that never had an overlay keeps nothing: drop its directory.
@@ -498,7 +468,7 @@ fn kept_layers(spec: &Spec) -> Vec<crate::state::layers::LayerRecord> {
 /// return its name, to say how to review what was.
 fn changes_kept(
     sb: &crate::state::layers::SandboxDir,
-    layers: &[crate::state::layers::LayerRecord],
+    layers: &[crate::plan::KeptLayer],
 ) -> Option<String> {
     if matches!(crate::state::layers::load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
         let _ = crate::overlay::remove_dir_tree(&sb.dir);
@@ -508,7 +478,7 @@ fn changes_kept(
         return None;
     }
     let written = layers.iter().any(|l| {
-        std::fs::read_dir(crate::state::layers::upper(&sb.dir, &l.key))
+        std::fs::read_dir(crate::plan::layers::upper(&sb.dir, &l.key))
             .map(|mut d| d.next().is_some())
             .unwrap_or(false)
     });

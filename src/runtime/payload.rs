@@ -12,9 +12,7 @@ use nix::sys::signal::SigmaskHow;
 
 use super::enforce::{self, Report};
 use crate::error::{Cause, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, Step, StepError};
-use crate::plan::Plan;
 use crate::plan::{landlock, seccomp};
-use crate::spec::Spec;
 use crate::sys;
 use seccompiler::BpfProgram;
 
@@ -60,11 +58,11 @@ fn candidates(name: &str, search_path: &str) -> Vec<CString> {
 }
 
 impl ExecPlan {
-    /// `command` under a sandbox's restrictions: the payload's (from
-    /// [`join_plan`]), or, for `nook exec`, the ones recorded when the
+    /// `command` under a sandbox's restrictions: the payload's (the
+    /// plan's exec stage), or, for `nook exec`, the ones recorded when the
     /// sandbox started.
     pub fn new(
-        join: &crate::state::running::JoinPlan,
+        join: &crate::plan::ExecStage,
         command: &[String],
         pass_fds: &[i32],
     ) -> Result<ExecPlan, StepError> {
@@ -92,34 +90,8 @@ impl ExecPlan {
             landlock: join.landlock.clone(),
             seccomp,
             seccomp_text,
-            rlimits: join
-                .rlimits
-                .iter()
-                .filter_map(|(n, v)| crate::spec::limits::Rlimit::from_record(n, *v))
-                .collect(),
+            rlimits: join.rlimits.clone(),
         })
-    }
-}
-
-/// The record `nook exec` restricts a joining process with.
-pub fn join_plan(spec: &Spec, plan: &Plan) -> crate::state::running::JoinPlan {
-    crate::state::running::JoinPlan {
-        env: spec
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        chdir: spec.chdir.clone(),
-        strict: spec.security.strict,
-        landlock: plan.landlock.clone(),
-        seccomp: plan.seccomp.clone(),
-        rlimits: spec
-            .limits
-            .rlimits
-            .iter()
-            .map(|r| (r.name.to_string(), r.value))
-            .collect(),
-        search_path: spec.search_path().to_string(),
     }
 }
 

@@ -76,13 +76,42 @@ impl CgroupLimits {
     }
 }
 
-/// One rlimit: soft and hard set to the same value.
+/// One rlimit: soft and hard set to the same value. Written and read as
+/// its name and value (a record of a running sandbox holds it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "NamedLimit")]
 pub struct Rlimit {
     pub name: &'static str,
-    #[serde(skip)]
     pub resource: nix::sys::resource::Resource,
     pub value: u64,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct NamedLimit {
+    name: String,
+    value: u64,
+}
+
+impl From<Rlimit> for NamedLimit {
+    fn from(r: Rlimit) -> Self {
+        NamedLimit {
+            name: r.name.to_string(),
+            value: r.value,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rlimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = NamedLimit::deserialize(d)?;
+        resource_of(&n.name)
+            .map(|(name, resource, _)| Rlimit {
+                name,
+                resource,
+                value: n.value,
+            })
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown rlimit {}", n.name)))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -96,7 +125,7 @@ pub struct Limits {
     pub disk_quota: Option<u64>,
 }
 
-mod opt_secs {
+pub mod opt_secs {
     pub fn serialize<S: serde::Serializer>(
         d: &Option<std::time::Duration>,
         s: S,
@@ -132,17 +161,6 @@ fn resource_of(name: &str) -> Option<(&'static str, nix::sys::resource::Resource
         "memlock" => ("memlock", R::RLIMIT_MEMLOCK, true),
         _ => return None,
     })
-}
-
-impl Rlimit {
-    /// Back from a (name, value) pair as recorded for `nook exec`.
-    pub fn from_record(name: &str, value: u64) -> Option<Rlimit> {
-        resource_of(name).map(|(name, resource, _)| Rlimit {
-            name,
-            resource,
-            value,
-        })
-    }
 }
 
 /// `nofile=1024`; `unlimited` where the kernel allows it.

@@ -38,18 +38,11 @@ pub struct Spec {
     pub security: Security,
     pub network: Network,
     pub limits: crate::spec::limits::Limits,
-    /// `--stats`: what to print about the sandbox's use when it ends (a
-    /// run option, set by the caller).
-    pub stats: Option<crate::cli::StatsFormat>,
-    /// Where kept overlay layers live (`--name`, or a name nook picks);
-    /// set by the caller.
-    pub sandbox: Option<crate::state::layers::SandboxDir>,
     pub overlay_driver: OverlayDriver,
     /// The fuse-overlayfs program, when an overlay may use it.
     pub fuse_overlayfs: Option<PathBuf>,
     /// Things weaker than asked, one line each, printed before the run.
     pub warnings: Vec<String>,
-    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -196,7 +189,6 @@ const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// What `resolve` needs besides the merged settings.
 pub struct Request<'a> {
     pub command: &'a [String],
-    pub verbose: bool,
     /// The profiles applied, for the record (`--print-spec`).
     pub profiles: &'a [String],
 }
@@ -326,12 +318,9 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         security,
         network,
         limits,
-        stats: None,
-        sandbox: None,
         overlay_driver,
         fuse_overlayfs,
         warnings,
-        verbose: req.verbose,
     })
 }
 
@@ -939,7 +928,6 @@ pub(crate) mod tests {
             layer,
             &Request {
                 command: &cmd,
-                verbose: false,
                 profiles: &[],
             },
             host,

@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Step};
+use crate::plan::KeptLayer;
+use crate::plan::layers::{upper, work};
 
 /// Where a run keeps its layers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,21 +24,13 @@ pub struct SandboxDir {
     pub auto: bool,
 }
 
-/// One overlaid host directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerRecord {
-    pub key: String,
-    pub lower: PathBuf,
-    pub dst: PathBuf,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub name: String,
     /// Seconds since the epoch when the sandbox was first run: host files
     /// changed after this conflict at commit.
     pub created: f64,
-    pub layers: Vec<LayerRecord>,
+    pub layers: Vec<KeptLayer>,
 }
 
 /// `$XDG_DATA_HOME/nook/sandboxes` (default `~/.local/share/...`).
@@ -63,30 +57,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
     } else {
         Err("expected a name of 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit".into())
     }
-}
-
-/// A stable directory name for one overlay: FNV-1a of lower and dst.
-pub fn layer_key(lower: &Path, dst: &Path) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in lower
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .chain(&[0u8])
-        .chain(dst.as_os_str().as_encoded_bytes())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-pub fn upper(dir: &Path, key: &str) -> PathBuf {
-    dir.join("layers").join(key).join("upper")
-}
-
-pub fn work(dir: &Path, key: &str) -> PathBuf {
-    dir.join("layers").join(key).join("work")
 }
 
 /// A name for a run that overlays without `--name`: the local time it
@@ -160,7 +130,7 @@ pub fn lock(dir: &Path, name: &str) -> Result<Lock, Error> {
 
 /// Make the sandbox's directories, take its lock, and record its layers
 /// (keeping the first run's creation time).
-pub fn open(sb: &SandboxDir, layers: &[LayerRecord]) -> Result<Lock, Error> {
+pub fn open(sb: &SandboxDir, layers: &[KeptLayer]) -> Result<Lock, Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -230,14 +200,6 @@ mod tests {
         for bad in ["", "-a", ".", "..", "a/b", "a b", &"x".repeat(65)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn keys_are_stable_and_distinct() {
-        let a = layer_key(Path::new("/home/u/p"), Path::new("/home/u/p"));
-        assert_eq!(a, layer_key(Path::new("/home/u/p"), Path::new("/home/u/p")));
-        assert_ne!(a, layer_key(Path::new("/home/u/p"), Path::new("/w")));
-        assert_eq!(a.len(), 16);
     }
 
     #[test]

@@ -12,20 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Step, StepError};
 
-/// What `nook exec` needs to restrict a joining process exactly as the
-/// payload is.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JoinPlan {
-    pub env: Vec<(String, String)>,
-    pub chdir: PathBuf,
-    pub strict: bool,
-    pub landlock: crate::plan::landlock::Rules,
-    pub seccomp: crate::plan::seccomp::Policy,
-    /// (name, value) pairs, as `--rlimit` takes them.
-    pub rlimits: Vec<(String, u64)>,
-    pub search_path: String,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub name: String,
@@ -41,7 +27,8 @@ pub struct Entry {
     pub command: Vec<String>,
     pub cgroup: Option<PathBuf>,
     pub log: Option<PathBuf>,
-    pub join: JoinPlan,
+    /// What `nook exec` restricts a joining process with.
+    pub join: crate::plan::ExecStage,
 }
 
 /// `$XDG_RUNTIME_DIR/nook`, or `/tmp/nook-UID` without one.
