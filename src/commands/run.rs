@@ -70,6 +70,8 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
             .as_ref()
             .map_or_else(|| format!("sb-{}", std::process::id()), |s| s.name.clone()),
         sandbox,
+        // Read once, and only when a leaf may be wanted.
+        cgroup: (plan.cgroup.any() || req.stats.is_some()).then(|| host.cgroup().clone()),
         events: events::Events::open(req.events.as_deref())?,
         ..Default::default()
     };

@@ -86,6 +86,8 @@ pub struct Control {
     /// The named sandbox whose lock the run holds and whose kept layers
     /// it writes.
     pub sandbox: Option<crate::state::layers::SandboxDir>,
+    /// Our cgroup situation, as the caller read it: where a leaf can go.
+    pub cgroup: Option<crate::host::cgroup::Situation>,
     /// The state directory (made and checked) and the name to record.
     pub state_dir: Option<std::path::PathBuf>,
     pub name: String,
@@ -201,9 +203,10 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
     };
     let limits = &plan.cgroup;
     // A leaf when limits need one, or for exact --stats when one can be had.
-    let leaf = if limits.any() || ctl.stats.is_some() {
-        let situation = crate::host::cgroup::situation(nix::unistd::getuid().as_raw());
-        cgroup::Leaf::create(limits, &situation, limits.any())?
+    let leaf = if let Some(situation) = ctl.cgroup.as_ref()
+        && (limits.any() || ctl.stats.is_some())
+    {
+        cgroup::Leaf::create(limits, situation, limits.any())?
     } else {
         None
     };
