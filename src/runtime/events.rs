@@ -6,8 +6,44 @@
 //! `exited` (status, timed_out, and what it used), `failed` (the error).
 
 use std::io::Write;
+use std::path::Path;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::runtime::stats::Stats;
+use crate::spec::limits::CgroupLimits;
+
+/// One step of a run, as its line says it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event<'a> {
+    Started {
+        name: &'a str,
+        supervisor_pid: u32,
+    },
+    Limits {
+        cgroup: &'a Path,
+        limits: &'a CgroupLimits,
+    },
+    Namespaces {
+        init_pid: i32,
+    },
+    Network {
+        driver: Option<crate::net::DriverKind>,
+        helper: Option<&'a Path>,
+    },
+    Payload {
+        command: &'a [String],
+    },
+    Exited {
+        status: i32,
+        stats: &'a Stats,
+    },
+    Failed {
+        error: String,
+    },
+}
 
 #[derive(Default)]
 pub struct Events {
@@ -46,14 +82,13 @@ impl Events {
         Ok(Events { out: Some(file) })
     }
 
-    pub fn emit(&self, event: &str, fields: Value) {
+    pub fn emit(&self, event: Event<'_>) {
         let Some(mut f) = self.out.as_ref() else {
             return;
         };
-        let time = crate::host::unix_now();
-        let mut obj = json!({ "event": event, "time": time });
-        if let (Value::Object(o), Value::Object(extra)) = (&mut obj, fields) {
-            o.extend(extra);
+        let mut obj = serde_json::to_value(&event).unwrap_or(Value::Null);
+        if let Value::Object(o) = &mut obj {
+            o.insert("time".into(), crate::host::unix_now().into());
         }
         // One write per line: readers never see half an event.
         let _ = f.write_all(format!("{obj}\n").as_bytes());

@@ -34,6 +34,7 @@ use nix::unistd::Pid;
 use crate::error::{EXIT_NOOK, Error, Step, StepError};
 use crate::plan::Plan;
 use crate::sys;
+use events::Event;
 use msg::{ToSandbox, ToSupervisor};
 
 /// Signals the supervisor and init pass on to the payload.
@@ -126,18 +127,19 @@ pub struct OomKill {
 /// Run the sandbox and say how it ended. The event stream gets its first
 /// and, on failure, its last line here.
 pub fn run(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
-    ctl.events.emit(
-        "started",
-        serde_json::json!({ "name": ctl.name, "supervisor_pid": std::process::id() }),
-    );
+    ctl.events.emit(Event::Started {
+        name: &ctl.name,
+        supervisor_pid: std::process::id(),
+    });
     let result = supervise(plan, ctl);
     let failed = match &result {
         Err(e) => Some(e),
         Ok(o) => o.failure.as_ref(),
     };
     if let Some(e) = failed {
-        ctl.events
-            .emit("failed", serde_json::json!({ "error": e.to_string() }));
+        ctl.events.emit(Event::Failed {
+            error: e.to_string(),
+        });
     }
     result
 }
@@ -163,10 +165,9 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
         e.into()
     };
     step3_map_and_place(plan, &mut s, init, v).map_err(abort)?;
-    ctl.events.emit(
-        "namespaces",
-        serde_json::json!({ "init_pid": init.as_raw() }),
-    );
+    ctl.events.emit(Event::Namespaces {
+        init_pid: init.as_raw(),
+    });
     let helper = step4_start_helper(plan, init, ctl).map_err(abort)?;
     let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
     let end = step6_wait_for_end(plan, &mut s, init);
@@ -216,10 +217,10 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
             "supervisor",
             format_args!("cgroup {}", l.path.display()),
         );
-        ctl.events.emit(
-            "limits",
-            serde_json::json!({ "cgroup": l.path, "limits": limits }),
-        );
+        ctl.events.emit(Event::Limits {
+            cgroup: &l.path,
+            limits,
+        });
     }
     if let Some(t) = plan.timeout {
         sys::arm_alarm(t).map_err(|e| StepError::new(Step::ArmTimeout, None, e))?;
@@ -318,10 +319,10 @@ fn step4_start_helper(
             "supervisor",
             format_args!("network helper started"),
         );
-        ctl.events.emit(
-            "network",
-            serde_json::json!({ "driver": plan.net.driver, "helper": plan.net.helper.as_ref().map(|h| &h.0) }),
-        );
+        ctl.events.emit(Event::Network {
+            driver: plan.net.driver,
+            helper: plan.net.helper.as_ref().map(|h| h.0.as_path()),
+        });
     }
     Ok(helper)
 }
@@ -387,8 +388,9 @@ fn step5_wait_for_payload(
             return Some(e);
         }
     }
-    ctl.events
-        .emit("payload", serde_json::json!({ "command": plan.command }));
+    ctl.events.emit(Event::Payload {
+        command: &plan.command,
+    });
     if let Some(mut f) = ctl.started.take() {
         let _ = f.write_all(b"started\n");
     }
@@ -429,10 +431,10 @@ fn step7_teardown(
     let stats =
         crate::runtime::stats::Stats::new(&end, usage.as_ref(), START.get().map(|t| t.elapsed()));
     if failure.is_none() {
-        ctl.events.emit(
-            "exited",
-            serde_json::json!({ "status": status, "stats": stats }),
-        );
+        ctl.events.emit(Event::Exited {
+            status,
+            stats: &stats,
+        });
     }
     if let Some(dir) = &ctl.state_dir {
         crate::state::running::remove(dir, &ctl.name);
