@@ -1,23 +1,31 @@
 //! nook: a rootless sandbox.
 //!
-//! Data flows one way through the modules, in this order:
-//! - [`cli`]: command-line flags into a plain `RunRequest`;
-//! - [`host`]: every ambient input (ids, environment, HOME, /etc/subuid);
-//! - [`profile`]: profile files into layers of settings, flags the last;
-//! - [`spec`]: merged settings + host into one resolved `Spec` (`--print-spec`);
-//! - [`plan`]: Spec into ordered steps, pure (`--print-plan`), with the
-//!   [`security`] policies (seccomp, Landlock) as data;
-//! - [`runtime`]: the supervisor, setup child, init and payload that
-//!   execute the plan;
-//! - [`sys`]: the only module with `unsafe`, thin wrappers over raw calls.
+//! Data flows one way, stage by stage (a test checks that no module names
+//! a later stage):
+//! - [`settings`]: THE table of keys (every profile key is a flag of the
+//!   same name), and `Layer`, the ordered values one source gave;
+//! - [`cli`]: clap; the run flags, built from the table, become the last
+//!   layer; the subcommands are plain data for `commands`;
+//! - [`host`]: every ambient input, read once (ids, environment, HOME, the
+//!   shape of `/`, /etc/subuid, helper programs, the cgroup situation);
+//! - [`profile`]: profile files into layers (schema, variables, catalogue,
+//!   secrets, firejail import);
+//! - [`spec`]: layers + host into one resolved `Spec` (`--print-spec`),
+//!   with its modes, units, limits and syscall names;
+//! - [`plan`]: Spec into everything the runtime does, pure
+//!   (`--print-plan`): id maps, mount operations, network, cgroup limits,
+//!   the exec stage with its Landlock rules and seccomp policy;
+//! - [`state`]: named sandboxes' layers and running sandboxes' records;
+//! - [`runtime`]: the supervisor (numbered steps), init and payload that
+//!   execute a Plan, enforcement, cgroup leaf, events; returns an
+//!   `Outcome` and prints only `-v` traces and weaker-hardening warnings;
+//! - [`commands`]: run, profile, review, manage, doctor: the printers.
 //!
-//! Beside the pipeline: [`net`] (helper arguments, egress rules), [`limits`]
-//! and [`cgroup`] (resource limits), [`stats`], [`store`] (named sandboxes'
-//! layers) with [`sandboxes`] and [`overlay`] (diff / commit / discard),
-//! [`registry`] (running sandboxes) with [`manage`] (`-d`, ps, exec, stop,
-//! kill, logs), [`events`] (`--events`), and [`doctor`].
+//! Used from several stages: [`error`] (typed steps and causes), [`sys`]
+//! (the only `unsafe`), [`net`] (helper arguments, egress rules) and
+//! [`overlay`] (the fd-based review of upper layers).
 //!
-//! Only `main` turns errors into messages and exit codes.
+//! Only `main` turns the final error into an exit code.
 
 mod cli;
 mod commands;

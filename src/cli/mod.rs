@@ -1,5 +1,7 @@
-//! Command-line definitions (clap) and the one place that turns clap's
-//! matches into a plain [`RunRequest`]. Nothing below this module sees clap.
+//! Command-line definitions (clap). The run flags are made from the table
+//! of keys and read back into a settings `Layer`; everything `run` was
+//! asked for becomes a plain [`RunRequest`]; the other subcommands are
+//! plain enums for `commands`. No module after `commands` sees clap.
 
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
