@@ -106,6 +106,17 @@ impl Ctx<'_> {
         })
     }
 
+    /// A value of the wrong type, in the words of serde's type errors.
+    fn wrong_type(&self, v: &Spanned<DeValue<'_>>, expected: &str) -> Error {
+        self.err_at(
+            v.span(),
+            format!(
+                "invalid type: {}, expected {expected}",
+                unexpected(v.get_ref())
+            ),
+        )
+    }
+
     /// One value of `key`, checked against its kind.
     fn value(&self, key: Key, v: &Spanned<DeValue<'_>>) -> Result<Val<Value>, Error> {
         let def = key.def();
@@ -199,13 +210,7 @@ impl Ctx<'_> {
             let name: &str = k.get_ref();
             if section == Section::Top && name == "extends" {
                 let DeValue::Array(items) = v.get_ref() else {
-                    return Err(self.err_at(
-                        v.span(),
-                        format!(
-                            "invalid type: {}, expected a sequence",
-                            unexpected(v.get_ref())
-                        ),
-                    ));
+                    return Err(self.wrong_type(v, "a sequence"));
                 };
                 for item in items {
                     match item.get_ref() {
@@ -213,12 +218,7 @@ impl Ctx<'_> {
                             v: s.to_string(),
                             from: self.origin(item.span(), "extends"),
                         }),
-                        other => {
-                            return Err(self.err_at(
-                                item.span(),
-                                format!("invalid type: {}, expected a string", unexpected(other)),
-                            ));
-                        }
+                        _ => return Err(self.wrong_type(item, "a string")),
                     }
                 }
                 continue;
@@ -227,13 +227,7 @@ impl Ctx<'_> {
                 && let Some(sub) = Section::ALL.into_iter().find(|s| s.table() == Some(name))
             {
                 let DeValue::Table(t) = v.get_ref() else {
-                    return Err(self.err_at(
-                        v.span(),
-                        format!(
-                            "invalid type: {}, expected a table",
-                            unexpected(v.get_ref())
-                        ),
-                    ));
+                    return Err(self.wrong_type(v, "a table"));
                 };
                 self.table(t, sub, found, extends)?;
                 continue;
@@ -250,13 +244,7 @@ impl Ctx<'_> {
             let values = found.entry(key).or_default();
             if key.def().list {
                 let DeValue::Array(items) = v.get_ref() else {
-                    return Err(self.err_at(
-                        v.span(),
-                        format!(
-                            "invalid type: {}, expected a sequence",
-                            unexpected(v.get_ref())
-                        ),
-                    ));
+                    return Err(self.wrong_type(v, "a sequence"));
                 };
                 for item in items {
                     values.push(self.value(key, item)?);

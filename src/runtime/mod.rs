@@ -568,22 +568,8 @@ fn wait_for_end(
     };
     let mut timed_out = false;
     loop {
-        match sys::wait4_nohang(init) {
-            Ok(Some(r)) => {
-                return End {
-                    code: r.code,
-                    timed_out,
-                    rusage: Some(r.rusage),
-                };
-            }
-            Ok(None) => {}
-            Err(_) => {
-                return End {
-                    code: EXIT_NOOK,
-                    timed_out,
-                    rusage: None,
-                };
-            }
+        if let Some(end) = reaped(init, timed_out) {
+            return end;
         }
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         if let Some(e) = &end {
@@ -655,6 +641,24 @@ fn ended(e: msg::Ending) -> End {
     }
 }
 
+/// init's end, if it has ended (an error waiting for it ends the run
+/// too, as nook's own failure).
+fn reaped(init: Pid, timed_out: bool) -> Option<End> {
+    match sys::wait4_nohang(init) {
+        Ok(Some(r)) => Some(End {
+            code: r.code,
+            timed_out,
+            rusage: Some(r.rusage),
+        }),
+        Ok(None) => None,
+        Err(_) => Some(End {
+            code: EXIT_NOOK,
+            timed_out,
+            rusage: None,
+        }),
+    }
+}
+
 /// Forward signals to init until it exits; returns its status as an exit
 /// code (128+N for a signal). At the --timeout alarm, the whole sandbox is
 /// killed: its cgroup, and init, whose death ends its pid namespace.
@@ -666,22 +670,8 @@ pub(super) fn wait_for(
 ) -> End {
     let mut timed_out = false;
     loop {
-        match sys::wait4_nohang(init) {
-            Ok(Some(r)) => {
-                return End {
-                    code: r.code,
-                    timed_out,
-                    rusage: Some(r.rusage),
-                };
-            }
-            Ok(None) => {}
-            Err(_) => {
-                return End {
-                    code: EXIT_NOOK,
-                    timed_out,
-                    rusage: None,
-                };
-            }
+        if let Some(end) = reaped(init, timed_out) {
+            return end;
         }
         match mask.wait() {
             Ok(Signal::SIGCHLD) | Err(_) => {}
