@@ -81,6 +81,31 @@ impl Error {
     }
 }
 
+/// A value that is not what its flag or key takes, saying what is
+/// expected; the caller adds the flag or key and the value
+/// (`Error::usage`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Expected(pub String);
+
+impl From<String> for Expected {
+    fn from(s: String) -> Self {
+        Expected(s)
+    }
+}
+
+impl From<&str> for Expected {
+    fn from(s: &str) -> Self {
+        Expected(s.to_string())
+    }
+}
+
+impl From<Expected> for String {
+    fn from(e: Expected) -> Self {
+        e.0
+    }
+}
+
 impl From<StepError> for Error {
     fn from(e: StepError) -> Self {
         Error::Step(e)

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::{Context, Step, StepError, exit_cause};
+use crate::error::{Context, Expected, Step, StepError, exit_cause};
 pub use egress::{Egress, nft_ruleset, system_resolve, unresolved};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,7 +130,7 @@ impl Network {
 const PASTA_DNS: &str = "169.254.0.53";
 
 /// `[HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp]`.
-pub fn parse_publish(s: &str) -> Result<Publish, String> {
+pub fn parse_publish(s: &str) -> Result<Publish, Expected> {
     let expected = "expected [HOSTIP:]HOSTPORT:SANDBOXPORT[/tcp|/udp], ports 1 to 65535";
     let (body, udp) = match s.rsplit_once('/') {
         Some((b, "tcp")) => (b, false),

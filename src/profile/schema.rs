@@ -89,7 +89,7 @@ impl Ctx<'_> {
             let e = self
                 .vars
                 .expand(part, is_path)
-                .map_err(|m| self.err(&from, m))?;
+                .map_err(|m| self.err(&from, m.into()))?;
             if is_path && !e.starts_with('/') {
                 return Err(self.err(
                     &from,

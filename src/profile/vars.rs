@@ -1,6 +1,7 @@
 //! The fixed set of variables a profile may use, expanded in this one
 //! place: `~` at the start of a path, and `${NAME}` anywhere.
 
+use crate::error::Expected;
 use std::path::PathBuf;
 
 use crate::host::Host;
@@ -79,7 +80,7 @@ impl Vars {
 
     /// Expand `${NAME}` everywhere and, when `path` is true, a leading `~`
     /// (alone or before '/'). Returns the unknown or malformed variable.
-    pub fn expand(&self, s: &str, path: bool) -> Result<String, String> {
+    pub fn expand(&self, s: &str, path: bool) -> Result<String, Expected> {
         let mut out = String::new();
         let mut rest = s;
         if path && (rest == "~" || rest.starts_with("~/")) {
@@ -90,7 +91,7 @@ impl Vars {
             out.push_str(&rest[..i]);
             let after = &rest[i + 2..];
             let Some(end) = after.find('}') else {
-                return Err(format!("unterminated '${{' in '{s}'"));
+                return Err(format!("unterminated '${{' in '{s}'").into());
             };
             let name = &after[..end];
             match self.get(name) {
@@ -103,7 +104,8 @@ impl Vars {
                             .map(|n| format!("${{{n}}}"))
                             .collect::<Vec<_>>()
                             .join(" ")
-                    ));
+                    )
+                    .into());
                 }
             }
             rest = &after[end + 1..];
@@ -131,11 +133,13 @@ mod tests {
         assert!(
             v.expand("${SHELL}", true)
                 .unwrap_err()
+                .0
                 .contains("unknown variable ${SHELL}")
         );
         assert!(
             v.expand("${HOME", true)
                 .unwrap_err()
+                .0
                 .contains("unterminated")
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::units::{parse_duration, parse_size};
-use crate::error::Error;
+use crate::error::{Error, Expected};
 use crate::settings::{Key, Layer, Val};
 
 /// Limits enforced through a cgroup v2 leaf.
@@ -138,7 +138,7 @@ pub mod opt_secs {
 }
 
 /// cpu.max for a number of CPUs over the default 100 ms period.
-pub fn cpu_max(cpus: f64) -> Result<(u64, u64), String> {
+pub fn cpu_max(cpus: f64) -> Result<(u64, u64), Expected> {
     const PERIOD: u64 = 100_000;
     if !cpus.is_finite() || !(0.01..=4096.0).contains(&cpus) {
         return Err("expected a number of CPUs from 0.01 up, e.g. 0.5 or 2".into());
@@ -164,15 +164,13 @@ fn resource_of(name: &str) -> Option<(&'static str, nix::sys::resource::Resource
 }
 
 /// `nofile=1024`; `unlimited` where the kernel allows it.
-pub fn parse_rlimit(s: &str) -> Result<Rlimit, String> {
+pub fn parse_rlimit(s: &str) -> Result<Rlimit, Expected> {
     const NAMES: &str = "nofile, nproc, fsize, core, cpu, as, stack, memlock";
     let (name, value) = s
         .split_once('=')
         .ok_or(format!("expected NAME=VALUE with NAME one of {NAMES}"))?;
     let Some((name, resource, size_like)) = resource_of(name) else {
-        return Err(format!(
-            "'{name}' is not an rlimit; expected one of {NAMES}"
-        ));
+        return Err(format!("'{name}' is not an rlimit; expected one of {NAMES}").into());
     };
     let value = if value == "unlimited" {
         libc::RLIM_INFINITY
@@ -198,7 +196,7 @@ pub fn parse_rlimit(s: &str) -> Result<Rlimit, String> {
 pub fn parse_io_max(
     s: &str,
     rdev: &dyn Fn(&str) -> Option<(u64, u64)>,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), Expected> {
     const EXPECTED: &str = "expected DEV:KEY=VALUE[,KEY=VALUE...] with DEV a MAJ:MIN pair or a block device, KEY rbps, wbps, riops or wiops";
     let (dev, settings) = if s.starts_with('/') {
         s.split_once(':').ok_or(EXPECTED)?
@@ -248,7 +246,7 @@ pub fn block_device(path: &str) -> Option<(u64, u64)> {
 pub fn resolve(set: &Layer) -> Result<Limits, Error> {
     fn get<T: Clone, U>(
         v: &Option<Val<T>>,
-        f: impl Fn(&T) -> Result<U, String>,
+        f: impl Fn(&T) -> Result<U, Expected>,
         show: impl Fn(&T) -> String,
     ) -> Result<Option<U>, Error> {
         v.as_ref()
@@ -257,7 +255,7 @@ pub fn resolve(set: &Layer) -> Result<Limits, Error> {
     }
     let s = |x: &String| x.clone();
     let n = |x: &u64| x.to_string();
-    let weight = |&w: &u64| -> Result<u64, String> {
+    let weight = |&w: &u64| -> Result<u64, Expected> {
         if (1..=10000).contains(&w) {
             Ok(w)
         } else {

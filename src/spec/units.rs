@@ -3,13 +3,14 @@
 //! takes them, and bytes and ages shown the one way every command prints
 //! them.
 
+use crate::error::Expected;
 use std::time::Duration;
 
 const SIZE: &str =
     "expected a size: a number of bytes, or with a k, m, g or t suffix (1024-based), e.g. 512m";
 
 /// `512m`, `1G`, `1.5g`, `4096`, `2MiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, Expected> {
     let t = s.trim();
     let lower = t.to_ascii_lowercase();
     let body = lower
@@ -41,7 +42,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 const DURATION: &str = "expected a duration: a number of seconds, or with an ms, s, m, h or d suffix, e.g. 90s or 1.5m";
 
 /// `10`, `10s`, `1.5m`, `2h`, `1d`, `500ms` (timeout(1)'s forms, and ms).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, Expected> {
     let t = s.trim();
     let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
         (n, 0.001)

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Step};
+use crate::error::{Context, Error, Expected, Step};
 use crate::plan::KeptLayer;
 use crate::plan::layers::{upper, work};
 
@@ -42,7 +42,7 @@ pub fn root(env: &std::collections::BTreeMap<String, String>, home: &Path) -> Pa
         .join("nook/sandboxes")
 }
 
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), Expected> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
