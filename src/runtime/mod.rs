@@ -19,6 +19,8 @@ mod idmap;
 mod init;
 pub mod join;
 mod mounts;
+#[cfg(test)]
+mod mounts_tests;
 pub mod msg;
 mod payload;
 #[cfg(test)]

@@ -7,6 +7,10 @@
 //! /newroot with RESOLVE_IN_ROOT, so a symlink can't lead a mount out of
 //! either tree. Mounts are made with the fd-based mount API (open_tree,
 //! fsopen, move_mount), so no path is looked up twice.
+//!
+//! The interpreter (`interpret`) reaches the kernel only through
+//! `MountSys`, so that unit tests (`mounts_tests`) can run it on a plan
+//! with a recorder, without namespaces or root; `Kernel` is the real one.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -69,19 +73,12 @@ pub fn build_root(
     )
     .step(Step::MountRoot, None)?;
 
-    let mut b = Builder {
+    let mut kernel = Kernel {
         root: open_dir("/newroot")?,
         host: open_dir("/oldroot")?,
-        files: 0,
-        hidden_file: None,
-        scratch_size,
-        scratch_areas: 0,
     };
-    for op in ops {
-        trace(verbose, "init", format_args!("{op}"));
-        b.apply(op)?;
-    }
-    drop(b);
+    interpret(&mut kernel, ops, scratch_size, verbose)?;
+    drop(kernel);
 
     // pivot_root(".", ".") stacks the staging root, with the host's root
     // still at /oldroot in it, on top of the new one; detaching "." then
@@ -97,9 +94,100 @@ pub fn build_root(
     Ok(())
 }
 
-struct Builder {
-    root: OwnedFd,
-    host: OwnedFd,
+/// What the interpreter asks of the kernel, at the level of its own
+/// helpers. Paths in the new root are resolved beneath it, host paths
+/// beneath the host's root; paths in the staging area (/files, /scratch)
+/// are plain paths, since the staging tmpfs is the root meanwhile.
+///
+/// A method that is one system call returns the errno and the
+/// interpreter names the step (the same call is a different step in
+/// different operations); a method of several calls names its own steps.
+pub(super) trait MountSys {
+    /// A path opened in the host's root or in the new root.
+    type Node;
+    /// A detached mount, not attached anywhere yet.
+    type Tree;
+
+    /// Open a host path. ENOENT is the interpreter's to judge: an
+    /// optional bind is skipped.
+    fn open_host(&mut self, path: &Path) -> Result<Self::Node, Errno>;
+    /// Open a path in the new root (ENOENT as for `open_host`).
+    fn open_new(&mut self, path: &Path) -> Result<Self::Node, Errno>;
+    /// Whether `node` is a directory (else a file or a device: a bind
+    /// target is made of the same kind).
+    fn is_dir(&mut self, node: &Self::Node) -> Result<bool, Errno>;
+    /// A recursive copy of the mount tree at `node`.
+    fn clone_tree(&mut self, node: &Self::Node) -> Result<Self::Tree, Errno>;
+    /// A copy of the one mount at staging path `path` (a staged file, a
+    /// scratch area).
+    fn clone_staged(&mut self, path: &Path) -> Result<Self::Tree, Errno>;
+    fn set_read_only(&mut self, tree: &Self::Tree, recursive: bool) -> Result<(), Errno>;
+    /// A new instance of filesystem `fstype`, meant for `dst`.
+    fn new_fs(
+        &mut self,
+        fstype: &str,
+        opts: &[(&str, String)],
+        attrs: MountAttrFlags,
+        dst: &Path,
+    ) -> Result<Self::Tree, StepError>;
+    /// Mount `tree` at `dst` in the new root, creating the mount point (a
+    /// directory or an empty file) and its missing parents.
+    fn attach(&mut self, tree: &Self::Tree, dst: &Path, dir: bool) -> Result<(), StepError>;
+    /// Mount `tree` on `node`, which exists.
+    fn mount_on(&mut self, tree: &Self::Tree, node: &Self::Node) -> Result<(), Errno>;
+    /// Create a directory and its missing parents in the new root.
+    fn mkdir_p(&mut self, path: &Path) -> Result<(), StepError>;
+    /// Create symlink `link` in the new root; one that exists and points
+    /// to `target` already will do.
+    fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), StepError>;
+    fn write_staged(&mut self, path: &Path, content: &str) -> std::io::Result<()>;
+    /// Create an empty file of mode 0 in the staging area.
+    fn create_unreadable(&mut self, path: &Path) -> Result<(), Errno>;
+    /// Mount the tmpfs that holds every scratch area at `pool`.
+    fn mount_scratch(&mut self, pool: &Path, size: Option<u64>) -> Result<(), Errno>;
+    /// Create scratch area `path` with exactly `mode`.
+    fn scratch_dir(&mut self, path: &Path, mode: u32) -> Result<(), StepError>;
+    /// Create a directory (mode 0755, less the umask) in the staging area.
+    fn mkdir_staged(&mut self, path: &Path) -> Result<(), Errno>;
+    /// Mount an overlayfs with these options at `dst` (as `attach`).
+    fn native_overlay(&mut self, opts: &[(&str, &str)], dst: &Path) -> Result<(), StepError>;
+    /// Mount a FUSE filesystem owned by `ids` at `dst` (as `attach`) and
+    /// start fuse-overlayfs `program` serving it with `options` (host
+    /// paths: the daemon sees the host's root).
+    fn fuse_overlay(
+        &mut self,
+        program: &Path,
+        ids: (u32, u32),
+        options: &str,
+        dst: &Path,
+    ) -> Result<(), StepError>;
+    /// Make the new root's own tmpfs read-only.
+    fn seal_root(&mut self) -> Result<(), Errno>;
+}
+
+/// Run the plan's mount operations, in order, through `sys`.
+pub(super) fn interpret<S: MountSys>(
+    sys: &mut S,
+    ops: &[MountOp],
+    scratch_size: Option<u64>,
+    verbose: bool,
+) -> Result<(), StepError> {
+    let mut b = Builder {
+        sys,
+        files: 0,
+        hidden_file: None,
+        scratch_size,
+        scratch_areas: 0,
+    };
+    for op in ops {
+        trace(verbose, "init", format_args!("{op}"));
+        b.apply(op)?;
+    }
+    Ok(())
+}
+
+struct Builder<'a, S: MountSys> {
+    sys: &'a mut S,
     files: usize,
     hidden_file: Option<PathBuf>,
     /// The disk quota: the size of the one tmpfs behind every scratch area.
@@ -108,7 +196,7 @@ struct Builder {
     scratch_areas: usize,
 }
 
-impl Builder {
+impl<S: MountSys> Builder<'_, S> {
     fn apply(&mut self, op: &MountOp) -> Result<(), StepError> {
         match op {
             MountOp::BindHost {
@@ -117,41 +205,45 @@ impl Builder {
                 read_only,
                 optional,
             } => {
-                let src_fd = match resolve(&self.host, src, OFlags::PATH) {
-                    Ok(fd) => fd,
-                    Err(rustix::io::Errno::NOENT) if *optional => return Ok(()),
+                let node = match self.sys.open_host(src) {
+                    Ok(node) => node,
+                    Err(Errno::ENOENT) if *optional => return Ok(()),
                     Err(e) => {
-                        return Err(StepError::new(Step::OpenBindSource, Some(src), errno(e))
+                        return Err(StepError::new(Step::OpenBindSource, Some(src), e)
                             .hint("the source must exist when the sandbox starts; use the -try form to make it optional"));
                     }
                 };
-                let is_dir = rustix::fs::fstat(&src_fd)
-                    .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+                let is_dir = self
+                    .sys
+                    .is_dir(&node)
                     .step(Step::InspectBindSource, Some(src))?;
-                let tree = clone_tree(&src_fd, src)?;
+                let tree = self
+                    .sys
+                    .clone_tree(&node)
+                    .step(Step::CloneMountTree, Some(src))?;
                 if *read_only {
-                    sys::mount_set_read_only(tree.as_fd(), true)
+                    self.sys
+                        .set_read_only(&tree, true)
                         .step(Step::MakeReadOnly, Some(src))?;
                 }
-                self.attach(&tree, dst, is_dir)
+                self.sys.attach(&tree, dst, is_dir)
             }
             MountOp::ReadOnly { dst, optional } => {
-                let fd = match resolve(&self.root, dst, OFlags::PATH) {
-                    Ok(fd) => fd,
-                    Err(rustix::io::Errno::NOENT) if *optional => return Ok(()),
-                    Err(e) => return Err(StepError::new(Step::Open, Some(dst), errno(e))),
+                let node = match self.sys.open_new(dst) {
+                    Ok(node) => node,
+                    Err(Errno::ENOENT) if *optional => return Ok(()),
+                    Err(e) => return Err(StepError::new(Step::Open, Some(dst), e)),
                 };
-                let tree = clone_tree(&fd, dst)?;
-                sys::mount_set_read_only(tree.as_fd(), true).step(Step::MakeReadOnly, Some(dst))?;
-                move_mount(
-                    &tree,
-                    "",
-                    &fd,
-                    "",
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
-                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-                )
-                .step(Step::MountReadOnlyCopy, Some(dst))
+                let tree = self
+                    .sys
+                    .clone_tree(&node)
+                    .step(Step::CloneMountTree, Some(dst))?;
+                self.sys
+                    .set_read_only(&tree, true)
+                    .step(Step::MakeReadOnly, Some(dst))?;
+                self.sys
+                    .mount_on(&tree, &node)
+                    .step(Step::MountReadOnlyCopy, Some(dst))
             }
             MountOp::Tmpfs {
                 dst,
@@ -163,16 +255,16 @@ impl Builder {
                 if let Some(s) = size {
                     opts.push(("size", s.to_string()));
                 }
-                let m = new_fs(
+                let m = self.sys.new_fs(
                     "tmpfs",
                     &opts,
                     MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
                     dst,
                 )?;
-                self.attach(&m, dst, true)
+                self.sys.attach(&m, dst, true)
             }
             MountOp::Proc { dst } => {
-                let m = new_fs(
+                let m = self.sys.new_fs(
                     "proc",
                     &[],
                     MountAttrFlags::MOUNT_ATTR_NOSUID
@@ -180,34 +272,35 @@ impl Builder {
                         | MountAttrFlags::MOUNT_ATTR_NOEXEC,
                     dst,
                 )?;
-                self.attach(&m, dst, true)
+                self.sys.attach(&m, dst, true)
             }
             MountOp::Devpts { dst } => {
-                let m = new_fs(
+                let m = self.sys.new_fs(
                     "devpts",
                     &[("ptmxmode", "0666".into()), ("mode", "0620".into())],
                     MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
                     dst,
                 )?;
-                self.attach(&m, dst, true)
+                self.sys.attach(&m, dst, true)
             }
-            MountOp::Dir { dst } => self.ensure_dir(dst).map(drop),
-            MountOp::Symlink { target, link } => self.symlink(target, link),
+            MountOp::Dir { dst } => self.sys.mkdir_p(dst),
+            MountOp::Symlink { target, link } => self.sys.symlink(target, link),
             MountOp::File { dst, content } => {
                 self.files += 1;
                 let staged = PathBuf::from(format!("/files/{}", self.files));
-                std::fs::write(&staged, content).step(Step::Write, Some(&staged))?;
+                self.sys
+                    .write_staged(&staged, content)
+                    .step(Step::Write, Some(&staged))?;
                 self.bind_staged(&staged, dst)
             }
             MountOp::Hide { dst } => {
-                let fd = match resolve(&self.root, dst, OFlags::PATH) {
-                    Ok(fd) => fd,
-                    Err(rustix::io::Errno::NOENT) => return Ok(()),
-                    Err(e) => return Err(StepError::new(Step::Open, Some(dst), errno(e))),
+                let node = match self.sys.open_new(dst) {
+                    Ok(node) => node,
+                    Err(Errno::ENOENT) => return Ok(()),
+                    Err(e) => return Err(StepError::new(Step::Open, Some(dst), e)),
                 };
-                let st = rustix::fs::fstat(&fd).step(Step::Inspect, Some(dst))?;
-                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    let m = new_fs(
+                if self.sys.is_dir(&node).step(Step::Inspect, Some(dst))? {
+                    let m = self.sys.new_fs(
                         "tmpfs",
                         &[("mode", "0".into()), ("size", "4k".into())],
                         MountAttrFlags::MOUNT_ATTR_RDONLY
@@ -216,7 +309,7 @@ impl Builder {
                             | MountAttrFlags::MOUNT_ATTR_NOEXEC,
                         dst,
                     )?;
-                    self.attach(&m, dst, true)
+                    self.sys.attach(&m, dst, true)
                 } else {
                     let staged = self.hidden_file()?;
                     self.bind_staged(&staged, dst)
@@ -228,7 +321,9 @@ impl Builder {
                 layers,
                 with,
             } => self.overlay(lower, dst, layers.as_ref(), with),
-            MountOp::SealRoot => sys::mount_set_read_only(self.root.as_fd(), false)
+            MountOp::SealRoot => self
+                .sys
+                .seal_root()
                 .step(Step::SealRoot, Some(Path::new("/"))),
         }
     }
@@ -248,8 +343,7 @@ impl Builder {
                 let area = self.new_scratch_dir(0o755)?;
                 for d in ["upper", "work"] {
                     let p = area.join(d);
-                    rustix::fs::mkdir(&p, Mode::from_raw_mode(0o755))
-                        .step(Step::Create, Some(&p))?;
+                    self.sys.mkdir_staged(&p).step(Step::Create, Some(&p))?;
                 }
                 (
                     area.join("upper").display().to_string(),
@@ -270,9 +364,28 @@ impl Builder {
         let mut last: Option<StepError> = None;
         for w in with {
             let tried = match w {
-                OverlayWith::Native => self.native_overlay(&lowerdir, &upper, &work, dst),
+                OverlayWith::Native => self.sys.native_overlay(
+                    &[
+                        ("lowerdir", &lowerdir),
+                        ("upperdir", &upper),
+                        ("workdir", &work),
+                    ],
+                    dst,
+                ),
                 OverlayWith::Fuse { program, uid, gid } => match layers {
-                    Some((u, w)) => self.fuse_overlay(program, (*uid, *gid), lower, u, w, dst),
+                    // The daemon runs chrooted into the host's root, where
+                    // the host's paths hold.
+                    Some((u, w)) => self.sys.fuse_overlay(
+                        program,
+                        (*uid, *gid),
+                        &format!(
+                            "lowerdir={},upperdir={},workdir={}",
+                            lower.display(),
+                            u.display(),
+                            w.display()
+                        ),
+                        dst,
+                    ),
                     None => Err(
                         StepError::new(Step::MountFuseOverlay, Some(dst), Errno::EINVAL)
                             .hint("fuse-overlayfs needs layers kept on the host"),
@@ -306,17 +419,249 @@ impl Builder {
         })
     }
 
+    /// A fresh directory in the scratch tmpfs (mounted with the first).
+    fn new_scratch_dir(&mut self, mode: u32) -> Result<PathBuf, StepError> {
+        let pool = Path::new("/scratch");
+        if self.scratch_areas == 0 {
+            self.sys
+                .mount_scratch(pool, self.scratch_size)
+                .step(Step::MountScratch, Some(pool))?;
+        }
+        self.scratch_areas += 1;
+        let area = pool.join(self.scratch_areas.to_string());
+        self.sys.scratch_dir(&area, mode)?;
+        Ok(area)
+    }
+
+    /// A directory of the one scratch tmpfs, bound at `dst`: every area
+    /// draws on the same size, so the disk quota caps them together
+    /// (separate tmpfs mounts would each get their own).
+    fn scratch_area(&mut self, dst: &Path, mode: u32) -> Result<(), StepError> {
+        let area = self.new_scratch_dir(mode)?;
+        let tree = self
+            .sys
+            .clone_staged(&area)
+            .step(Step::CloneTree, Some(&area))?;
+        self.sys.attach(&tree, dst, true)
+    }
+
+    /// Bind a file from the staging area read-only at `dst`.
+    fn bind_staged(&mut self, staged: &Path, dst: &Path) -> Result<(), StepError> {
+        let tree = self
+            .sys
+            .clone_staged(staged)
+            .step(Step::CloneTree, Some(staged))?;
+        self.sys
+            .set_read_only(&tree, false)
+            .step(Step::MakeReadOnly, Some(dst))?;
+        self.sys.attach(&tree, dst, false)
+    }
+
+    fn hidden_file(&mut self) -> Result<PathBuf, StepError> {
+        if let Some(p) = &self.hidden_file {
+            return Ok(p.clone());
+        }
+        let p = PathBuf::from("/files/hidden");
+        self.sys
+            .create_unreadable(&p)
+            .step(Step::Create, Some(&p))?;
+        self.hidden_file = Some(p.clone());
+        Ok(p)
+    }
+}
+
+/// The kernel itself: the new root and the host's root held open, every
+/// path resolved beneath one of them.
+struct Kernel {
+    root: OwnedFd,
+    host: OwnedFd,
+}
+
+impl MountSys for Kernel {
+    type Node = OwnedFd;
+    type Tree = OwnedFd;
+
+    fn open_host(&mut self, path: &Path) -> Result<OwnedFd, Errno> {
+        resolve(&self.host, path, OFlags::PATH).map_err(errno)
+    }
+
+    fn open_new(&mut self, path: &Path) -> Result<OwnedFd, Errno> {
+        resolve(&self.root, path, OFlags::PATH).map_err(errno)
+    }
+
+    fn is_dir(&mut self, node: &OwnedFd) -> Result<bool, Errno> {
+        rustix::fs::fstat(node)
+            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+            .map_err(errno)
+    }
+
+    fn clone_tree(&mut self, node: &OwnedFd) -> Result<OwnedFd, Errno> {
+        open_tree(
+            node,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE
+                | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(errno)
+    }
+
+    fn clone_staged(&mut self, path: &Path) -> Result<OwnedFd, Errno> {
+        open_tree(
+            CWD,
+            path,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(errno)
+    }
+
+    fn set_read_only(&mut self, tree: &OwnedFd, recursive: bool) -> Result<(), Errno> {
+        sys::mount_set_read_only(tree.as_fd(), recursive)
+    }
+
+    fn new_fs(
+        &mut self,
+        fstype: &str,
+        opts: &[(&str, String)],
+        attrs: MountAttrFlags,
+        dst: &Path,
+    ) -> Result<OwnedFd, StepError> {
+        let on = format!("{fstype} on");
+        let fail = |e: rustix::io::Errno| StepError::new(Step::MountNew, Some(dst), errno(e));
+        let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail(e).detail(&on))?;
+        for (k, v) in opts {
+            fsconfig_set_string(&fs, *k, v.as_str())
+                .map_err(|e| fail(e).detail(format!("{on} ({k}={v})")))?;
+        }
+        fsconfig_create(&fs).map_err(|e| fail(e).detail(&on))?;
+        fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| fail(e).detail(&on))
+    }
+
+    fn attach(&mut self, tree: &OwnedFd, dst: &Path, dir: bool) -> Result<(), StepError> {
+        let target = if dir {
+            self.ensure_dir(dst)?
+        } else {
+            self.ensure_file(dst)?
+        };
+        move_mount(
+            tree,
+            "",
+            &target,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .step(Step::MoveMount, Some(dst))
+    }
+
+    fn mount_on(&mut self, tree: &OwnedFd, node: &OwnedFd) -> Result<(), Errno> {
+        move_mount(
+            tree,
+            "",
+            node,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(errno)
+    }
+
+    fn mkdir_p(&mut self, path: &Path) -> Result<(), StepError> {
+        self.ensure_dir(path).map(drop)
+    }
+
+    fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), StepError> {
+        let (parent, name) = split(link)?;
+        let pfd = self.ensure_dir(parent)?;
+        match rustix::fs::symlinkat(target, &pfd, name) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                // Already there and the same: fine (bubblewrap does the same).
+                match rustix::fs::readlinkat(&pfd, name, Vec::new()) {
+                    Ok(t) if t.as_bytes() == target.as_os_str().as_encoded_bytes() => Ok(()),
+                    _ => Err(
+                        StepError::new(Step::CreateSymlink, Some(link), Errno::EEXIST)
+                            .hint("something else already exists at this path"),
+                    ),
+                }
+            }
+            Err(e) => {
+                Err(StepError::new(Step::CreateSymlink, Some(link), errno(e)).hint(ro_hint(e)))
+            }
+        }
+    }
+
+    fn write_staged(&mut self, path: &Path, content: &str) -> std::io::Result<()> {
+        std::fs::write(path, content)
+    }
+
+    fn create_unreadable(&mut self, path: &Path) -> Result<(), Errno> {
+        rustix::fs::open(
+            path,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(drop)
+        .map_err(errno)
+    }
+
+    fn mount_scratch(&mut self, pool: &Path, size: Option<u64>) -> Result<(), Errno> {
+        let mut opts = "mode=0755".to_string();
+        if let Some(s) = size {
+            opts.push_str(&format!(",size={s}"));
+        }
+        mount(
+            Some("tmpfs"),
+            pool,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        )
+    }
+
+    fn scratch_dir(&mut self, path: &Path, mode: u32) -> Result<(), StepError> {
+        rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)).step(Step::Create, Some(path))?;
+        // Not subject to the umask, unlike mkdir's mode.
+        rustix::fs::chmod(path, Mode::from_raw_mode(mode)).step(Step::SetMode, Some(path))
+    }
+
+    fn mkdir_staged(&mut self, path: &Path) -> Result<(), Errno> {
+        rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)).map_err(errno)
+    }
+
+    fn native_overlay(&mut self, opts: &[(&str, &str)], dst: &Path) -> Result<(), StepError> {
+        let step = Step::MountOverlay;
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
+        for (k, v) in opts {
+            fsconfig_set_string(&fs, *k, *v)
+                .step(step, Some(dst))
+                .map_err(|e| e.detail(format!("({k}={v})")))?;
+        }
+        // Unprivileged overlayfs keeps its metadata in user.overlay.*
+        // xattrs (Linux 5.11).
+        rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(step, Some(dst))?;
+        fsconfig_create(&fs).map_err(|e| {
+            StepError::new(step, Some(dst), errno(e)).hint(
+                "native overlayfs in a user namespace needs Linux 5.11 and an upper directory on a filesystem with user xattrs; try --overlay-driver fuse (package fuse-overlayfs)",
+            )
+        })?;
+        let m = fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+        )
+        .step(step, Some(dst))?;
+        self.attach(&m, dst, true)
+    }
+
     /// fuse-overlayfs on a FUSE mount nook makes itself (so no setuid
     /// fusermount is involved): the daemon serves the /dev/fuse descriptor,
     /// chrooted into the host's root, and lives in the sandbox's pid
     /// namespace, so it ends with the sandbox.
     fn fuse_overlay(
-        &self,
+        &mut self,
         program: &Path,
         (uid, gid): (u32, u32),
-        lower: &Path,
-        upper: &Path,
-        work: &Path,
+        options: &str,
         dst: &Path,
     ) -> Result<(), StepError> {
         use std::os::fd::AsRawFd;
@@ -347,14 +692,7 @@ impl Builder {
         // The daemon runs chrooted into the host's root, where the host's
         // path to it holds.
         let mut cmd = std::process::Command::new(program);
-        cmd.arg("-o")
-            .arg(format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.display(),
-                upper.display(),
-                work.display()
-            ))
-            .arg("/dev/fd/3");
+        cmd.arg("-o").arg(options).arg("/dev/fd/3");
         // Stdio::null would open /dev/null, which the staging root lacks.
         let null = || {
             std::fs::File::open("/oldroot/dev/null").step(Step::Open, Some(Path::new("/dev/null")))
@@ -374,125 +712,12 @@ impl Builder {
         Ok(())
     }
 
-    fn native_overlay(
-        &self,
-        lowerdir: &str,
-        upper: &str,
-        work: &str,
-        dst: &Path,
-    ) -> Result<(), StepError> {
-        let step = Step::MountOverlay;
-        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
-        for (k, v) in [
-            ("lowerdir", lowerdir),
-            ("upperdir", upper),
-            ("workdir", work),
-        ] {
-            fsconfig_set_string(&fs, k, v)
-                .step(step, Some(dst))
-                .map_err(|e| e.detail(format!("({k}={v})")))?;
-        }
-        // Unprivileged overlayfs keeps its metadata in user.overlay.*
-        // xattrs (Linux 5.11).
-        rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(step, Some(dst))?;
-        fsconfig_create(&fs).map_err(|e| {
-            StepError::new(step, Some(dst), errno(e)).hint(
-                "native overlayfs in a user namespace needs Linux 5.11 and an upper directory on a filesystem with user xattrs; try --overlay-driver fuse (package fuse-overlayfs)",
-            )
-        })?;
-        let m = fsmount(
-            &fs,
-            FsMountFlags::FSMOUNT_CLOEXEC,
-            MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
-        )
-        .step(step, Some(dst))?;
-        self.attach(&m, dst, true)
+    fn seal_root(&mut self) -> Result<(), Errno> {
+        sys::mount_set_read_only(self.root.as_fd(), false)
     }
+}
 
-    /// A fresh directory in the scratch tmpfs (mounted with the first).
-    fn new_scratch_dir(&mut self, mode: u32) -> Result<PathBuf, StepError> {
-        let pool = Path::new("/scratch");
-
-        if self.scratch_areas == 0 {
-            let mut opts = "mode=0755".to_string();
-            if let Some(s) = self.scratch_size {
-                opts.push_str(&format!(",size={s}"));
-            }
-            mount(
-                Some("tmpfs"),
-                pool,
-                Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(opts.as_str()),
-            )
-            .step(Step::MountScratch, Some(pool))?;
-        }
-        self.scratch_areas += 1;
-        let area = pool.join(self.scratch_areas.to_string());
-        rustix::fs::mkdir(&area, Mode::from_raw_mode(0o700)).step(Step::Create, Some(&area))?;
-        // Not subject to the umask, unlike mkdir's mode.
-        rustix::fs::chmod(&area, Mode::from_raw_mode(mode)).step(Step::SetMode, Some(&area))?;
-        Ok(area)
-    }
-
-    /// A directory of the one scratch tmpfs, bound at `dst`: every area
-    /// draws on the same size, so the disk quota caps them together
-    /// (separate tmpfs mounts would each get their own).
-    fn scratch_area(&mut self, dst: &Path, mode: u32) -> Result<(), StepError> {
-        let area = self.new_scratch_dir(mode)?;
-        let tree = open_tree(
-            CWD,
-            &area,
-            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-        )
-        .step(Step::CloneTree, Some(&area))?;
-        self.attach(&tree, dst, true)
-    }
-
-    /// Mount the detached mount `m` at `dst`, creating the mount point.
-    fn attach(&self, m: &OwnedFd, dst: &Path, dir: bool) -> Result<(), StepError> {
-        let target = if dir {
-            self.ensure_dir(dst)?
-        } else {
-            self.ensure_file(dst)?
-        };
-        move_mount(
-            m,
-            "",
-            &target,
-            "",
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-        .step(Step::MoveMount, Some(dst))
-    }
-
-    /// Bind a file from the staging area read-only at `dst`.
-    fn bind_staged(&self, staged: &Path, dst: &Path) -> Result<(), StepError> {
-        let tree = open_tree(
-            CWD,
-            staged,
-            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-        )
-        .step(Step::CloneTree, Some(staged))?;
-        sys::mount_set_read_only(tree.as_fd(), false).step(Step::MakeReadOnly, Some(dst))?;
-        self.attach(&tree, dst, false)
-    }
-
-    fn hidden_file(&mut self) -> Result<PathBuf, StepError> {
-        if let Some(p) = &self.hidden_file {
-            return Ok(p.clone());
-        }
-        let p = PathBuf::from("/files/hidden");
-        rustix::fs::open(
-            &p,
-            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .step(Step::Create, Some(&p))?;
-        self.hidden_file = Some(p.clone());
-        Ok(p)
-    }
-
+impl Kernel {
     /// Open directory `path` inside the new root, creating it and its
     /// missing parents (mode 0755).
     fn ensure_dir(&self, path: &Path) -> Result<OwnedFd, StepError> {
@@ -532,27 +757,6 @@ impl Builder {
             Err(_) => resolve(&self.root, path, OFlags::PATH).step(Step::Open, Some(path)),
         }
     }
-
-    fn symlink(&self, target: &Path, link: &Path) -> Result<(), StepError> {
-        let (parent, name) = split(link)?;
-        let pfd = self.ensure_dir(parent)?;
-        match rustix::fs::symlinkat(target, &pfd, name) {
-            Ok(()) => Ok(()),
-            Err(rustix::io::Errno::EXIST) => {
-                // Already there and the same: fine (bubblewrap does the same).
-                match rustix::fs::readlinkat(&pfd, name, Vec::new()) {
-                    Ok(t) if t.as_bytes() == target.as_os_str().as_encoded_bytes() => Ok(()),
-                    _ => Err(
-                        StepError::new(Step::CreateSymlink, Some(link), Errno::EEXIST)
-                            .hint("something else already exists at this path"),
-                    ),
-                }
-            }
-            Err(e) => {
-                Err(StepError::new(Step::CreateSymlink, Some(link), errno(e)).hint(ro_hint(e)))
-            }
-        }
-    }
 }
 
 fn open_dir(p: &str) -> Result<OwnedFd, StepError> {
@@ -588,37 +792,6 @@ fn resolve(root: &OwnedFd, path: &Path, flags: OFlags) -> rustix::io::Result<Own
             other => return other,
         }
     }
-}
-
-/// A detached recursive copy of the mount tree at `fd`.
-fn clone_tree(fd: &OwnedFd, what: &Path) -> Result<OwnedFd, StepError> {
-    open_tree(
-        fd,
-        "",
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_RECURSIVE
-            | OpenTreeFlags::AT_EMPTY_PATH,
-    )
-    .step(Step::CloneMountTree, Some(what))
-}
-
-/// A new detached filesystem instance of type `fstype`.
-fn new_fs(
-    fstype: &str,
-    opts: &[(&str, String)],
-    attrs: MountAttrFlags,
-    dst: &Path,
-) -> Result<OwnedFd, StepError> {
-    let on = format!("{fstype} on");
-    let fail = |e: rustix::io::Errno| StepError::new(Step::MountNew, Some(dst), errno(e));
-    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail(e).detail(&on))?;
-    for (k, v) in opts {
-        fsconfig_set_string(&fs, *k, v.as_str())
-            .map_err(|e| fail(e).detail(format!("{on} ({k}={v})")))?;
-    }
-    fsconfig_create(&fs).map_err(|e| fail(e).detail(&on))?;
-    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| fail(e).detail(&on))
 }
 
 fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), StepError> {
