@@ -587,18 +587,8 @@ fn wait_for_end(
         drop(fds);
         // Signals first: an alarm that came with the end still counts.
         while let Ok(Some(info)) = sfd.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) | Err(_) => {}
-                Ok(Signal::SIGALRM) if timeout => {
-                    timed_out = true;
-                    if let Some(l) = leaf {
-                        l.kill();
-                    }
-                    let _ = kill(init, Signal::SIGKILL);
-                }
-                Ok(sig) => {
-                    let _ = kill(init, sig);
-                }
+            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                timed_out |= on_signal(sig, init, timeout, leaf);
             }
         }
         if end_ready && let Some(e) = end.as_mut() {
@@ -643,6 +633,26 @@ fn ended(e: msg::Ending) -> End {
     }
 }
 
+/// What a signal to the supervisor means while init runs: the --timeout
+/// alarm kills the whole sandbox (its cgroup, and init, whose death ends
+/// its pid namespace); the forwarded ones go to init. True at the alarm.
+fn on_signal(sig: Signal, init: Pid, timeout: bool, leaf: Option<&cgroup::Leaf>) -> bool {
+    match sig {
+        Signal::SIGCHLD => false,
+        Signal::SIGALRM if timeout => {
+            if let Some(l) = leaf {
+                l.kill();
+            }
+            let _ = kill(init, Signal::SIGKILL);
+            true
+        }
+        sig => {
+            let _ = kill(init, sig);
+            false
+        }
+    }
+}
+
 /// init's end, if it has ended (an error waiting for it ends the run
 /// too, as nook's own failure).
 fn reaped(init: Pid, timed_out: bool) -> Option<End> {
@@ -675,18 +685,8 @@ pub(super) fn wait_for(
         if let Some(end) = reaped(init, timed_out) {
             return end;
         }
-        match mask.wait() {
-            Ok(Signal::SIGCHLD) | Err(_) => {}
-            Ok(Signal::SIGALRM) if timeout => {
-                timed_out = true;
-                if let Some(l) = leaf {
-                    l.kill();
-                }
-                let _ = kill(init, Signal::SIGKILL);
-            }
-            Ok(sig) => {
-                let _ = kill(init, sig);
-            }
+        if let Ok(sig) = mask.wait() {
+            timed_out |= on_signal(sig, init, timeout, leaf);
         }
     }
 }
