@@ -1,5 +1,5 @@
 //! The seccomp policy: which calls are refused, as data (`Policy`, printed
-//! by `--print-plan`), compiled into BPF with seccompiler before any fork.
+//! by `--print-plan`), compiled into one BPF program before any fork.
 //! Installing it (`runtime::enforce::install_seccomp`) is the very last
 //! step before execve.
 //!
@@ -8,24 +8,33 @@
 //! (i386's `int 0x80` on x86-64, an arm32 binary on aarch64). The lists
 //! below name x86-64 calls; a name the build's architecture lacks (aarch64
 //! has no `open`, `iopl` or `create_module`) is left out of the policy.
+//!
+//! The program is emitted here rather than by seccompiler, whose programs
+//! test the call number against each listed call in turn: 435
+//! instructions for the default list, 1233 for `strict`. The kernel runs
+//! a filter's every path once per system call number when it installs it
+//! (the allow cache of kernel/seccomp.c) and translates and JIT-compiles
+//! every instruction, so the length is paid at startup, and the chain's
+//! depth on every call. Here the numbers are split into ranges that get
+//! the same answer and found by a binary search (`jge` on range bounds):
+//! about 2 instructions per range and a path of a dozen.
 
 use std::collections::BTreeMap;
 
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::{BpfProgram, sock_filter};
 use serde::{Deserialize, Serialize};
 
 pub use crate::spec::security::SeccompMode as Mode;
 use crate::spec::syscalls;
 
-/// The architecture the filter is compiled for: the build's.
+/// The architecture the filter is compiled for, as seccomp_data.arch
+/// reports it (AUDIT_ARCH_X86_64): the build's.
 #[cfg(target_arch = "x86_64")]
-pub const ARCH: TargetArch = TargetArch::x86_64;
-/// The architecture the filter is compiled for: the build's.
+pub const ARCH: u32 = 0xc000_003e;
+/// The architecture the filter is compiled for, as seccomp_data.arch
+/// reports it (AUDIT_ARCH_AARCH64): the build's.
 #[cfg(target_arch = "aarch64")]
-pub const ARCH: TargetArch = TargetArch::aarch64;
+pub const ARCH: u32 = 0xc000_00b7;
 
 /// Refused in the default mode, with EPERM.
 pub const DENIED: &[&str] = &[
@@ -91,22 +100,22 @@ pub const DENIED: &[&str] = &[
 
 /// Namespace flags refused in clone and unshare (clone3 gets ENOSYS, so
 /// libc falls back to clone, whose flags a filter can see).
-const NS_FLAGS: u64 = (libc::CLONE_NEWUSER
+const NS_FLAGS: u32 = (libc::CLONE_NEWUSER
     | libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWCGROUP
-    | 0x80) as u64; // CLONE_NEWTIME
+    | 0x80) as u32; // CLONE_NEWTIME
 
 /// ioctl requests refused: faking terminal input and the Linux console's
 /// selection/paste, compared on the low 32 bits as the kernel does.
-const TTY_INJECT: [u64; 2] = [0x5412, 0x541C]; // TIOCSTI, TIOCLINUX
+const TTY_INJECT: [u32; 2] = [0x5412, 0x541C]; // TIOCSTI, TIOCLINUX
 
 /// personality(2) values that change nothing dangerous: PER_LINUX,
 /// PER_LINUX32, UNAME26 variants and the query (as in Docker's profile).
-const PERSONALITY_OK: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+const PERSONALITY_OK: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
 /// The policy as data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -153,168 +162,219 @@ impl Policy {
         }
     }
 
-    /// Compile to BPF programs, to install in order. The first, written by
-    /// hand because seccompiler can't express a range, answers clone3 with
-    /// ENOSYS and on x86-64 refuses the x32 ABI (numbers with bit 30 set);
-    /// the second is seccompiler's, which also kills any foreign
-    /// architecture (i386 on x86-64, arm32 on aarch64).
+    /// Compile to BPF: one program, or none when seccomp is off. What
+    /// it answers, in order:
+    /// - a call through another architecture kills the process;
+    /// - on x86-64, an x32 call (number with bit 30 set) gets EPERM;
+    /// - clone3 gets ENOSYS, so that libc falls back to clone, whose
+    ///   flags a filter can see (EPERM instead if a profile adds clone3 to
+    ///   the default list);
+    /// - clone and unshare with a namespace flag, ioctl TIOCSTI and
+    ///   TIOCLINUX, and personality other than the harmless values get
+    ///   EPERM (unless the profile allows namespaces);
+    /// - the named calls get EPERM (default) or run (strict), the others
+    ///   run (default) or get EPERM (strict).
     pub fn compile(&self) -> Result<Vec<BpfProgram>, String> {
         if self.mode == Mode::Off {
             return Ok(Vec::new());
         }
         let nr = |name: &str| {
-            syscalls::number(name).ok_or_else(|| format!("unknown system call '{name}'"))
+            syscalls::number(name)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| format!("unknown system call '{name}'"))
         };
-        let cond = |arg: u8, len, op, v: u64| {
-            SeccompCondition::new(arg, len, op, v).map_err(|e| e.to_string())
-        };
-        let rule = |c: Vec<SeccompCondition>| SeccompRule::new(c).map_err(|e| e.to_string());
-        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-        for c in &self.calls {
-            rules.insert(nr(c)?, Vec::new());
-        }
-        let (mismatch, matched) = match self.mode {
-            Mode::Default => {
-                // Conditional refusals: a rule matches, so the call fails.
-                if !self.allow_namespaces {
-                    for call in ["clone", "unshare"] {
-                        let mut rs = Vec::new();
-                        for bit in 0..64 {
-                            let flag = 1u64 << bit;
-                            if NS_FLAGS & flag != 0 {
-                                rs.push(rule(vec![cond(
-                                    0,
-                                    SeccompCmpArgLen::Qword,
-                                    SeccompCmpOp::MaskedEq(flag),
-                                    flag,
-                                )?])?);
-                            }
-                        }
-                        rules.insert(nr(call)?, rs);
-                    }
-                }
-                let tty: Vec<SeccompRule> = TTY_INJECT
-                    .iter()
-                    .map(|&req| {
-                        rule(vec![cond(
-                            1,
-                            SeccompCmpArgLen::Dword,
-                            SeccompCmpOp::Eq,
-                            req,
-                        )?])
-                    })
-                    .collect::<Result<_, _>>()?;
-                rules.insert(nr("ioctl")?, tty);
-                let mut not_ok = Vec::new();
-                for v in PERSONALITY_OK {
-                    not_ok.push(cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, v)?);
-                }
-                rules.insert(nr("personality")?, vec![rule(not_ok)?]);
-                (
-                    SeccompAction::Allow,
-                    SeccompAction::Errno(libc::EPERM as u32),
-                )
-            }
-            Mode::Strict => {
-                // Conditional permissions: a rule matches, so the call runs.
-                if !self.allow_namespaces {
-                    for call in ["clone", "unshare"] {
-                        rules.insert(
-                            nr(call)?,
-                            vec![rule(vec![cond(
-                                0,
-                                SeccompCmpArgLen::Qword,
-                                SeccompCmpOp::MaskedEq(NS_FLAGS),
-                                0,
-                            )?])?],
-                        );
-                    }
-                }
-                let mut not_tty = Vec::new();
-                for req in TTY_INJECT {
-                    not_tty.push(cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, req)?);
-                }
-                rules.insert(nr("ioctl")?, vec![rule(not_tty)?]);
-                let ok: Vec<SeccompRule> = PERSONALITY_OK
-                    .iter()
-                    .map(|&v| rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?]))
-                    .collect::<Result<_, _>>()?;
-                rules.insert(nr("personality")?, ok);
-                // clone3 must pass this filter so that the prefilter's
-                // ENOSYS is the answer: when two filters both answer with
-                // an errno, the one installed later (this one) wins
-                // (seccomp_run_filters in kernel/seccomp.c), and an EPERM
-                // here would keep libc from falling back to clone, so no
-                // thread could start.
-                rules.insert(nr("clone3")?, Vec::new());
-                (
-                    SeccompAction::Errno(libc::EPERM as u32),
-                    SeccompAction::Allow,
-                )
-            }
+        let (named, others) = match self.mode {
+            Mode::Default => (EPERM, RET_ALLOW),
+            Mode::Strict => (RET_ALLOW, EPERM),
             Mode::Off => unreachable!("handled above"),
         };
-        let filter =
-            SeccompFilter::new(rules, mismatch, matched, ARCH).map_err(|e| e.to_string())?;
-        let main: BpfProgram = filter
-            .try_into()
-            .map_err(|e: seccompiler::BackendError| e.to_string())?;
-        Ok(vec![prefilter(), main])
+        let mut answers: BTreeMap<u32, Answer> = BTreeMap::new();
+        for c in &self.calls {
+            answers.insert(nr(c)?, Answer::Ret(named));
+        }
+        // Checked arguments, whatever the lists say about these calls.
+        if !self.allow_namespaces {
+            for call in ["clone", "unshare"] {
+                answers.insert(nr(call)?, Answer::Check(Check::NoNamespaceFlags));
+            }
+        }
+        answers.insert(nr("ioctl")?, Answer::Check(Check::NoTerminalInjection));
+        answers.insert(
+            nr("personality")?,
+            Answer::Check(Check::HarmlessPersonality),
+        );
+        // clone3's flags sit in a struct a filter can't read. A profile's
+        // own refusal of it (default mode) stands.
+        let clone3 = nr("clone3")?;
+        if self.mode == Mode::Strict || !self.calls.iter().any(|c| c == "clone3") {
+            answers.insert(clone3, Answer::Ret(ENOSYS));
+        }
+        Ok(vec![program(&answers, Answer::Ret(others))])
     }
 }
 
 const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
 const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+const RET_KILL_PROCESS: u32 = 0x8000_0000; // SECCOMP_RET_KILL_PROCESS
+const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
+const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
 
-fn stmt(code: u32, k: u32) -> seccompiler::sock_filter {
+/// struct seccomp_data: the call number, the architecture, and the low
+/// 32 bits of argument `i` (little-endian).
+const NR: u32 = 0;
+const ARCH_OFFSET: u32 = 4;
+const fn arg_low(i: u32) -> u32 {
+    16 + 8 * i
+}
+
+/// What the filter answers for one call number of the build's
+/// architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// A fixed return value.
+    Ret(u32),
+    /// An argument check: EPERM when it fails, the call runs otherwise.
+    Check(Check),
+}
+
+/// The argument checks. Each compares the low 32 bits of one argument,
+/// where the values it knows live (and as the kernel reads ioctl's
+/// request and personality's persona: as 32-bit values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// clone and unshare (flags in argument 0): no CLONE_NEW* flag.
+    NoNamespaceFlags,
+    /// ioctl (request in argument 1): not TIOCSTI or TIOCLINUX.
+    NoTerminalInjection,
+    /// personality (argument 0): one of `PERSONALITY_OK`.
+    HarmlessPersonality,
+}
+
+impl Check {
+    /// The instructions of the check; each path ends in a return.
+    fn emit(self) -> Vec<sock_filter> {
+        match self {
+            Check::NoNamespaceFlags => vec![
+                stmt(BPF_LD | BPF_W | BPF_ABS, arg_low(0)),
+                jump(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 0, 1),
+                stmt(BPF_RET | BPF_K, EPERM),
+                stmt(BPF_RET | BPF_K, RET_ALLOW),
+            ],
+            Check::NoTerminalInjection => one_of(arg_low(1), &TTY_INJECT, EPERM, RET_ALLOW),
+            Check::HarmlessPersonality => one_of(arg_low(0), &PERSONALITY_OK, RET_ALLOW, EPERM),
+        }
+    }
+}
+
+/// Load the word at `offset`: `member` if it is one of `values`,
+/// `otherwise` if not.
+fn one_of(offset: u32, values: &[u32], member: u32, otherwise: u32) -> Vec<sock_filter> {
+    let n = values.len();
+    let mut p = vec![stmt(BPF_LD | BPF_W | BPF_ABS, offset)];
+    for (i, &v) in values.iter().enumerate() {
+        // A match jumps over the remaining comparisons and `otherwise`.
+        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, v, (n - i) as u8, 0));
+    }
+    p.push(stmt(BPF_RET | BPF_K, otherwise));
+    p.push(stmt(BPF_RET | BPF_K, member));
+    p
+}
+
+/// The program: the architecture check, the x32 check (x86-64), then a
+/// binary search of the call number over the ranges of numbers that get
+/// one answer (`answers` for the numbers it names, `others` for the rest).
+fn program(answers: &BTreeMap<u32, Answer>, others: Answer) -> BpfProgram {
+    let mut p = vec![
+        stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 1, 0),
+        stmt(BPF_RET | BPF_K, RET_KILL_PROCESS),
+        stmt(BPF_LD | BPF_W | BPF_ABS, NR),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    p.extend([
+        jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(BPF_RET | BPF_K, EPERM),
+    ]);
+    p.extend(search(&ranges(answers, others)));
+    p
+}
+
+/// x32 calls are x86-64 calls with this bit set in the number (and
+/// AUDIT_ARCH_X86_64 as their architecture).
+#[cfg(target_arch = "x86_64")]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The numbers cut into ranges of one answer: (first number, answer),
+/// sorted, each range running up to the next one's first number, the
+/// last to u32::MAX; neighbours answer differently.
+fn ranges(answers: &BTreeMap<u32, Answer>, others: Answer) -> Vec<(u32, Answer)> {
+    let mut v: Vec<(u32, Answer)> = vec![(0, others)];
+    let mut push = |first: u32, a: Answer| {
+        let last = v.last_mut().expect("never empty");
+        if last.1 == a {
+            return;
+        }
+        if last.0 == first {
+            last.1 = a;
+            // Merging may make it equal to the range before.
+            if v.len() >= 2 && v[v.len() - 2].1 == a {
+                v.pop();
+            }
+        } else {
+            v.push((first, a));
+        }
+    };
+    for (&nr, &a) in answers {
+        push(nr, a);
+        if let Some(next) = nr.checked_add(1)
+            && !answers.contains_key(&next)
+        {
+            push(next, others);
+        }
+    }
+    v
+}
+
+/// Binary search over `ranges` (register A holds the number): each inner
+/// node is `jge` on the first number of the upper half; the left subtree
+/// follows it, the right one follows the left.
+fn search(ranges: &[(u32, Answer)]) -> Vec<sock_filter> {
+    if let [(_, a)] = ranges {
+        return match *a {
+            Answer::Ret(k) => vec![stmt(BPF_RET | BPF_K, k)],
+            Answer::Check(c) => c.emit(),
+        };
+    }
+    let mid = ranges.len() / 2;
+    let (lower, upper) = (search(&ranges[..mid]), search(&ranges[mid..]));
+    let bound = ranges[mid].0;
+    let mut p = Vec::with_capacity(lower.len() + upper.len() + 2);
+    match u8::try_from(lower.len()) {
+        Ok(skip) => p.push(jump(BPF_JMP | BPF_JGE | BPF_K, bound, skip, 0)),
+        // Conditional jumps reach 255 instructions; `ja` anything.
+        Err(_) => p.extend([
+            jump(BPF_JMP | BPF_JGE | BPF_K, bound, 0, 1),
+            stmt(BPF_JMP | BPF_JA, lower.len() as u32),
+        ]),
+    }
+    p.extend(lower);
+    p.extend(upper);
+    p
+}
+
+use libc::{BPF_ABS, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
+
+fn stmt(code: u32, k: u32) -> sock_filter {
     jump(code, k, 0, 0)
 }
 
-fn jump(code: u32, k: u32, jt: u8, jf: u8) -> seccompiler::sock_filter {
-    seccompiler::sock_filter {
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter {
         code: code as u16,
         jt,
         jf,
         k,
     }
-}
-
-/// x32 numbers -> EPERM, clone3 -> ENOSYS, anything else passes on to the
-/// main filter. Foreign architectures pass too: the main filter kills them.
-#[cfg(target_arch = "x86_64")]
-fn prefilter() -> BpfProgram {
-    use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    vec![
-        // struct seccomp_data: nr at offset 0, arch at offset 4
-        stmt(BPF_LD | BPF_W | BPF_ABS, 4),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
-        stmt(BPF_LD | BPF_W | BPF_ABS, 0),
-        jump(BPF_JMP | BPF_JGE | BPF_K, 0x4000_0000, 2, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_clone3 as u32, 2, 0),
-        stmt(BPF_RET | BPF_K, RET_ALLOW),
-        stmt(BPF_RET | BPF_K, RET_ERRNO | libc::EPERM as u32),
-        stmt(BPF_RET | BPF_K, RET_ERRNO | libc::ENOSYS as u32),
-    ]
-}
-
-/// clone3 -> ENOSYS, anything else passes on to the main filter. aarch64
-/// has no second ABI in its own number space (nothing like x32): an arm32
-/// (compat) process reports AUDIT_ARCH_ARM, which passes here and is
-/// killed by the main filter's architecture check, like i386 on x86-64.
-#[cfg(target_arch = "aarch64")]
-fn prefilter() -> BpfProgram {
-    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-    const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
-    vec![
-        // struct seccomp_data: nr at offset 0, arch at offset 4
-        stmt(BPF_LD | BPF_W | BPF_ABS, 4),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_AARCH64, 0, 2),
-        stmt(BPF_LD | BPF_W | BPF_ABS, 0),
-        jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_clone3 as u32, 1, 0),
-        stmt(BPF_RET | BPF_K, RET_ALLOW),
-        stmt(BPF_RET | BPF_K, RET_ERRNO | libc::ENOSYS as u32),
-    ]
 }
 
 /// The allow list of `strict`: what ordinary programs (shells, compilers,
@@ -688,8 +748,8 @@ mod tests {
         for mode in [Mode::Default, Mode::Strict] {
             for ns in [false, true] {
                 let progs = Policy::new(mode, &[], &[], ns).compile().unwrap();
-                assert_eq!(progs.len(), 2);
-                assert!(progs[1].len() > 20);
+                assert_eq!(progs.len(), 1);
+                assert!(progs[0].len() > 20);
             }
         }
         let bad = Policy::new(Mode::Default, &[], &["no_such_call".to_string()], false);
@@ -697,5 +757,247 @@ mod tests {
             bad.compile().unwrap_err(),
             "unknown system call 'no_such_call'"
         );
+    }
+
+    /// Classic BPF as the kernel runs a seccomp filter, for the
+    /// instructions seccomp programs use here.
+    fn run(prog: &[sock_filter], data: &[u32; 16]) -> u32 {
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = &prog[pc];
+            let (code, k) = (i.code as u32, i.k);
+            pc += 1;
+            match code {
+                c if c == BPF_LD | BPF_W | BPF_ABS => a = data[k as usize / 4],
+                c if c == libc::BPF_ALU | libc::BPF_AND | BPF_K => a &= k,
+                c if c == BPF_JMP | BPF_JA => pc += k as usize,
+                c if c & 0x07 == BPF_JMP => {
+                    let taken = match c & 0xf0 {
+                        BPF_JEQ => a == k,
+                        BPF_JGE => a >= k,
+                        libc::BPF_JGT => a > k,
+                        BPF_JSET => a & k != 0,
+                        op => panic!("jump op {op:#x}"),
+                    };
+                    pc += if taken { i.jt } else { i.jf } as usize;
+                }
+                c if c == BPF_RET | BPF_K => return k,
+                c => panic!("instruction {c:#x}"),
+            }
+        }
+    }
+
+    /// What a stack of filters answers: the most urgent action wins, and
+    /// of equal actions the newest filter's (seccomp_run_filters in
+    /// kernel/seccomp.c).
+    fn run_stack(progs: &[BpfProgram], data: &[u32; 16]) -> u32 {
+        let action = |r: u32| (r & 0xffff_0000) as i32;
+        let mut ret = RET_ALLOW;
+        for p in progs.iter().rev() {
+            let cur = run(p, data);
+            if action(cur) < action(ret) {
+                ret = cur;
+            }
+        }
+        ret
+    }
+
+    /// The two programs nook installed before it emitted its own: a
+    /// prefilter (x32 -> EPERM, clone3 -> ENOSYS, written by hand) and
+    /// seccompiler's chain for the policy. The new program must answer
+    /// every call exactly as this stack did.
+    fn reference(p: &Policy) -> Vec<BpfProgram> {
+        use seccompiler::{
+            SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition,
+            SeccompFilter, SeccompRule, TargetArch,
+        };
+        #[cfg(target_arch = "x86_64")]
+        let arch = TargetArch::x86_64;
+        #[cfg(target_arch = "aarch64")]
+        let arch = TargetArch::aarch64;
+        let nr = |name: &str| syscalls::number(name).unwrap();
+        let cond = |arg, len, op, v| SeccompCondition::new(arg, len, op, v).unwrap();
+        let rule = |c| SeccompRule::new(c).unwrap();
+        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+        for c in &p.calls {
+            rules.insert(nr(c), Vec::new());
+        }
+        let ns = NS_FLAGS as u64;
+        let (mismatch, matched) = match p.mode {
+            Mode::Default => {
+                if !p.allow_namespaces {
+                    for call in ["clone", "unshare"] {
+                        let rs = (0..64)
+                            .map(|bit| 1u64 << bit)
+                            .filter(|f| ns & f != 0)
+                            .map(|f| rule(vec![cond(0, Len::Qword, Op::MaskedEq(f), f)]))
+                            .collect();
+                        rules.insert(nr(call), rs);
+                    }
+                }
+                let tty = TTY_INJECT
+                    .iter()
+                    .map(|&r| rule(vec![cond(1, Len::Dword, Op::Eq, r.into())]))
+                    .collect();
+                rules.insert(nr("ioctl"), tty);
+                let not_ok = PERSONALITY_OK
+                    .iter()
+                    .map(|&v| cond(0, Len::Dword, Op::Ne, v.into()))
+                    .collect();
+                rules.insert(nr("personality"), vec![rule(not_ok)]);
+                (SeccompAction::Allow, SeccompAction::Errno(EPERM & 0xffff))
+            }
+            Mode::Strict => {
+                if !p.allow_namespaces {
+                    for call in ["clone", "unshare"] {
+                        let r = rule(vec![cond(0, Len::Qword, Op::MaskedEq(ns), 0)]);
+                        rules.insert(nr(call), vec![r]);
+                    }
+                }
+                let not_tty = TTY_INJECT
+                    .iter()
+                    .map(|&r| cond(1, Len::Dword, Op::Ne, r.into()))
+                    .collect();
+                rules.insert(nr("ioctl"), vec![rule(not_tty)]);
+                let ok = PERSONALITY_OK
+                    .iter()
+                    .map(|&v| rule(vec![cond(0, Len::Dword, Op::Eq, v.into())]))
+                    .collect();
+                rules.insert(nr("personality"), ok);
+                rules.insert(nr("clone3"), Vec::new());
+                (SeccompAction::Errno(EPERM & 0xffff), SeccompAction::Allow)
+            }
+            Mode::Off => unreachable!(),
+        };
+        let main: BpfProgram = SeccompFilter::new(rules, mismatch, matched, arch)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let clone3 = libc::SYS_clone3 as u32;
+        #[cfg(target_arch = "x86_64")]
+        let pre = vec![
+            stmt(BPF_LD | BPF_W | BPF_ABS, 4),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 0, 3),
+            stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+            jump(BPF_JMP | BPF_JGE | BPF_K, 0x4000_0000, 2, 0),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, clone3, 2, 0),
+            stmt(BPF_RET | BPF_K, RET_ALLOW),
+            stmt(BPF_RET | BPF_K, EPERM),
+            stmt(BPF_RET | BPF_K, ENOSYS),
+        ];
+        #[cfg(target_arch = "aarch64")]
+        let pre = vec![
+            stmt(BPF_LD | BPF_W | BPF_ABS, 4),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 0, 2),
+            stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, clone3, 1, 0),
+            stmt(BPF_RET | BPF_K, RET_ALLOW),
+            stmt(BPF_RET | BPF_K, ENOSYS),
+        ];
+        vec![pre, main]
+    }
+
+    #[test]
+    fn the_program_answers_as_the_two_it_replaced() {
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let policies = [
+            Policy::new(Mode::Default, &[], &[], false),
+            Policy::new(Mode::Default, &[], &[], true),
+            Policy::new(
+                Mode::Default,
+                &s(&["bpf", "keyctl"]),
+                &s(&["ptrace"]),
+                false,
+            ),
+            // A profile naming calls that are also checked or special.
+            Policy::new(
+                Mode::Default,
+                &[],
+                &s(&["clone3", "ioctl", "personality", "clone"]),
+                false,
+            ),
+            Policy::new(Mode::Default, &[], &s(&["clone", "read"]), true),
+            Policy::new(Mode::Strict, &[], &[], false),
+            Policy::new(Mode::Strict, &[], &[], true),
+            Policy::new(
+                Mode::Strict,
+                &s(&["ptrace", "clone3"]),
+                &s(&["read", "ioctl", "personality", "clone"]),
+                false,
+            ),
+        ];
+        // Numbers: every call of the tables and beyond, the x32 range,
+        // the top of the number space.
+        let mut nrs: Vec<u32> = (0..1100).collect();
+        nrs.extend([
+            0x3fff_ffff,
+            0x4000_0000,
+            0x4000_0027,
+            0x4000_01b3,
+            0x7fff_ffff,
+        ]);
+        nrs.extend([0x8000_0000, 0xffff_fffe, 0xffff_ffff]);
+        // Arguments, as (low, high) halves of arguments 0 and 1: each
+        // namespace flag, flags libc passes, TTY requests and personas,
+        // and the same with high bits set.
+        let mut lows: Vec<u32> = (0..32).map(|b| 1u32 << b).collect();
+        lows.extend([
+            0, 0x11, 0x3d0f00, 0x5412, 0x541c, 0x5413, 0x8, 0x20000, 0x20008,
+        ]);
+        lows.extend([0x400000, 0xffff_ffff, 0x1000_0000 | 0x5412, NS_FLAGS]);
+        let checked: Vec<u32> = ["clone", "unshare", "ioctl", "personality"]
+            .iter()
+            .map(|c| syscalls::number(c).unwrap() as u32)
+            .collect();
+        #[cfg(target_arch = "x86_64")]
+        let foreign = [0x4000_0003, 0]; // AUDIT_ARCH_I386
+        #[cfg(target_arch = "aarch64")]
+        let foreign = [0x4000_0028, 0]; // AUDIT_ARCH_ARM
+        for p in &policies {
+            let new = p.compile().unwrap();
+            assert_eq!(new.len(), 1);
+            let old = reference(p);
+            let mut tried = 0;
+            for &arch in [ARCH].iter().chain(&foreign) {
+                for &nr in &nrs {
+                    let args: Vec<[u32; 4]> = if checked.contains(&nr) {
+                        let mut v = Vec::new();
+                        for &l in &lows {
+                            for high in [0, 1, 0xffff_ffff] {
+                                v.push([l, high, 0x5412, 0]);
+                                v.push([0, 0, l, high]);
+                            }
+                        }
+                        v
+                    } else {
+                        vec![[0, 0, 0, 0], [0x5412, 0, 0x10000, 0]]
+                    };
+                    for a in args {
+                        let mut d = [0u32; 16];
+                        (d[0], d[1]) = (nr, arch);
+                        d[4..8].copy_from_slice(&a);
+                        assert_eq!(
+                            run(&new[0], &d),
+                            run_stack(&old, &d),
+                            "{:?} nr {nr:#x} arch {arch:#x} args {a:x?}",
+                            p.mode
+                        );
+                        tried += 1;
+                    }
+                }
+            }
+            assert!(tried > 3000);
+        }
+    }
+
+    #[test]
+    fn the_program_is_short_and_shallow() {
+        for mode in [Mode::Default, Mode::Strict] {
+            let p = Policy::new(mode, &[], &[], false).compile().unwrap();
+            // Against 435 + 8 and 1233 + 8 instructions for seccompiler's
+            // chains and the prefilter.
+            let most = if mode == Mode::Default { 160 } else { 400 };
+            assert!(p[0].len() < most, "{mode:?}: {}", p[0].len());
+        }
     }
 }

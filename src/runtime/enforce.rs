@@ -204,3 +204,40 @@ mod tests {
         );
     }
 }
+
+/// The cost of installing the default policy's programs, as the payload
+/// does; each install runs on a fresh thread (filters and no_new_privs are
+/// per thread here: no TSYNC), so the test runner itself stays unfiltered.
+/// `cargo test --release --bin nook -- --ignored seccomp_install_cost --nocapture`
+#[cfg(test)]
+mod cost {
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn seccomp_install_cost() {
+        use crate::plan::seccomp::{Mode, Policy};
+        for (name, mode) in [("default", Mode::Default), ("strict", Mode::Strict)] {
+            let progs = Policy::new(mode, &[], &[], false).compile().unwrap();
+            let lens: Vec<usize> = progs.iter().map(Vec::len).collect();
+            let mut us: Vec<f64> = (0..400)
+                .map(|_| {
+                    let progs = progs.clone();
+                    std::thread::spawn(move || {
+                        rustix::thread::set_no_new_privs(true).unwrap();
+                        let t = std::time::Instant::now();
+                        super::install_seccomp(&progs).unwrap();
+                        t.elapsed().as_secs_f64() * 1e6
+                    })
+                    .join()
+                    .unwrap()
+                })
+                .collect();
+            us.sort_by(f64::total_cmp);
+            println!(
+                "{name}: programs of {lens:?} instructions: install median {:.1} us (quartiles {:.1} / {:.1})",
+                us[us.len() / 2],
+                us[us.len() / 4],
+                us[us.len() * 3 / 4]
+            );
+        }
+    }
+}
