@@ -81,6 +81,16 @@ impl Error {
     }
 }
 
+/// The errno of a failed rustix call, as nook's errors carry it.
+pub fn from_rustix(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
+/// The errno inside an I/O error (EIO when it carries none).
+pub fn from_io(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
 /// A value that is not what its flag or key takes, saying what is
 /// expected; the caller adds the flag or key and the value
 /// (`Error::usage`).
@@ -301,11 +311,7 @@ impl StepError {
 
     /// From an I/O error (EIO when it carries no errno).
     pub fn io(step: Step, path: Option<&std::path::Path>, e: &std::io::Error) -> Self {
-        StepError::new(
-            step,
-            path,
-            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
+        StepError::new(step, path, from_io(e))
     }
 
     pub fn because(mut self, cause: Cause) -> Self {
@@ -384,7 +390,7 @@ impl<T> Context<T> for Result<T, Errno> {
 
 impl<T> Context<T> for Result<T, rustix::io::Errno> {
     fn step(self, step: Step, path: Option<&std::path::Path>) -> Result<T, StepError> {
-        self.map_err(|e| StepError::new(step, path, Errno::from_raw(e.raw_os_error())))
+        self.map_err(|e| StepError::new(step, path, from_rustix(e)))
     }
 }
 

@@ -30,13 +30,8 @@ pub fn remove_dir_tree(path: &Path) -> Result<(), StepError> {
     );
     let dir = match dir {
         Err(rustix::io::Errno::NOENT) => return Ok(()),
-        other => other.map_err(|e| {
-            StepError::new(
-                Step::Open,
-                Some(parent),
-                nix::errno::Errno::from_raw(e.raw_os_error()),
-            )
-        })?,
+        other => other
+            .map_err(|e| StepError::new(Step::Open, Some(parent), crate::error::from_rustix(e)))?,
     };
     tree::remove_tree(dir.as_fd(), name)
         .map(|_| ())
@@ -44,7 +39,7 @@ pub fn remove_dir_tree(path: &Path) -> Result<(), StepError> {
             StepError::new(
                 Step::Remove,
                 Some(&parent.join(p)),
-                nix::errno::Errno::from_raw(e.raw_os_error()),
+                crate::error::from_rustix(e),
             )
         })
 }

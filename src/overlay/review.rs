@@ -210,7 +210,7 @@ pub enum ReviewError {
 
 /// `EACCES (Permission denied)`, as the rest of nook prints errnos.
 fn errno_text(e: Errno) -> String {
-    let e = nix::errno::Errno::from_raw(e.raw_os_error());
+    let e = crate::error::from_rustix(e);
     format!("{e:?} ({})", e.desc())
 }
 
@@ -222,7 +222,7 @@ fn fail(step: Step, path: PathBuf) -> impl FnOnce(Errno) -> ReviewError {
 impl From<ReviewError> for crate::error::Error {
     fn from(e: ReviewError) -> Self {
         use crate::error::{Error, StepError};
-        let raw = |e: Errno| nix::errno::Errno::from_raw(e.raw_os_error());
+        let raw = crate::error::from_rustix;
         match e {
             ReviewError::Io { step, path, errno } => {
                 StepError::new(step, Some(&path), raw(errno)).into()

@@ -8,13 +8,13 @@ use std::os::fd::OwnedFd;
 
 use nix::unistd::{ForkResult, Pid};
 
-use crate::error::{EXIT_NOOK, Step, StepError};
+use crate::error::{EXIT_NOOK, Step, StepError, from_io, from_rustix};
 use crate::plan::Plan;
 use crate::sys;
 
 use super::msg::{Ending, Receiver, Sender, ToSupervisor};
 use super::payload::{self, ExecPlan};
-use super::setup::{self, errno};
+use super::setup;
 use super::{FORWARDED, mounts, trace, wait_mask};
 
 pub fn run(
@@ -89,7 +89,7 @@ fn prepare(plan: &Plan, v: bool) -> Result<Option<OwnedFd>, StepError> {
     if !plan.namespaces.pid {
         // Not pid 1: become the reaper for the payload's orphans anyway.
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-            .map_err(|e| StepError::new(Step::BecomeSubreaper, None, errno(e)))?;
+            .map_err(|e| StepError::new(Step::BecomeSubreaper, None, from_rustix(e)))?;
     }
     // pid 1 gets a signal from outside only if it has a handler for it.
     for s in FORWARDED {
@@ -109,7 +109,7 @@ fn prepare(plan: &Plan, v: bool) -> Result<Option<OwnedFd>, StepError> {
     }
     if let Some(h) = &plan.hostname {
         rustix::system::sethostname(h.as_bytes())
-            .map_err(|e| StepError::new(Step::SetHostname, None, errno(e)).detail(h))?;
+            .map_err(|e| StepError::new(Step::SetHostname, None, from_rustix(e)).detail(h))?;
     }
     // No nested user namespaces (and so no nested mount or network
     // namespaces, which would need one): the limit is per user namespace
@@ -150,9 +150,9 @@ fn forbid_nested_userns(own_pid_ns: bool) -> Result<Option<OwnedFd>, StepError> 
     if !own_pid_ns {
         return std::fs::write(limit, "0")
             .map(|()| None)
-            .map_err(|e| StepError::new(step, Some(limit), io_errno(&e)));
+            .map_err(|e| StepError::new(step, Some(limit), from_io(&e)));
     }
-    let fail = |e: rustix::io::Errno| StepError::new(step, Some(limit), errno(e));
+    let fail = |e: rustix::io::Errno| StepError::new(step, Some(limit), from_rustix(e));
     let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
     rustix::mount::fsconfig_create(&fs).map_err(fail)?;
     let proc = rustix::mount::fsmount(
@@ -174,16 +174,12 @@ fn forbid_nested_userns(own_pid_ns: bool) -> Result<Option<OwnedFd>, StepError> 
     Ok(Some(proc))
 }
 
-fn io_errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
 /// No capabilities (dropped before the payload's fork, so it starts
 /// without any too), locked securebits, and not dumpable, so it can't be
 /// ptraced from inside. `nook exec` does the same to a joining process.
 pub fn lock_down() -> Result<(), StepError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| StepError::new(Step::NotDumpable, None, errno(e)))?;
+        .map_err(|e| StepError::new(Step::NotDumpable, None, from_rustix(e)))?;
     // Locked securebits (while we still hold CAP_SETPCAP): uid 0 inside
     // gets no capabilities back from execve or setuid, ever.
     use rustix::thread::CapabilitiesSecureBits as B;
@@ -196,7 +192,7 @@ pub fn lock_down() -> Result<(), StepError> {
             | B::NO_CAP_AMBIENT_RAISE
             | B::NO_CAP_AMBIENT_RAISE_LOCKED,
     )
-    .map_err(|e| StepError::new(Step::LockSecurebits, None, errno(e)))?;
+    .map_err(|e| StepError::new(Step::LockSecurebits, None, from_rustix(e)))?;
     sys::drop_capabilities().map_err(|e| StepError::new(Step::DropCaps, None, e))
 }
 

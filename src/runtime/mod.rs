@@ -692,11 +692,5 @@ pub(super) fn wait_for(
 }
 
 fn io_step(step: Step) -> impl Fn(std::io::Error) -> StepError {
-    move |e| {
-        StepError::new(
-            step,
-            None,
-            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
-    }
+    move |e| StepError::new(step, None, crate::error::from_io(&e))
 }

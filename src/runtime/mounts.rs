@@ -23,7 +23,7 @@ use rustix::mount::{
     fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
 };
 
-use crate::error::{Context, Step, StepError};
+use crate::error::{Context, Step, StepError, from_rustix};
 use crate::plan::{MountOp, OverlayWith};
 use crate::sys;
 
@@ -482,17 +482,17 @@ impl MountSys for Kernel {
     type Tree = OwnedFd;
 
     fn open_host(&mut self, path: &Path) -> Result<OwnedFd, Errno> {
-        resolve(&self.host, path, OFlags::PATH).map_err(errno)
+        resolve(&self.host, path, OFlags::PATH).map_err(from_rustix)
     }
 
     fn open_new(&mut self, path: &Path) -> Result<OwnedFd, Errno> {
-        resolve(&self.root, path, OFlags::PATH).map_err(errno)
+        resolve(&self.root, path, OFlags::PATH).map_err(from_rustix)
     }
 
     fn is_dir(&mut self, node: &OwnedFd) -> Result<bool, Errno> {
         rustix::fs::fstat(node)
             .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-            .map_err(errno)
+            .map_err(from_rustix)
     }
 
     fn clone_tree(&mut self, node: &OwnedFd) -> Result<OwnedFd, Errno> {
@@ -504,7 +504,7 @@ impl MountSys for Kernel {
                 | OpenTreeFlags::AT_RECURSIVE
                 | OpenTreeFlags::AT_EMPTY_PATH,
         )
-        .map_err(errno)
+        .map_err(from_rustix)
     }
 
     fn clone_staged(&mut self, path: &Path) -> Result<OwnedFd, Errno> {
@@ -513,7 +513,7 @@ impl MountSys for Kernel {
             path,
             OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
         )
-        .map_err(errno)
+        .map_err(from_rustix)
     }
 
     fn set_read_only(&mut self, tree: &OwnedFd, recursive: bool) -> Result<(), Errno> {
@@ -528,7 +528,7 @@ impl MountSys for Kernel {
         dst: &Path,
     ) -> Result<OwnedFd, StepError> {
         let on = format!("{fstype} on");
-        let fail = |e: rustix::io::Errno| StepError::new(Step::MountNew, Some(dst), errno(e));
+        let fail = |e: rustix::io::Errno| StepError::new(Step::MountNew, Some(dst), from_rustix(e));
         let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail(e).detail(&on))?;
         for (k, v) in opts {
             fsconfig_set_string(&fs, *k, v.as_str())
@@ -562,7 +562,7 @@ impl MountSys for Kernel {
             "",
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
         )
-        .map_err(errno)
+        .map_err(from_rustix)
     }
 
     fn mkdir_p(&mut self, path: &Path) -> Result<(), StepError> {
@@ -584,9 +584,9 @@ impl MountSys for Kernel {
                     ),
                 }
             }
-            Err(e) => {
-                Err(StepError::new(Step::CreateSymlink, Some(link), errno(e)).hint(ro_hint(e)))
-            }
+            Err(e) => Err(
+                StepError::new(Step::CreateSymlink, Some(link), from_rustix(e)).hint(ro_hint(e)),
+            ),
         }
     }
 
@@ -601,7 +601,7 @@ impl MountSys for Kernel {
             Mode::empty(),
         )
         .map(drop)
-        .map_err(errno)
+        .map_err(from_rustix)
     }
 
     fn mount_scratch(&mut self, pool: &Path, size: Option<u64>) -> Result<(), Errno> {
@@ -625,7 +625,7 @@ impl MountSys for Kernel {
     }
 
     fn mkdir_staged(&mut self, path: &Path) -> Result<(), Errno> {
-        rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)).map_err(errno)
+        rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)).map_err(from_rustix)
     }
 
     fn native_overlay(&mut self, opts: &[(&str, &str)], dst: &Path) -> Result<(), StepError> {
@@ -640,7 +640,7 @@ impl MountSys for Kernel {
         // xattrs (Linux 5.11).
         rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(step, Some(dst))?;
         fsconfig_create(&fs).map_err(|e| {
-            StepError::new(step, Some(dst), errno(e)).hint(
+            StepError::new(step, Some(dst), from_rustix(e)).hint(
                 "native overlayfs in a user namespace needs Linux 5.11 and an upper directory on a filesystem with user xattrs; try --overlay-driver fuse (package fuse-overlayfs)",
             )
         })?;
@@ -667,7 +667,7 @@ impl MountSys for Kernel {
         use std::os::fd::AsRawFd;
         let step = Step::MountFuseOverlay;
         let fuse = rustix::fs::open("/oldroot/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| StepError::new(Step::Open, Some(Path::new("/dev/fuse")), errno(e))
+            .map_err(|e| StepError::new(Step::Open, Some(Path::new("/dev/fuse")), from_rustix(e))
                 .hint("the fuse driver needs /dev/fuse readable and writable by you (chmod 0666 /dev/fuse)"))?;
         let fs = fsopen("fuse", FsOpenFlags::FSOPEN_CLOEXEC).step(step, Some(dst))?;
         for (k, v) in [
@@ -724,14 +724,16 @@ impl Kernel {
         match resolve(&self.root, path, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(fd) => return Ok(fd),
             Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(StepError::new(Step::OpenDir, Some(path), errno(e))),
+            Err(e) => return Err(StepError::new(Step::OpenDir, Some(path), from_rustix(e))),
         }
         let (parent, name) = split(path)?;
         let pfd = self.ensure_dir(parent)?;
         match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => {
-                return Err(StepError::new(Step::CreateDir, Some(path), errno(e)).hint(ro_hint(e)));
+                return Err(
+                    StepError::new(Step::CreateDir, Some(path), from_rustix(e)).hint(ro_hint(e))
+                );
             }
         }
         resolve(&self.root, path, OFlags::PATH | OFlags::DIRECTORY).step(Step::OpenDir, Some(path))
@@ -752,7 +754,10 @@ impl Kernel {
         ) {
             Ok(fd) => Ok(fd),
             Err(e @ rustix::io::Errno::ROFS) => {
-                Err(StepError::new(Step::CreateMountPoint, Some(path), errno(e)).hint(ro_hint(e)))
+                Err(
+                    StepError::new(Step::CreateMountPoint, Some(path), from_rustix(e))
+                        .hint(ro_hint(e)),
+                )
             }
             Err(_) => resolve(&self.root, path, OFlags::PATH).step(Step::Open, Some(path)),
         }
@@ -808,8 +813,4 @@ fn ro_hint(e: rustix::io::Errno) -> &'static str {
     } else {
         "the parent directory can't be written"
     }
-}
-
-fn errno(e: rustix::io::Errno) -> Errno {
-    Errno::from_raw(e.raw_os_error())
 }

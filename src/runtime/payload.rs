@@ -170,7 +170,7 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
         }
     };
     rustix::thread::set_no_new_privs(true)
-        .map_err(|e| StepError::new(Step::NoNewPrivs, None, Errno::from_raw(e.raw_os_error())))?;
+        .map_err(|e| StepError::new(Step::NoNewPrivs, None, crate::error::from_rustix(e)))?;
     // Landlock after everything that opens files for setup, before seccomp.
     let landlock = enforce::enforce_landlock(&exec.landlock).map_err(|e| {
         StepError::new(Step::EnforceLandlock, None, e.errno).hint(format!(

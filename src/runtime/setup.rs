@@ -13,11 +13,10 @@
 //! then says "mapped"; init makes its cgroup namespace only after that.
 //! Alone, no message goes back and forth before init builds the root.
 
-use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
 use rustix::process::Signal as RSignal;
 
-use crate::error::{EXIT_NOOK, Step, StepError};
+use crate::error::{EXIT_NOOK, Step, StepError, from_rustix};
 use crate::plan::Plan;
 use crate::spec::Namespaces;
 use crate::sys;
@@ -56,7 +55,7 @@ pub fn enter(
     // pdeathsig is not inherited across clone; init's parent is the
     // supervisor, so this ties the sandbox's life to it.
     rustix::process::set_parent_process_death_signal(Some(RSignal::KILL))
-        .map_err(|e| StepError::new(Step::ParentDeathSignal, None, errno(e)))?;
+        .map_err(|e| StepError::new(Step::ParentDeathSignal, None, from_rustix(e)))?;
     // The supervisor may have died before the line above took effect; it
     // is the only writer of `rx`, so a hang-up there says so.
     if rx.writers_gone() {
@@ -80,8 +79,4 @@ pub fn enter(
     }
     trace(v, "init", format_args!("mapped; in every namespace"));
     Ok(())
-}
-
-pub fn errno(e: rustix::io::Errno) -> Errno {
-    Errno::from_raw(e.raw_os_error())
 }
