@@ -459,7 +459,7 @@ fn step7_teardown(
     let kept_changes = ctl
         .sandbox
         .as_ref()
-        .and_then(|sb| changes_kept(sb, &plan.kept_layers));
+        .and_then(|sb| crate::state::layers::after_run(sb, &plan.kept_layers));
     Outcome {
         status,
         oom,
@@ -467,33 +467,6 @@ fn step7_teardown(
         stats_format: ctl.stats,
         kept_changes,
         failure: failure.map(Error::from),
-    }
-}
-
-/// A sandbox that never had an overlay keeps nothing: drop its directory.
-/// One nook named itself: drop it too when nothing was written, else
-/// return its name, to say how to review what was.
-fn changes_kept(
-    sb: &crate::state::layers::SandboxDir,
-    layers: &[crate::plan::KeptLayer],
-) -> Option<String> {
-    if matches!(crate::state::layers::load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
-        let _ = crate::overlay::remove_dir_tree(&sb.dir);
-        return None;
-    }
-    if !sb.auto {
-        return None;
-    }
-    let written = layers.iter().any(|l| {
-        std::fs::read_dir(crate::plan::layers::upper(&sb.dir, &l.key))
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false)
-    });
-    if written {
-        Some(sb.name.clone())
-    } else {
-        let _ = crate::overlay::remove_dir_tree(&sb.dir);
-        None
     }
 }
 

@@ -173,6 +173,30 @@ pub fn open(sb: &SandboxDir, layers: &[KeptLayer]) -> Result<Lock, Error> {
     Ok(lock)
 }
 
+/// After a run: a sandbox that never had an overlay keeps nothing, so its
+/// directory goes. One nook named itself goes too when nothing was
+/// written; else its name is returned, to say how to review what was.
+pub fn after_run(sb: &SandboxDir, layers: &[crate::plan::KeptLayer]) -> Option<String> {
+    if matches!(load_record(&sb.dir), Ok(Some(r)) if r.layers.is_empty()) {
+        let _ = crate::overlay::remove_dir_tree(&sb.dir);
+        return None;
+    }
+    if !sb.auto {
+        return None;
+    }
+    let written = layers.iter().any(|l| {
+        std::fs::read_dir(upper(&sb.dir, &l.key))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    });
+    if written {
+        Some(sb.name.clone())
+    } else {
+        let _ = crate::overlay::remove_dir_tree(&sb.dir);
+        None
+    }
+}
+
 /// The sandbox's record; `None` when there is no sandbox in `dir`.
 pub fn load_record(dir: &Path) -> Result<Option<Record>, Error> {
     let path = dir.join("sandbox.json");
