@@ -1,10 +1,13 @@
 //! Managing running sandboxes: `run -d`, `ps`, `exec`, `stop`, `kill`,
 //! `logs`. The records are in `state::running`; joining is `runtime::join`.
+//! A record's name and command line, and a log's bytes, come from the
+//! sandbox's side: they are printed through `escape`.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::escape;
 use crate::cli::ManageCommand;
 use crate::error::{Context, EXIT_NOOK, Error, Step, StepError};
 use crate::host::Host;
@@ -32,7 +35,7 @@ pub fn detach(plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
             let mut name = String::new();
             for l in std::io::BufRead::lines(std::io::BufReader::new(r)).map_while(Result::ok) {
                 if l == "started" {
-                    super::out(&format!("{name}\n"));
+                    super::out(&format!("{}\n", escape::name(&name)));
                     return Ok(0);
                 }
                 if let Some(n) = l.strip_prefix("name ") {
@@ -42,9 +45,16 @@ pub fn detach(plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
             // It failed before the command ran: its log says why.
             let dir = ctl.state_dir.clone().unwrap_or_default();
             let log = dir.join(format!("{name}.log"));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = std::fs::read(&log).unwrap_or_default();
             let _ = std::fs::remove_file(&log);
-            let _ = std::io::stderr().write_all(text.as_bytes());
+            let mut stderr = std::io::stderr();
+            if stderr.is_terminal() {
+                let mut t = escape::Text::default();
+                let shown = t.push(&text) + &t.finish();
+                let _ = stderr.write_all(shown.as_bytes());
+            } else {
+                let _ = stderr.write_all(&text);
+            }
             Ok(EXIT_NOOK)
         }
     }
@@ -145,7 +155,10 @@ fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
                 })
             })
             .collect();
-        super::out(&format!("{}\n", serde_json::Value::Array(rows)));
+        super::out(&format!(
+            "{}\n",
+            escape::json(&serde_json::Value::Array(rows))
+        ));
         return Ok(0);
     }
     let mut text = format!(
@@ -157,13 +170,17 @@ fn ps(dir: &Path, json: bool) -> Result<i32, Error> {
         let uptime = crate::spec::units::human_age((now - e.started).max(0.0) as u64);
         text.push_str(&format!(
             "{:<24} {:>8} {:<10} {:>8} {:>10} {:>8}  {}\n",
-            e.name,
+            escape::name(&e.name),
             e.supervisor,
-            e.profiles.join(","),
+            escape::name(&e.profiles.join(",")),
             uptime,
             mem.map_or("-".into(), crate::spec::units::human_bytes),
             cpu.map_or("-".into(), |c| format!("{c:.1}s")),
-            e.command.join(" ")
+            e.command
+                .iter()
+                .map(|a| escape::name(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         ));
     }
     super::out(&text);
@@ -256,18 +273,31 @@ fn logs(e: &Entry, follow: bool) -> Result<i32, Error> {
         ));
     };
     let mut f = std::fs::File::open(path).step(Step::OpenLog, Some(path))?;
+    // The log is the sandbox's output: byte for byte into a file or a pipe,
+    // escaped on a terminal (where an escape sequence would act).
+    let mut shown = std::io::stdout().is_terminal().then(escape::Text::default);
+    let mut copy = |buf: &[u8]| {
+        let mut stdout = std::io::stdout();
+        let _ = match &mut shown {
+            Some(t) => stdout.write_all(t.push(buf).as_bytes()),
+            None => stdout.write_all(buf),
+        };
+        let _ = stdout.flush();
+    };
     let mut buf = Vec::new();
     loop {
         buf.clear();
         let _ = f.read_to_end(&mut buf);
-        let _ = std::io::stdout().write_all(&buf);
-        let _ = std::io::stdout().flush();
+        copy(&buf);
         if !follow || gone(e) {
             // One last read after the end: nothing written is missed.
             if follow {
                 buf.clear();
                 let _ = f.read_to_end(&mut buf);
-                let _ = std::io::stdout().write_all(&buf);
+                copy(&buf);
+            }
+            if let Some(t) = shown {
+                super::out(&t.finish());
             }
             return Ok(0);
         }

@@ -1,8 +1,11 @@
 //! The commands: each finds what it needs, runs the pipeline, and prints.
 //! The only modules that write to the user's terminal, apart from `main`'s
-//! one error printer.
+//! one error printer. Whatever the sandbox could have chosen (file names,
+//! command lines, log output, paths in errors) goes through [`escape`] as
+//! it is printed.
 
 pub mod doctor;
+pub mod escape;
 pub mod explain;
 pub mod manage;
 pub mod profile;
@@ -44,10 +47,12 @@ pub fn out(text: &str) {
 }
 
 /// Print an error (and its hint) the one way nook does; its exit code.
+/// Each is one line with its controls escaped: the paths in it may be
+/// names the sandbox chose.
 pub fn report_error(e: &Error) -> i32 {
-    let mut msg = format!("nook: error: {e}\n");
+    let mut msg = format!("nook: error: {}\n", escape::line(&e.to_string()));
     if let Some(h) = e.hint() {
-        msg.push_str(&format!("nook: hint: {h}\n"));
+        msg.push_str(&format!("nook: hint: {}\n", escape::line(h)));
     }
     let _ = std::io::stderr().write_all(msg.as_bytes());
     e.exit_code()

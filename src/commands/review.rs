@@ -1,11 +1,14 @@
 //! The commands on named sandboxes: `ls`, `rm`, and the review of their
 //! overlay layers, `diff`, `commit` and `discard` (the logic is in
 //! `overlay::review`; this module finds the sandbox and its layers, maps
-//! host paths to layers, and prints).
+//! host paths to layers, and prints). The names in an upper layer are the
+//! sandbox's: every one is printed through `escape`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::escape;
 use crate::cli::ReviewCommand;
 use crate::error::Error;
 use crate::host::Host;
@@ -33,6 +36,9 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
             json,
         } => {
             let (dir, rec) = existing(&root, &name)?;
+            // A patch is the sandbox's bytes: exact into a file or a pipe,
+            // escaped on a terminal.
+            let tty = std::io::stdout().is_terminal();
             let mut text = String::new();
             let mut all = Vec::new();
             for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
@@ -44,7 +50,7 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
                         all.push(v);
                         continue;
                     }
-                    let mut line = format!("{} {}", c.kind.letter(), host_path.display());
+                    let mut line = format!("{} {}", c.kind.letter(), escape::path(&host_path));
                     if c.file_type == review::FileType::Dir {
                         line.push('/');
                     }
@@ -60,12 +66,13 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
                     text.push_str(&line);
                     text.push('\n');
                     if patch && c.file_type == review::FileType::File && !c.metadata_only {
-                        text.push_str(&review::patch(&l.lower, &upper, &c)?);
+                        let p = review::patch(&l.lower, &upper, &c)?;
+                        text.push_str(&if tty { escape::text(&p) } else { p.into() });
                     }
                 }
             }
             if json {
-                text = format!("{}\n", serde_json::Value::Array(all));
+                text = format!("{}\n", escape::json(&serde_json::Value::Array(all)));
             }
             super::out(&text);
             Ok(0)
@@ -83,30 +90,30 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
                     text.push_str(&format!(
                         "{} {}\n",
                         c.kind.letter(),
-                        l.lower.join(&c.path).display()
+                        escape::path(&l.lower.join(&c.path))
                     ));
                 }
                 for n in &r.conflicts {
                     if force {
                         text.push_str(&format!(
                             "nook: overwrote {}: {}\n",
-                            l.lower.join(&n.path).display(),
-                            n.why
+                            escape::path(&l.lower.join(&n.path)),
+                            escape::line(&n.why)
                         ));
                     } else {
                         refused += 1;
                         text.push_str(&format!(
                             "nook: conflict: {}: {}\n",
-                            l.lower.join(&n.path).display(),
-                            n.why
+                            escape::path(&l.lower.join(&n.path)),
+                            escape::line(&n.why)
                         ));
                     }
                 }
                 for n in r.skipped.iter().chain(&r.notes) {
                     text.push_str(&format!(
                         "nook: {}: {}\n",
-                        l.lower.join(&n.path).display(),
-                        n.why
+                        escape::path(&l.lower.join(&n.path)),
+                        escape::line(&n.why)
                     ));
                 }
             }
@@ -130,7 +137,8 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
                 n += review::discard(&l.lower, &upper, &only)?;
             }
             super::out(&format!(
-                "nook: discarded {n} change(s) in sandbox '{name}'\n"
+                "nook: discarded {n} change(s) in sandbox '{}'\n",
+                escape::name(&name)
             ));
             Ok(0)
         }
@@ -186,7 +194,7 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
                 Ok(Some(rec)) => rec,
                 Ok(None) => continue,
                 Err(e) => {
-                    eprintln!("nook: warning: {e}");
+                    eprintln!("nook: warning: {}", escape::line(&e.to_string()));
                     continue;
                 }
             };
@@ -201,14 +209,17 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     if json {
-        super::out(&format!("{}\n", serde_json::Value::Array(rows)));
+        super::out(&format!(
+            "{}\n",
+            escape::json(&serde_json::Value::Array(rows))
+        ));
         return Ok(0);
     }
     for r in rows {
         let age = crate::spec::units::human_age(r["age_seconds"].as_f64().unwrap_or(0.0) as u64);
         super::out(&format!(
             "{:<32} {:>10} {:>5}  {}\n",
-            r["name"].as_str().unwrap_or(""),
+            escape::name(r["name"].as_str().unwrap_or("")),
             crate::spec::units::human_bytes(r["size_bytes"].as_u64().unwrap_or(0)),
             age,
             r["overlays"]
@@ -216,6 +227,7 @@ fn ls(root: &Path, json: bool) -> Result<i32, Error> {
                 .map(|a| a
                     .iter()
                     .filter_map(|x| x.as_str())
+                    .map(escape::name)
                     .collect::<Vec<_>>()
                     .join(" "))
                 .unwrap_or_default()
