@@ -45,7 +45,8 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
                 for c in review::changes(&l.lower, &upper, &only)? {
                     let host_path = l.lower.join(&c.path);
                     if json {
-                        let mut v = serde_json::to_value(&c).expect("Change serializes");
+                        let mut v =
+                            serde_json::to_value(json_paths(&c)).expect("Change serializes");
                         v["host_path"] = serde_json::Value::String(host_path.display().to_string());
                         all.push(v);
                         continue;
@@ -170,6 +171,17 @@ fn locked(root: &Path, name: &str) -> Result<(PathBuf, layers::Lock, layers::Rec
     let lock = layers::lock(&dir, name)?;
     let (dir, rec) = existing(root, name)?;
     Ok((dir, lock, rec))
+}
+
+/// The change with its paths made UTF-8 for JSON (each byte that is not
+/// valid UTF-8 becomes U+FFFD, as in `host_path`): serde refuses other
+/// paths, and a file name is the sandbox's to choose.
+fn json_paths(c: &crate::overlay::review::Change) -> crate::overlay::review::Change {
+    let lossy = |p: &Path| PathBuf::from(p.to_string_lossy().into_owned());
+    let mut c = c.clone();
+    c.path = lossy(&c.path);
+    c.renamed_from = c.renamed_from.as_deref().map(lossy);
+    c
 }
 
 /// Bytes under `path`, not following symlinks.
