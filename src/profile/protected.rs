@@ -1,0 +1,728 @@
+//! The paths in a read-write share that a host program runs or obeys later,
+//! outside any sandbox: git's hooks and config, direnv's `.envrc`, the
+//! editors' task files, the build tools' configs, the coding agents' settings.
+//! A write there turns one sandboxed run into code execution on the host the
+//! next time the user runs git, cd's into the directory, opens the editor or
+//! builds (issue 14). This module is the one documented list, a matcher for
+//! it (with the user's `protect` / `unprotect` patterns), and the search for
+//! the listed paths that exist under a share root, without walking the tree.
+//!
+//! Each entry says which program obeys it. What is *not* listed, and why, is
+//! at the end of the lists: the project's own sources and build files
+//! (`Makefile`, `pyproject.toml`, `build.rs`) run when the user builds, and
+//! reviewing them is reviewing the project; version pins (`.nvmrc`,
+//! `.tool-versions`) name a version, not a program.
+
+// Wired in by the spec and the review (issue 14); unused until then.
+#![allow(dead_code)]
+
+use std::path::{Component, Path};
+
+use super::secrets::glob;
+
+/// One protected pattern and the program that obeys what it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub pattern: &'static str,
+    pub reason: &'static str,
+}
+
+const fn e(pattern: &'static str, reason: &'static str) -> Entry {
+    Entry { pattern, reason }
+}
+
+/// Names inside a git directory (`.git/`, a worktree's or a submodule's git
+/// directory, wherever it lives). Objects, refs, the index, logs and `HEAD`
+/// are not here: `git commit`, `checkout` and `fetch` inside must keep working.
+pub const GIT_DIR: &[Entry] = &[
+    e(
+        "hooks",
+        "git runs the hooks in it (commit, checkout, merge, push)",
+    ),
+    e(
+        "config",
+        "git obeys it: core.fsmonitor, core.hooksPath, aliases and filters run commands",
+    ),
+    e(
+        "config.worktree",
+        "git reads it as config when extensions.worktreeConfig is set",
+    ),
+    e(
+        "info",
+        "git obeys info/attributes (filter and diff drivers) and info/exclude",
+    ),
+    e(
+        "commondir",
+        "git takes config and hooks from the directory it names",
+    ),
+];
+
+/// Where git directories sit inside a share, relative to its root: the
+/// repository's own, its submodules' (names may contain `/`, and submodules
+/// nest) and its linked worktrees' administrative directories.
+const GIT_DIR_PLACES: &[&str] = &[".git", ".git/modules/*/**", ".git/worktrees/*"];
+
+/// The `.git` *file* of a worktree or submodule: `gitdir: PATH`. Only the
+/// name itself is protected (a `.git` directory's other contents stay
+/// writable).
+pub const GIT_POINTER: Entry = e(
+    ".git",
+    "git follows its `gitdir:` line: a rewritten pointer hands git a planted config",
+);
+
+/// Relative to the root of every read-write share; a directory entry covers
+/// everything under it.
+pub const SHARE: &[Entry] = &[
+    // git, around the git directory
+    e(
+        ".gitmodules",
+        "git submodule update clones the URLs and checks out the paths it names",
+    ),
+    e(
+        ".lfsconfig",
+        "git-lfs obeys it: the servers it sends objects and credentials to",
+    ),
+    // git hook managers: they install a hook that runs what these name
+    e(
+        ".husky",
+        "husky sets core.hooksPath here: git runs these hooks",
+    ),
+    e(
+        ".pre-commit-config.yaml",
+        "pre-commit's git hook runs the hooks it names on commit",
+    ),
+    e(
+        "lefthook.yml",
+        "lefthook's git hook runs the commands it names",
+    ),
+    e(
+        ".lefthook.yml",
+        "lefthook's git hook runs the commands it names",
+    ),
+    e(
+        "lefthook-local.yml",
+        "lefthook's git hook runs the commands it names",
+    ),
+    e(".lefthook", "lefthook's git hook runs the scripts in it"),
+    e(
+        ".overcommit.yml",
+        "overcommit's git hook runs the commands it names",
+    ),
+    // other version control systems
+    e(
+        ".hg/hgrc",
+        "Mercurial runs its [hooks] and obeys its [extensions] and %include",
+    ),
+    e(
+        ".jj/repo/config.toml",
+        "jj obeys it: ui.pager, ui.editor, fix.tools and aliases run commands",
+    ),
+    // shells entering the directory
+    e(
+        ".envrc",
+        "direnv runs it in the user's shell on cd (after `direnv allow`)",
+    ),
+    e(
+        ".env",
+        "direnv (load_dotenv, or `dotenv` in .envrc) and mise load it into the shell without asking: PATH or LD_PRELOAD there runs code",
+    ),
+    e(
+        "mise.toml",
+        "mise runs its hooks and [env] _.source scripts on cd",
+    ),
+    e(
+        ".mise.toml",
+        "mise runs its hooks and [env] _.source scripts on cd",
+    ),
+    e(
+        "mise.local.toml",
+        "mise runs its hooks and [env] _.source scripts on cd",
+    ),
+    e(
+        ".mise.local.toml",
+        "mise runs its hooks and [env] _.source scripts on cd",
+    ),
+    e(
+        "mise/config.toml",
+        "mise runs its hooks and [env] _.source scripts on cd",
+    ),
+    e(".mise", "mise reads config.toml and tasks from it"),
+    e(".config/mise", "mise reads config.toml and conf.d from it"),
+    e(
+        ".config/mise.toml",
+        "mise runs its hooks and [env] _.source scripts on cd",
+    ),
+    // editors and IDEs opening the directory
+    e(
+        ".vscode",
+        "VS Code runs tasks.json on folder open and obeys settings.json (interpreter, terminal and tool paths), launch.json and mcp.json",
+    ),
+    e(
+        ".idea",
+        "JetBrains IDEs run its run configurations, startup tasks and external tools",
+    ),
+    e(
+        ".devcontainer",
+        "Dev Containers run initializeCommand on the host and build its Dockerfile",
+    ),
+    e(
+        ".devcontainer.json",
+        "Dev Containers run initializeCommand on the host",
+    ),
+    e(
+        ".zed",
+        "Zed runs its tasks and the language servers its settings name",
+    ),
+    e(
+        ".helix",
+        "Helix starts the language servers its languages.toml names",
+    ),
+    e(
+        ".nvim.lua",
+        "Neovim runs it on start with 'exrc' (after trust)",
+    ),
+    e(
+        ".nvimrc",
+        "Neovim runs it on start with 'exrc' (after trust)",
+    ),
+    e(".exrc", "Vim and Neovim run it on start with 'exrc'"),
+    e(
+        ".gdbinit",
+        "gdb runs it on start when auto-load allows the directory",
+    ),
+    e(
+        ".lldbinit",
+        "lldb runs it on start when target.load-cwd-lldbinit is set",
+    ),
+    e(".pdbrc", "pdb runs its lines as debugger commands on start"),
+    e(".irbrc", "irb loads it as Ruby code on start"),
+    e(".pryrc", "pry loads it as Ruby code on start"),
+    // build tools and package managers
+    e(
+        ".cargo/config",
+        "cargo obeys it: build.rustc-wrapper, target runners and [env] run or steer programs",
+    ),
+    e(
+        ".cargo/config.toml",
+        "cargo obeys it: build.rustc-wrapper, target runners and [env] run or steer programs",
+    ),
+    e(
+        "rust-toolchain",
+        "rustup runs the toolchain it names, a `path` one included",
+    ),
+    e(
+        "rust-toolchain.toml",
+        "rustup runs the toolchain it names, a `path` one included",
+    ),
+    e(
+        ".npmrc",
+        "npm obeys it: script-shell, node-options (--require) and git run programs",
+    ),
+    e(".yarnrc", "yarn 1 runs the yarn-path it names"),
+    e(".yarnrc.yml", "yarn runs the yarnPath and plugins it names"),
+    e(
+        ".yarn/releases",
+        "yarn runs the release .yarnrc.yml names from here",
+    ),
+    e(".yarn/plugins", "yarn loads these plugins on every command"),
+    e(".pnpmfile.cjs", "pnpm runs its hooks on install"),
+    e("bunfig.toml", "bun runs the preload scripts it names"),
+    e(
+        ".mvn",
+        "Maven obeys jvm.config, maven.config and extensions.xml and the wrapper runs from here",
+    ),
+    e(
+        "gradle.properties",
+        "Gradle obeys it: org.gradle.jvmargs can add a -javaagent",
+    ),
+    e(
+        "gradle/wrapper",
+        "gradlew runs the jar here and the distribution its properties name",
+    ),
+    e(
+        ".bazelrc",
+        "Bazel obeys it: --run_under and --workspace_status_command run programs",
+    ),
+    e(
+        ".bundle/config",
+        "Bundler obeys it: gem sources, paths and native build flags",
+    ),
+    e(
+        ".venv/pip.conf",
+        "pip obeys it in the active venv: the index packages come from",
+    ),
+    // coding agents: hooks, MCP servers and permissions they obey
+    e(
+        ".claude",
+        "Claude Code runs settings.json hooks and obeys its permissions, commands, agents and skills",
+    ),
+    e(".mcp.json", "Claude Code starts the MCP servers it names"),
+    e(
+        ".codex",
+        "Codex obeys config.toml (MCP servers, notify, approval policy) and its rules",
+    ),
+    e(".agents", "Codex loads the skills in it"),
+    e(
+        ".gemini",
+        "Gemini CLI obeys settings.json: hooks, MCP servers and tool discovery commands",
+    ),
+    e(
+        ".cursor",
+        "Cursor runs hooks.json and starts the MCP servers mcp.json names",
+    ),
+    e(
+        ".continue",
+        "Continue starts the MCP servers its config names",
+    ),
+    e(
+        ".aider.conf.yml",
+        "aider runs the lint-cmd and test-cmd it names",
+    ),
+    e(".opencode", "opencode loads the plugins and commands in it"),
+    e("opencode.json", "opencode starts the MCP servers it names"),
+    e("opencode.jsonc", "opencode starts the MCP servers it names"),
+    // Not listed: .gitattributes (the filter and diff drivers it names run
+    // only when config defines them, and config is protected); .tool-versions
+    // and .nvmrc (a version, not a program); .editorconfig; .pypirc
+    // (credentials, not execution); .bzr and .svn (no client-side hooks in a
+    // working copy); Makefile, pyproject.toml, package.json, build.rs (the
+    // project itself: the review shows them); .venv/bin (written by every
+    // install; the review flags new executables); CLAUDE.md and AGENTS.md
+    // (instructions the agents edit as they work).
+];
+
+/// Under $HOME, protected when a profile shares them read-write (the
+/// `ai-agent` profile binds the agents' directories). Within the agents'
+/// directories only what holds hooks, servers or permissions: the rest is
+/// state they write as they run.
+pub const HOME: &[Entry] = &[
+    e(
+        ".claude/settings.json",
+        "Claude Code runs its hooks, statusLine and apiKeyHelper and obeys its permissions",
+    ),
+    e(".claude/commands", "Claude Code runs these slash commands"),
+    e(".claude/agents", "Claude Code runs these subagents"),
+    e(".claude/skills", "Claude Code loads these skills"),
+    e(".claude/hooks", "Claude Code hooks commonly live here"),
+    e(
+        ".claude/plugins",
+        "Claude Code loads the hooks and MCP servers of these plugins",
+    ),
+    e(
+        ".codex/config.toml",
+        "Codex starts its MCP servers, runs notify and obeys its approval policy",
+    ),
+    e(".codex/hooks.json", "Codex runs these hooks"),
+    e(
+        ".codex/rules",
+        "Codex auto-approves the commands these rules allow",
+    ),
+    e(".codex/skills", "Codex loads these skills"),
+    e(".agents/skills", "Codex loads these skills"),
+    e(
+        ".gemini/settings.json",
+        "Gemini CLI runs its hooks, MCP servers and tool discovery commands",
+    ),
+    e(".gemini/commands", "Gemini CLI runs these custom commands"),
+    e(".gemini/extensions", "Gemini CLI loads these extensions"),
+    e(".cursor/hooks.json", "Cursor runs these hooks"),
+    e(".cursor/mcp.json", "Cursor starts these MCP servers"),
+    e(
+        ".cursor/cli-config.json",
+        "cursor-agent obeys its permissions",
+    ),
+    e(
+        ".aider.conf.yml",
+        "aider runs the lint-cmd and test-cmd it names",
+    ),
+    e(".config/aider", "aider reads its configuration from here"),
+    // shells and tools every session starts (sandbox-runtime protects these)
+    e(".bashrc", "bash runs it in every interactive shell"),
+    e(".bash_profile", "bash runs it in every login shell"),
+    e(".bash_login", "bash runs it in every login shell"),
+    e(".profile", "sh and bash run it in every login shell"),
+    e(".zshrc", "zsh runs it in every interactive shell"),
+    e(".zshenv", "zsh runs it in every shell"),
+    e(".zprofile", "zsh runs it in every login shell"),
+    e(".zlogin", "zsh runs it in every login shell"),
+    e(
+        ".config/fish",
+        "fish runs config.fish and conf.d in every shell",
+    ),
+    e(".gitconfig", "git obeys it in every repository"),
+    e(
+        ".config/git",
+        "git obeys config and attributes here in every repository",
+    ),
+    e(
+        ".ripgreprc",
+        "ripgrep obeys it (when RIPGREP_CONFIG_PATH names it): --pre runs a program",
+    ),
+    e(
+        ".config/systemd/user",
+        "systemd runs these user units at login",
+    ),
+    e(
+        ".config/autostart",
+        "the desktop session runs these at login",
+    ),
+    // Not listed: ~/.claude.json holds MCP servers but Claude Code rewrites it
+    // at every start; read-only, the agent fails. The review must flag it.
+];
+
+/// The reason given for a user's own `protect` pattern.
+pub const USER_REASON: &str = "named by the profile's `protect` key";
+
+/// A pattern relative to a share root: components separated by `/`; `*`
+/// inside a component matches any run of characters (so a lone `*` is any one
+/// component) and a `**` component matches any number of components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(Vec<String>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("protect pattern {pattern:?}: {why}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub why: &'static str,
+}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
+        let fail = |why| PatternError {
+            pattern: text.to_string(),
+            why,
+        };
+        if text.starts_with('/') {
+            return Err(fail("must be relative to the share root"));
+        }
+        let trimmed = text.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Err(fail("is empty"));
+        }
+        let parts: Vec<String> = trimmed.split('/').map(str::to_string).collect();
+        for part in &parts {
+            match part.as_str() {
+                "" => return Err(fail("has an empty component")),
+                "." | ".." => return Err(fail("has a `.` or `..` component")),
+                _ => {}
+            }
+        }
+        Ok(Pattern(parts))
+    }
+
+    /// Whether the pattern matches exactly this path.
+    fn matches(&self, path: &[String]) -> bool {
+        match_parts(&self.0, path)
+    }
+
+    /// Whether the pattern matches this path or one of its parents: a
+    /// protected directory covers everything under it.
+    fn covers(&self, path: &[String]) -> bool {
+        (1..=path.len()).any(|n| self.matches(&path[..n])) || self.matches(&[])
+    }
+
+    fn is_literal(&self) -> bool {
+        !self.0.iter().any(|p| p.contains('*'))
+    }
+}
+
+fn match_parts(pattern: &[String], path: &[String]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((p, rest)) if p == "**" => (0..=path.len()).any(|i| match_parts(rest, &path[i..])),
+        Some((p, rest)) => match path.split_first() {
+            Some((c, tail)) => glob(p, c) && match_parts(rest, tail),
+            None => false,
+        },
+    }
+}
+
+/// A share-relative path as components, `.` dropped and `..` applied; `None`
+/// when it leaves the share (or is absolute): nothing outside is matched.
+fn components(rel: &Path) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Whether a rule covers the path and everything under it, or the path only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Tree,
+    Only,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    pattern: Pattern,
+    reason: &'static str,
+    scope: Scope,
+}
+
+/// The protection of one share: the built-in list, the user's `protect`
+/// patterns, and the user's `unprotect` patterns, which win
+/// (`unprotect = ["**"]` releases everything).
+#[derive(Debug, Clone)]
+pub struct Protection {
+    rules: Vec<Rule>,
+    released: Vec<Pattern>,
+}
+
+impl Protection {
+    pub fn new(protect: &[String], unprotect: &[String]) -> Result<Self, PatternError> {
+        let mut rules = builtin_rules();
+        for p in protect {
+            rules.push(Rule {
+                pattern: Pattern::parse(p)?,
+                reason: USER_REASON,
+                scope: Scope::Tree,
+            });
+        }
+        let released = unprotect
+            .iter()
+            .map(|p| Pattern::parse(p))
+            .collect::<Result<_, _>>()?;
+        Ok(Protection { rules, released })
+    }
+
+    /// Adds the `HOME` entries that lie inside a share rooted at `root`
+    /// (`~/.claude` shared: its `settings.json`; a shared file that is itself
+    /// an entry: the whole share).
+    pub fn add_home(&mut self, root: &Path, home: &Path) {
+        for entry in HOME {
+            let Ok(rel) = home
+                .join(entry.pattern)
+                .strip_prefix(root)
+                .map(Path::to_path_buf)
+            else {
+                continue;
+            };
+            let text = rel.to_string_lossy();
+            let text = if text.is_empty() { "**" } else { &*text };
+            if let Ok(pattern) = Pattern::parse(text) {
+                self.rules.push(Rule {
+                    pattern,
+                    reason: entry.reason,
+                    scope: Scope::Tree,
+                });
+            }
+        }
+    }
+
+    /// Why a share-relative path is protected, or `None` when it is not (or
+    /// the user released it).
+    pub fn reason(&self, rel: &Path) -> Option<&'static str> {
+        let path = components(rel)?;
+        if self.released.iter().any(|p| p.covers(&path)) {
+            return None;
+        }
+        self.rules.iter().find_map(|r| {
+            let hit = match r.scope {
+                Scope::Tree => r.pattern.covers(&path),
+                Scope::Only => r.pattern.matches(&path),
+            };
+            hit.then_some(r.reason)
+        })
+    }
+}
+
+/// The built-in rules: the git pointer, every git directory place crossed
+/// with the git directory names, then the share list.
+fn builtin_rules() -> Vec<Rule> {
+    let mut rules = vec![Rule {
+        pattern: Pattern::parse(GIT_POINTER.pattern).expect("built-in pattern"),
+        reason: GIT_POINTER.reason,
+        scope: Scope::Only,
+    }];
+    for place in GIT_DIR_PLACES {
+        for entry in GIT_DIR {
+            rules.push(Rule {
+                pattern: Pattern::parse(&format!("{place}/{}", entry.pattern))
+                    .expect("built-in pattern"),
+                reason: entry.reason,
+                scope: Scope::Tree,
+            });
+        }
+    }
+    for entry in SHARE {
+        rules.push(Rule {
+            pattern: Pattern::parse(entry.pattern).expect("built-in pattern"),
+            reason: entry.reason,
+            scope: Scope::Tree,
+        });
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn default() -> Protection {
+        Protection::new(&[], &[]).unwrap()
+    }
+
+    #[test]
+    fn every_entry_parses_and_says_why() {
+        for entry in GIT_DIR.iter().chain(SHARE).chain(HOME) {
+            assert!(Pattern::parse(entry.pattern).is_ok(), "{}", entry.pattern);
+            assert!(entry.reason.len() > 10, "{}", entry.pattern);
+        }
+        let mut names: Vec<&str> = SHARE.iter().map(|e| e.pattern).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SHARE.len(), "a name listed twice");
+    }
+
+    #[test]
+    fn protected_paths_and_their_neighbours() {
+        let p = default();
+        // (path, protected?)
+        let table: &[(&str, bool)] = &[
+            (".git/hooks", true),
+            (".git/hooks/pre-commit", true),
+            (".git/config", true),
+            (".git/info/attributes", true),
+            (".git/config.worktree", true),
+            (".git/commondir", true),
+            (".git", true),
+            (".git/modules/lib/hooks/post-checkout", true),
+            (".git/modules/lib/config", true),
+            (".git/modules/libs/foo/config", true),
+            (".git/modules/a/modules/b/hooks/x", true),
+            (".git/worktrees/wt/commondir", true),
+            (".gitmodules", true),
+            (".envrc", true),
+            (".vscode/tasks.json", true),
+            (".cargo/config.toml", true),
+            (".claude/settings.local.json", true),
+            ("./.npmrc", true),
+            ("src/../.envrc", true),
+            // git keeps working: objects, refs, index, logs, HEAD
+            (".git/objects/ab/cdef", false),
+            (".git/refs/heads/main", false),
+            (".git/index", false),
+            (".git/HEAD", false),
+            (".git/logs/HEAD", false),
+            (".git/modules/lib/objects/ab/cd", false),
+            (".git/worktrees/wt/HEAD", false),
+            // the project itself
+            ("src/main.rs", false),
+            ("Makefile", false),
+            (".gitattributes", false),
+            (".cargo/registry", false),
+            // only at the share root
+            ("sub/.envrc", false),
+            ("vendor/x/.git/hooks/pre-commit", false),
+            // not inside the share
+            ("../.envrc", false),
+            ("/etc/passwd", false),
+        ];
+        for &(path, want) in table {
+            assert_eq!(p.reason(Path::new(path)).is_some(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_git_pointer_protects_only_itself() {
+        let p = default();
+        assert_eq!(p.reason(Path::new(".git")), Some(GIT_POINTER.reason));
+        assert_eq!(p.reason(Path::new(".git/packed-refs")), None);
+    }
+
+    #[test]
+    fn user_patterns_add_and_release() {
+        let p = Protection::new(
+            &strings(&["scripts/*.sh", "deploy/**/secrets", "tools"]),
+            &strings(&[".vscode", ".git/hooks"]),
+        )
+        .unwrap();
+        let table: &[(&str, Option<&str>)] = &[
+            ("scripts/build.sh", Some(USER_REASON)),
+            ("scripts/sub/build.sh", None),
+            ("deploy/secrets", Some(USER_REASON)),
+            ("deploy/a/b/secrets/key", Some(USER_REASON)),
+            ("tools/x", Some(USER_REASON)),
+            (".vscode/tasks.json", None),
+            (".git/hooks/pre-commit", None),
+            (".git/config", Some(GIT_DIR[1].reason)),
+        ];
+        for &(path, want) in table {
+            assert_eq!(p.reason(Path::new(path)), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn unprotect_everything() {
+        let p = Protection::new(&strings(&["x"]), &strings(&["**"])).unwrap();
+        for path in [".git/hooks/pre-commit", ".envrc", ".git", "x"] {
+            assert_eq!(p.reason(Path::new(path)), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["", "/", "/etc", "a//b", "../x", "a/./b"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Pattern::parse("a/b/").unwrap(),
+            Pattern::parse("a/b").unwrap()
+        );
+        let err = Protection::new(&[], &strings(&["/abs"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "protect pattern \"/abs\": must be relative to the share root"
+        );
+    }
+
+    #[test]
+    fn stars_and_double_stars() {
+        let m = |pat: &str, path: &str| {
+            let path: Vec<String> = path.split('/').map(str::to_string).collect();
+            Pattern::parse(pat).unwrap().matches(&path)
+        };
+        assert!(m("*", ".hidden"));
+        assert!(!m("*", "a/b"));
+        assert!(m(".yarnrc*", ".yarnrc.yml"));
+        assert!(m("a/**/b", "a/b"));
+        assert!(m("a/**/b", "a/x/y/b"));
+        assert!(!m("a/**/b", "a/x/y/c"));
+        assert!(m("**", "any/depth/at/all"));
+        assert!(m(".git/modules/*/**/hooks", ".git/modules/a/hooks"));
+        assert!(!m(".git/modules/*/**/hooks", ".git/modules/hooks"));
+    }
+
+    #[test]
+    fn home_entries_inside_a_share() {
+        let home = Path::new("/home/ana");
+        // ~/.claude shared read-write: its settings are protected, its state is not
+        let mut p = Protection::new(&[], &[]).unwrap();
+        p.add_home(Path::new("/home/ana/.claude"), home);
+        assert!(p.reason(Path::new("settings.json")).is_some());
+        assert!(p.reason(Path::new("commands/deploy.md")).is_some());
+        assert_eq!(p.reason(Path::new("projects/x.jsonl")), None);
+        assert_eq!(p.reason(Path::new("todos/a.json")), None);
+        // a shared file that is an entry: the whole share
+        let mut p = Protection::new(&[], &[]).unwrap();
+        p.add_home(Path::new("/home/ana/.gitconfig"), home);
+        assert!(p.reason(Path::new("")).is_some());
+        // a project share outside home gains nothing
+        let mut p = Protection::new(&[], &[]).unwrap();
+        p.add_home(Path::new("/src/app"), home);
+        assert_eq!(p.reason(Path::new("settings.json")), None);
+    }
+}
