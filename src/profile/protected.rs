@@ -563,6 +563,344 @@ fn builtin_rules() -> Vec<Rule> {
     rules
 }
 
+/// One `key = value` of a git config file, named as git names it: section
+/// and key lower-cased (they are case-insensitive), the subsection as
+/// written (case-sensitive), except in the old `[section.sub]` syntax, which
+/// git lower-cases. A key without `=` is a boolean true: `value` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub section: String,
+    pub subsection: Option<String>,
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl ConfigEntry {
+    /// `section.subsection.key`, as `git config --list` prints it.
+    pub fn name(&self) -> String {
+        match &self.subsection {
+            Some(sub) => format!("{}.{sub}.{}", self.section, self.key),
+            None => format!("{}.{}", self.section, self.key),
+        }
+    }
+}
+
+/// The entries of a git config text, in order. Lenient: a line git would
+/// refuse is skipped (git then refuses the whole file, and runs nothing).
+/// `include` is not followed: the include keys are flagged instead.
+pub fn parse_config(text: &str) -> Vec<ConfigEntry> {
+    let mut chars = text.trim_start_matches('\u{feff}').chars().peekable();
+    let mut out = Vec::new();
+    let mut section: Option<(String, Option<String>)> = None;
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '#' || c == ';' {
+            skip_line(&mut chars);
+        } else if c == '[' {
+            chars.next();
+            section = parse_header(&mut chars);
+        } else if c.is_ascii_alphabetic() {
+            let mut key = String::new();
+            while let Some(&k) = chars.peek() {
+                if !(k.is_ascii_alphanumeric() || k == '-') {
+                    break;
+                }
+                key.push(k.to_ascii_lowercase());
+                chars.next();
+            }
+            while chars.peek().is_some_and(|&c| c == ' ' || c == '\t') {
+                chars.next();
+            }
+            let value = match chars.peek() {
+                Some('=') => {
+                    chars.next();
+                    Some(parse_value(&mut chars))
+                }
+                None | Some('\n' | '\r' | '#' | ';') => None,
+                Some(_) => {
+                    skip_line(&mut chars);
+                    continue;
+                }
+            };
+            if let Some((s, sub)) = &section {
+                out.push(ConfigEntry {
+                    section: s.clone(),
+                    subsection: sub.clone(),
+                    key,
+                    value,
+                });
+            }
+        } else {
+            skip_line(&mut chars);
+        }
+    }
+    out
+}
+
+type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+fn skip_line(chars: &mut Chars) {
+    for c in chars.by_ref() {
+        if c == '\n' {
+            break;
+        }
+    }
+}
+
+/// After `[`: `name]`, `name "sub"]` or the old `name.sub]`. `None` for a
+/// header git would refuse; the keys under it are then dropped.
+fn parse_header(chars: &mut Chars) -> Option<(String, Option<String>)> {
+    let mut name = String::new();
+    while let Some(&c) = chars.peek() {
+        if !(c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+            break;
+        }
+        name.push(c.to_ascii_lowercase());
+        chars.next();
+    }
+    while chars.peek().is_some_and(|&c| c == ' ' || c == '\t') {
+        chars.next();
+    }
+    let mut sub = None;
+    if chars.peek() == Some(&'"') {
+        chars.next();
+        let mut s = String::new();
+        loop {
+            match chars.next()? {
+                '"' => break,
+                '\\' => s.push(chars.next()?),
+                '\n' => return None,
+                c => s.push(c),
+            }
+        }
+        sub = Some(s);
+    }
+    if chars.next() != Some(']') || name.is_empty() {
+        skip_line(chars);
+        return None;
+    }
+    if sub.is_none()
+        && let Some((s, old)) = name.split_once('.')
+    {
+        // the deprecated [section.sub]: the name is already lower-cased
+        return Some((s.to_string(), Some(old.to_string())));
+    }
+    Some((name, sub))
+}
+
+/// After `=`: quotes group, `\"` `\\` `\n` `\t` `\b` escape, a backslash
+/// before the newline continues the value, `#` or `;` outside quotes starts
+/// a comment, and unquoted whitespace at either end is dropped.
+fn parse_value(chars: &mut Chars) -> String {
+    let mut value = String::new();
+    let mut keep = 0; // length without trailing unquoted whitespace
+    let mut quoted = false;
+    while chars.peek().is_some_and(|&c| c == ' ' || c == '\t') {
+        chars.next();
+    }
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => break,
+            '\\' => match chars.next() {
+                Some('\n') => continue,
+                Some('\r') if chars.peek() == Some(&'\n') => {
+                    chars.next();
+                    continue;
+                }
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                Some('b') => value.push('\u{8}'),
+                Some(other) => value.push(other),
+                None => break,
+            },
+            '"' => {
+                quoted = !quoted;
+                keep = value.len();
+                continue;
+            }
+            '#' | ';' if !quoted => {
+                skip_line(chars);
+                break;
+            }
+            c if c.is_whitespace() && !quoted => {
+                value.push(c);
+                continue;
+            }
+            c => value.push(c),
+        }
+        keep = value.len();
+    }
+    value.truncate(keep);
+    value
+}
+
+/// A config key that makes git run a command or load other config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRisk {
+    pub key: String,
+    pub value: Option<String>,
+    pub reason: &'static str,
+}
+
+/// Which values of a key are risky.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Always,
+    /// A command, unless the value is a boolean (`pager.log = false`).
+    NotBool,
+    /// `!command` (aliases, `submodule.<name>.update`).
+    Bang,
+    /// An `ext::` URL: git runs the command in it.
+    ExtValue,
+    /// `url."ext::...".insteadOf`: the subsection is the replacement URL.
+    ExtSubsection,
+    /// Anything but `never` (`protocol.allow`: opens the ext:: transport).
+    NotNever,
+    /// An absolute path (`sendemail.smtpServer`: runs it as sendmail).
+    AbsolutePath,
+}
+
+/// (section, subsection pattern: `None` for none, `*` any run; key; when;
+/// reason). From git-config(1), git-send-email(1), git-archive(1),
+/// git-hook(1), gitattributes(5) and git-lfs-config(5). Section and key in
+/// lower case.
+#[rustfmt::skip]
+const GIT_KEYS: &[(&str, Option<&str>, &str, When, &str)] = &[
+    ("core", None, "fsmonitor", When::NotBool, "git runs it as the fsmonitor hook on status and most commands"),
+    ("core", None, "hookspath", When::Always, "git runs the hooks of the directory it names"),
+    ("core", None, "sshcommand", When::Always, "git runs it for every ssh fetch and push"),
+    ("core", None, "gitproxy", When::Always, "git runs it for git:// fetches"),
+    ("core", None, "pager", When::Always, "git runs it as the pager"),
+    ("core", None, "editor", When::Always, "git runs it as the editor"),
+    ("core", None, "askpass", When::Always, "git runs it to ask for passwords"),
+    ("core", None, "alternaterefscommand", When::Always, "git runs it to list alternate refs"),
+    ("core", None, "worktree", When::Always, "moves the work tree: a checkout writes files where it points"),
+    ("sequence", None, "editor", When::Always, "git rebase -i runs it as the editor"),
+    ("diff", None, "external", When::Always, "git diff runs it"),
+    ("diff", Some("*"), "command", When::Always, "git diff runs it for the files of this driver"),
+    ("diff", Some("*"), "textconv", When::Always, "git diff and log run it on the files of this driver"),
+    ("difftool", Some("*"), "cmd", When::Always, "git difftool runs it"),
+    ("difftool", Some("*"), "path", When::Always, "git difftool runs the program it names"),
+    ("mergetool", Some("*"), "cmd", When::Always, "git mergetool runs it"),
+    ("mergetool", Some("*"), "path", When::Always, "git mergetool runs the program it names"),
+    ("merge", Some("*"), "driver", When::Always, "git merge runs it for the files of this driver"),
+    ("filter", Some("*"), "clean", When::Always, "git add and status run it on the files of this filter"),
+    ("filter", Some("*"), "smudge", When::Always, "git checkout runs it on the files of this filter"),
+    ("filter", Some("*"), "process", When::Always, "git runs it as a long-running filter"),
+    ("credential", None, "helper", When::Always, "git runs it and hands it credentials"),
+    ("credential", Some("*"), "helper", When::Always, "git runs it and hands it credentials"),
+    ("gpg", None, "program", When::Always, "git runs it to sign and verify"),
+    ("gpg", Some("*"), "program", When::Always, "git runs it to sign and verify"),
+    ("gpg", Some("ssh"), "defaultkeycommand", When::Always, "git runs it to pick the signing key"),
+    ("include", None, "path", When::Always, "git loads the config file it names"),
+    ("includeif", Some("*"), "path", When::Always, "git loads the config file it names"),
+    ("alias", None, "*", When::Bang, "the alias runs a shell command"),
+    ("pager", None, "*", When::NotBool, "git runs it as this command's pager"),
+    ("interactive", None, "difffilter", When::Always, "git add -p pipes diffs through it"),
+    ("browser", Some("*"), "cmd", When::Always, "git web--browse runs it"),
+    ("browser", Some("*"), "path", When::Always, "git web--browse runs the program it names"),
+    ("man", Some("*"), "cmd", When::Always, "git help runs it"),
+    ("man", Some("*"), "path", When::Always, "git help runs the program it names"),
+    ("guitool", Some("*"), "cmd", When::Always, "git gui runs it"),
+    ("instaweb", None, "httpd", When::Always, "git instaweb runs it"),
+    ("imap", None, "tunnel", When::Always, "git imap-send runs it"),
+    ("uploadpack", None, "packobjectshook", When::Always, "git upload-pack runs it"),
+    ("remote", Some("*"), "uploadpack", When::Always, "git fetch runs it (on the remote host, or here for a local path)"),
+    ("remote", Some("*"), "receivepack", When::Always, "git push runs it (on the remote host, or here for a local path)"),
+    ("remote", Some("*"), "url", When::ExtValue, "git fetch runs the command in an ext:: URL"),
+    ("remote", Some("*"), "pushurl", When::ExtValue, "git push runs the command in an ext:: URL"),
+    ("url", Some("*"), "insteadof", When::ExtSubsection, "rewrites URLs to an ext:: URL, whose command git runs"),
+    ("url", Some("*"), "pushinsteadof", When::ExtSubsection, "rewrites URLs to an ext:: URL, whose command git runs"),
+    ("protocol", None, "allow", When::NotNever, "allows the ext:: transport, which runs commands"),
+    ("protocol", Some("ext"), "allow", When::NotNever, "allows the ext:: transport, which runs commands"),
+    ("submodule", Some("*"), "update", When::Bang, "git submodule update runs the command"),
+    ("trailer", Some("*"), "command", When::Always, "git interpret-trailers and commit --trailer run it"),
+    ("trailer", Some("*"), "cmd", When::Always, "git interpret-trailers and commit --trailer run it"),
+    ("hook", Some("*"), "command", When::Always, "git runs it as a hook (config-based hooks, git 2.54)"),
+    ("sendemail", None, "smtpserver", When::AbsolutePath, "git send-email runs it as sendmail"),
+    ("sendemail", None, "sendmailcmd", When::Always, "git send-email runs it"),
+    ("sendemail", None, "tocmd", When::Always, "git send-email runs it"),
+    ("sendemail", None, "cccmd", When::Always, "git send-email runs it"),
+    ("sendemail", None, "headercmd", When::Always, "git send-email runs it"),
+    ("tar", Some("*"), "command", When::Always, "git archive runs it"),
+    ("lfs", Some("customtransfer.*"), "path", When::Always, "git-lfs runs it as a transfer agent"),
+    ("lfs", Some("extension.*"), "clean", When::Always, "git-lfs runs it on add"),
+    ("lfs", Some("extension.*"), "smudge", When::Always, "git-lfs runs it on checkout"),
+    // Not listed: http.proxy and remote.<name>.vcs (a server or a
+    // git-remote-<vcs> on PATH, not a command of the config's choosing);
+    // web.browser, merge.tool, diff.tool, man.viewer (names; the commands
+    // are the <tool>.cmd and .path keys above); safe.directory and
+    // init.templateDir (not read from a repository's config).
+];
+
+fn is_bool(value: Option<&str>) -> bool {
+    match value {
+        None => true,
+        Some(v) => matches!(
+            v.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "1" | "0" | ""
+        ),
+    }
+}
+
+fn is_ext(url: &str) -> bool {
+    url.trim_start().to_ascii_lowercase().starts_with("ext::")
+}
+
+/// Why this entry makes git run a command or load config, if it does.
+pub fn classify(entry: &ConfigEntry) -> Option<&'static str> {
+    let value = entry.value.as_deref();
+    GIT_KEYS
+        .iter()
+        .find_map(|&(section, sub, key, when, reason)| {
+            let sub_ok = match (sub, &entry.subsection) {
+                (None, None) => true,
+                (Some(p), Some(s)) => glob(p, s),
+                _ => false,
+            };
+            if entry.section != section || !sub_ok || !glob(key, &entry.key) {
+                return None;
+            }
+            let risky = match when {
+                When::Always => true,
+                When::NotBool => !is_bool(value),
+                When::Bang => value.is_some_and(|v| v.trim_start().starts_with('!')),
+                When::ExtValue => value.is_some_and(is_ext),
+                When::ExtSubsection => entry.subsection.as_deref().is_some_and(is_ext),
+                When::NotNever => value.is_none_or(|v| !v.eq_ignore_ascii_case("never")),
+                When::AbsolutePath => {
+                    value.is_some_and(|v| v.starts_with('/') || v.starts_with('~'))
+                }
+            };
+            risky.then_some(reason)
+        })
+}
+
+/// The keys of a config text that make git run a command or load config.
+pub fn risky_keys(text: &str) -> Vec<GitRisk> {
+    parse_config(text)
+        .into_iter()
+        .filter_map(|entry| {
+            classify(&entry).map(|reason| GitRisk {
+                key: entry.name(),
+                value: entry.value,
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// The risky keys of `after` that `before` did not have with the same value:
+/// added or changed. A removed key runs nothing, so it is not reported.
+pub fn risky_changes(before: &str, after: &str) -> Vec<GitRisk> {
+    let old = risky_keys(before);
+    risky_keys(after)
+        .into_iter()
+        .filter(|r| !old.iter().any(|o| o.key == r.key && o.value == r.value))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -724,5 +1062,189 @@ mod tests {
         let mut p = Protection::new(&[], &[]).unwrap();
         p.add_home(Path::new("/src/app"), home);
         assert_eq!(p.reason(Path::new("settings.json")), None);
+    }
+
+    /// (config text, [(key name, value)])
+    type ParseCase<'a> = (&'a str, &'a [(&'a str, Option<String>)]);
+
+    fn names(text: &str) -> Vec<(String, Option<String>)> {
+        parse_config(text)
+            .into_iter()
+            .map(|e| (e.name(), e.value))
+            .collect()
+    }
+
+    #[test]
+    fn config_parsing() {
+        let s = |v: &str| Some(v.to_string());
+        // (text, [(name, value)])
+        let table: &[ParseCase<'_>] = &[
+            ("[core]\n\teditor = vim\n", &[("core.editor", s("vim"))]),
+            ("[Core]\n\tEDITOR=vim", &[("core.editor", s("vim"))]),
+            ("[core] editor = vim", &[("core.editor", s("vim"))]),
+            ("[core]\n bare\n", &[("core.bare", None)]),
+            (
+                "# c\n; c\n[core]\n pager = less # c\n",
+                &[("core.pager", s("less"))],
+            ),
+            (
+                "[core]\n pager = \"less # not a comment\" ; c",
+                &[("core.pager", s("less # not a comment"))],
+            ),
+            (
+                "[core]\n pager = \"  spaced  \"  \n",
+                &[("core.pager", s("  spaced  "))],
+            ),
+            (
+                "[core]\n pager = a\\\n   b\n",
+                &[("core.pager", s("a   b"))],
+            ),
+            (
+                "[core]\n pager = \"a\\\"b\\\\c\\tq\"",
+                &[("core.pager", s("a\"b\\c\tq"))],
+            ),
+            (
+                "[remote \"Origin\"]\n url = x",
+                &[("remote.Origin.url", s("x"))],
+            ),
+            (
+                "[remote \"a\\\"b\"]\n url = x",
+                &[("remote.a\"b.url", s("x"))],
+            ),
+            (
+                "[Remote.Origin]\n url = x",
+                &[("remote.origin.url", s("x"))],
+            ),
+            (
+                "[lfs \"customtransfer.t\"]\n path = x",
+                &[("lfs.customtransfer.t.path", s("x"))],
+            ),
+            ("[core]\r\n\teditor = vim\r\n", &[("core.editor", s("vim"))]),
+            ("\u{feff}[core]\neditor = e", &[("core.editor", s("e"))]),
+            ("editor = before any section", &[]),
+            (
+                "[broken\neditor = x\n[core]\npager = p",
+                &[("core.pager", s("p"))],
+            ),
+        ];
+        for &(text, want) in table {
+            let want: Vec<(String, Option<String>)> = want
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect();
+            assert_eq!(names(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn risky_keys_and_harmless_ones() {
+        // (config text, risky?)
+        let table: &[(&str, bool)] = &[
+            ("[core]\n fsmonitor = touch /tmp/pwned", true),
+            ("[core]\n fsmonitor = true", false),
+            ("[core]\n fsMonitor = \"sh -c x\"", true),
+            ("[core]\n hooksPath = /tmp/h", true),
+            ("[core]\n sshCommand = ssh -i k", true),
+            ("[core]\n editor = vim", true),
+            ("[core]\n askPass = x", true),
+            ("[core]\n bare = false", false),
+            ("[sequence]\n editor = x", true),
+            ("[diff \"pdf\"]\n textconv = pdftotext", true),
+            ("[diff \"pdf\"]\n xfuncname = x", false),
+            ("[diff]\n external = x", true),
+            ("[merge \"ours\"]\n driver = true", true),
+            ("[filter \"lfs\"]\n smudge = git-lfs smudge %f", true),
+            ("[filter \"x\"]\n process = x", true),
+            ("[filter \"x\"]\n required = true", false),
+            ("[credential]\n helper = store", true),
+            ("[credential \"https://h\"]\n helper = x", true),
+            ("[gpg]\n program = x", true),
+            ("[gpg \"ssh\"]\n program = x", true),
+            ("[gpg \"ssh\"]\n defaultKeyCommand = x", true),
+            ("[include]\n path = ../x", true),
+            ("[includeIf \"gitdir:~/w/\"]\n path = w.inc", true),
+            ("[alias]\n st = status", false),
+            ("[alias]\n x = !sh -c evil", true),
+            ("[alias]\n X = \" !sh\"", true),
+            ("[pager]\n log = false", false),
+            ("[pager]\n log = less -S", true),
+            ("[uploadpack]\n packObjectsHook = x", true),
+            ("[remote \"o\"]\n url = https://h/r", false),
+            ("[remote \"o\"]\n url = ext::sh -c evil", true),
+            ("[remote \"o\"]\n uploadpack = x", true),
+            ("[url \"ext::sh -c evil\"]\n insteadOf = https://h/", true),
+            ("[url \"https://mirror/\"]\n insteadOf = https://h/", false),
+            ("[protocol]\n allow = always", true),
+            ("[protocol \"ext\"]\n allow = never", false),
+            ("[protocol \"file\"]\n allow = always", false),
+            ("[submodule \"s\"]\n update = !evil", true),
+            ("[submodule \"s\"]\n update = rebase", false),
+            ("[trailer \"t\"]\n cmd = x", true),
+            ("[hook \"lint\"]\n command = x", true),
+            ("[sendemail]\n smtpServer = /usr/bin/evil", true),
+            ("[sendemail]\n smtpServer = smtp.example.com", false),
+            ("[tar \"tgz\"]\n command = x", true),
+            ("[lfs \"customtransfer.t\"]\n path = x", true),
+            ("[browser \"b\"]\n cmd = x", true),
+            ("[interactive]\n diffFilter = x", true),
+            ("[core]\n worktree = /home/ana", true),
+            ("[http]\n proxy = http://p", false),
+            ("[user]\n name = Ana", false),
+            // subsection names are case-sensitive, section and key are not
+            ("[GPG \"SSH\"]\n DEFAULTKEYCOMMAND = x", false),
+            ("[GPG \"ssh\"]\n DEFAULTKEYCOMMAND = x", true),
+            ("[Gpg.SSH]\n defaultKeyCommand = x", true),
+        ];
+        for &(text, want) in table {
+            assert_eq!(!risky_keys(text).is_empty(), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_issue_attack_is_named() {
+        let after = "[core]\n\trepositoryformatversion = 0\n\tfsmonitor = \"touch /tmp/pwned\"\n";
+        assert_eq!(
+            risky_keys(after),
+            vec![GitRisk {
+                key: "core.fsmonitor".to_string(),
+                value: Some("touch /tmp/pwned".to_string()),
+                reason: "git runs it as the fsmonitor hook on status and most commands",
+            }]
+        );
+    }
+
+    #[test]
+    fn changes_between_two_configs() {
+        let before =
+            "[core]\n editor = vim\n[alias]\n x = !echo hi\n[credential]\n helper = store\n";
+        // (after, keys reported)
+        let table: &[(&str, &[&str])] = &[
+            (before, &[]),
+            (
+                "[CORE]\n EDITOR = vim\n[alias]\n x = \"!echo hi\"\n[credential]\n helper = store",
+                &[],
+            ),
+            (
+                "[core]\n editor = evil\n[alias]\n x = !echo hi",
+                &["core.editor"],
+            ),
+            (
+                "[core]\n editor = vim\n pager = p\n[alias]\n x = !echo hi\n y = !y",
+                &["core.pager", "alias.y"],
+            ),
+            ("[core]\n fsmonitor = false", &[]),
+            (
+                "[credential]\n helper = store\n helper = evil",
+                &["credential.helper"],
+            ),
+            ("", &[]),
+        ];
+        for &(after, want) in table {
+            let got: Vec<String> = risky_changes(before, after)
+                .into_iter()
+                .map(|r| r.key)
+                .collect();
+            assert_eq!(got, want, "{after:?}");
+        }
     }
 }
