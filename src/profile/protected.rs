@@ -16,7 +16,7 @@
 // Wired in by the spec and the review (issue 14); unused until then.
 #![allow(dead_code)]
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use super::secrets::glob;
 
@@ -563,6 +563,259 @@ fn builtin_rules() -> Vec<Rule> {
     rules
 }
 
+/// What discovery may ask of the filesystem; nothing else is touched. Paths
+/// are absolute. Symlinks are followed, as git and the mount would.
+pub trait Probe {
+    fn exists(&self, path: &Path) -> bool;
+    fn is_dir(&self, path: &Path) -> bool;
+    /// The start of a small file (a `.git` pointer, `commondir`, a config),
+    /// or `None` when it can't be read.
+    fn read_small(&self, path: &Path) -> Option<String>;
+    /// The names in a directory, empty when it can't be read.
+    fn read_dir(&self, path: &Path) -> Vec<String>;
+}
+
+/// A protected path that exists, found under a share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub reason: &'static str,
+    /// The path lies outside the share (a worktree's or submodule's git
+    /// directory elsewhere): protect it too if it is writable in the sandbox.
+    pub outside_share: bool,
+}
+
+/// Submodule names may contain `/`, and submodules nest: how deep discovery
+/// follows `modules/` before it stops (a bound, not a walk).
+const MAX_MODULE_DEPTH: usize = 8;
+
+impl Protection {
+    /// The protected paths that exist under the share at `root` (absolute),
+    /// found by checking the listed names only, never by walking the tree.
+    /// The git directory is found through a `.git` file wherever it lives;
+    /// `core.hooksPath` in its config adds the directory it names. A `**`
+    /// pattern is not searched for (that would walk the tree): the review
+    /// still matches it.
+    pub fn existing(&self, root: &Path, fs: &dyn Probe) -> Vec<Found> {
+        let mut found: Vec<(PathBuf, Found)> = Vec::new();
+        let mut add = |logical: PathBuf, path: PathBuf, reason: &'static str| {
+            if found.iter().any(|(_, f)| f.path == path) {
+                return;
+            }
+            let outside_share = !path.starts_with(root);
+            found.push((
+                logical,
+                Found {
+                    path,
+                    reason,
+                    outside_share,
+                },
+            ));
+        };
+        for (logical, path, reason) in git_paths(root, fs) {
+            add(logical, path, reason);
+        }
+        for rule in &self.rules {
+            if rule.scope == Scope::Only {
+                continue; // the git pointer, handled by git_paths
+            }
+            for rel in expand(&rule.pattern, root, fs) {
+                add(rel.clone(), root.join(&rel), rule.reason);
+            }
+        }
+        found
+            .into_iter()
+            .filter(|(logical, _)| match components(logical) {
+                Some(parts) => !self.released.iter().any(|p| p.covers(&parts)),
+                None => true,
+            })
+            .map(|(_, f)| f)
+            .collect()
+    }
+}
+
+/// The existing paths a pattern names under `root`, relative to it: literal
+/// components are checked, a `*` component costs one directory read, a `**`
+/// pattern yields nothing. Git directory rules are left to `git_paths`.
+fn expand(pattern: &Pattern, root: &Path, fs: &dyn Probe) -> Vec<PathBuf> {
+    if pattern.0.iter().any(|p| p == "**") || pattern.0.first().is_some_and(|p| p == ".git") {
+        return Vec::new();
+    }
+    let mut here = vec![PathBuf::new()];
+    for part in &pattern.0 {
+        let mut next = Vec::new();
+        for rel in here {
+            if part.contains('*') {
+                for name in fs.read_dir(&root.join(&rel)) {
+                    if glob(part, &name) {
+                        next.push(rel.join(name));
+                    }
+                }
+            } else if fs.exists(&root.join(&rel).join(part)) {
+                next.push(rel.join(part));
+            }
+        }
+        here = next;
+    }
+    here
+}
+
+/// The git pointer and the protected names of the share's git directory,
+/// its common directory, its submodules' and worktrees' administrative
+/// directories: (path as if `.git` were a directory in the share, real
+/// path, reason).
+fn git_paths(root: &Path, fs: &dyn Probe) -> Vec<(PathBuf, PathBuf, &'static str)> {
+    let dot_git = root.join(".git");
+    let logical = PathBuf::from(".git");
+    let mut out = Vec::new();
+    let git_dir = if fs.is_dir(&dot_git) {
+        dot_git
+    } else if fs.exists(&dot_git) {
+        out.push((logical.clone(), dot_git.clone(), GIT_POINTER.reason));
+        match fs
+            .read_small(&dot_git)
+            .and_then(|text| parse_gitdir_file(&text))
+        {
+            Some(target) => normalize(&root.join(target)),
+            None => return out,
+        }
+    } else {
+        return out;
+    };
+    // A worktree's git directory holds HEAD and index; config and hooks come
+    // from the common directory its `commondir` names.
+    let common = fs
+        .read_small(&git_dir.join("commondir"))
+        .map(|text| normalize(&git_dir.join(text.trim())));
+    protect_git_dir(&logical, &git_dir, fs, 0, &mut out);
+    if let Some(common) = common {
+        protect_git_dir(&logical, &common, fs, 0, &mut out);
+        add_hooks_path(root, &logical, &common, fs, &mut out);
+    } else {
+        add_hooks_path(root, &logical, &git_dir, fs, &mut out);
+    }
+    out
+}
+
+fn protect_git_dir(
+    logical: &Path,
+    dir: &Path,
+    fs: &dyn Probe,
+    depth: usize,
+    out: &mut Vec<(PathBuf, PathBuf, &'static str)>,
+) {
+    for entry in GIT_DIR {
+        let path = dir.join(entry.pattern);
+        if fs.exists(&path) {
+            out.push((logical.join(entry.pattern), path, entry.reason));
+        }
+    }
+    for name in fs.read_dir(&dir.join("worktrees")) {
+        let wt = dir.join("worktrees").join(&name);
+        for entry in GIT_DIR
+            .iter()
+            .filter(|e| matches!(e.pattern, "commondir" | "config.worktree"))
+        {
+            let path = wt.join(entry.pattern);
+            if fs.exists(&path) {
+                out.push((
+                    logical.join("worktrees").join(&name).join(entry.pattern),
+                    path,
+                    entry.reason,
+                ));
+            }
+        }
+    }
+    find_modules(
+        &logical.join("modules"),
+        &dir.join("modules"),
+        fs,
+        depth,
+        out,
+    );
+}
+
+/// Under `modules/`, a directory holding `HEAD` is a submodule's git
+/// directory; any other directory is part of a name with `/` in it.
+fn find_modules(
+    logical: &Path,
+    dir: &Path,
+    fs: &dyn Probe,
+    depth: usize,
+    out: &mut Vec<(PathBuf, PathBuf, &'static str)>,
+) {
+    if depth >= MAX_MODULE_DEPTH {
+        return;
+    }
+    for name in fs.read_dir(dir) {
+        let (logical, path) = (logical.join(&name), dir.join(&name));
+        if fs.exists(&path.join("HEAD")) {
+            protect_git_dir(&logical, &path, fs, depth + 1, out);
+        } else if fs.is_dir(&path) {
+            find_modules(&logical, &path, fs, depth + 1, out);
+        }
+    }
+}
+
+/// `core.hooksPath` moves the hooks out of the git directory, often into the
+/// work tree (husky's `.husky/_`); a relative one is taken from the work tree
+/// root (git-config(1)).
+fn add_hooks_path(
+    root: &Path,
+    logical: &Path,
+    git_dir: &Path,
+    fs: &dyn Probe,
+    out: &mut Vec<(PathBuf, PathBuf, &'static str)>,
+) {
+    let Some(text) = fs.read_small(&git_dir.join("config")) else {
+        return;
+    };
+    let Some(value) = parse_config(&text)
+        .into_iter()
+        .filter(|e| e.section == "core" && e.subsection.is_none() && e.key == "hookspath")
+        .filter_map(|e| e.value)
+        .next_back()
+    else {
+        return;
+    };
+    if value.starts_with('~') {
+        return; // in $HOME: outside the share unless a profile binds it
+    }
+    let path = normalize(&root.join(&value));
+    if fs.exists(&path) {
+        let logical = path
+            .strip_prefix(root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| logical.join("hooks"));
+        out.push((logical, path, HOOKS_PATH_REASON));
+    }
+}
+
+pub const HOOKS_PATH_REASON: &str = "core.hooksPath names it: git runs the hooks in it";
+
+/// `gitdir: PATH` from a `.git` file; relative paths are relative to the
+/// file's directory (gitrepository-layout(5)).
+fn parse_gitdir_file(text: &str) -> Option<PathBuf> {
+    let line = text.lines().next()?;
+    let path = line.strip_prefix("gitdir:")?.trim();
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+/// Applies `.` and `..` without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// One `key = value` of a git config file, named as git names it: section
 /// and key lower-cased (they are case-insensitive), the subsection as
 /// written (case-sensitive), except in the old `[section.sub]` syntax, which
@@ -1062,6 +1315,163 @@ mod tests {
         let mut p = Protection::new(&[], &[]).unwrap();
         p.add_home(Path::new("/src/app"), home);
         assert_eq!(p.reason(Path::new("settings.json")), None);
+    }
+
+    /// An in-memory tree: files with their text, directories implied.
+    struct FakeFs(Vec<(&'static str, &'static str)>);
+
+    impl Probe for FakeFs {
+        fn exists(&self, path: &Path) -> bool {
+            self.0.iter().any(|(f, _)| Path::new(f).starts_with(path))
+        }
+        fn is_dir(&self, path: &Path) -> bool {
+            self.0
+                .iter()
+                .any(|(f, _)| Path::new(f).starts_with(path) && Path::new(f) != path)
+        }
+        fn read_small(&self, path: &Path) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(f, _)| Path::new(f) == path)
+                .map(|(_, t)| t.to_string())
+        }
+        fn read_dir(&self, path: &Path) -> Vec<String> {
+            let mut names: Vec<String> = self
+                .0
+                .iter()
+                .filter_map(|(f, _)| Path::new(f).strip_prefix(path).ok())
+                .filter_map(|rest| rest.components().next())
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+    }
+
+    fn found(p: &Protection, fs: &FakeFs, root: &str) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = p
+            .existing(Path::new(root), fs)
+            .into_iter()
+            .map(|f| (f.path.display().to_string(), f.outside_share))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn inside(paths: &[&str]) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = paths.iter().map(|p| (p.to_string(), false)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn existing_in_a_plain_checkout() {
+        let fs = FakeFs(vec![
+            ("/p/.git/HEAD", "ref: refs/heads/main"),
+            ("/p/.git/config", "[core]\n\tbare = false\n"),
+            ("/p/.git/hooks/pre-commit.sample", ""),
+            ("/p/.git/objects/ab/cd", ""),
+            ("/p/.git/modules/lib/HEAD", ""),
+            ("/p/.git/modules/lib/config", ""),
+            ("/p/.git/modules/libs/deep/HEAD", ""),
+            ("/p/.git/modules/libs/deep/hooks/x", ""),
+            ("/p/.git/worktrees/wt/commondir", "../.."),
+            ("/p/.git/worktrees/wt/HEAD", ""),
+            ("/p/.envrc", "use nix"),
+            ("/p/.vscode/tasks.json", "{}"),
+            ("/p/src/main.rs", ""),
+            ("/p/sub/.envrc", ""),
+        ]);
+        assert_eq!(
+            found(&default(), &fs, "/p"),
+            inside(&[
+                "/p/.git/config",
+                "/p/.git/hooks",
+                "/p/.git/modules/lib/config",
+                "/p/.git/modules/libs/deep/hooks",
+                "/p/.git/worktrees/wt/commondir",
+                "/p/.envrc",
+                "/p/.vscode",
+            ])
+        );
+    }
+
+    #[test]
+    fn existing_through_a_worktree_pointer() {
+        // a linked worktree: its git directory and the common one live elsewhere
+        let fs = FakeFs(vec![
+            ("/wt/.git", "gitdir: /main/.git/worktrees/wt\n"),
+            ("/wt/.cargo/config.toml", ""),
+            ("/main/.git/worktrees/wt/HEAD", ""),
+            ("/main/.git/worktrees/wt/commondir", "../..\n"),
+            ("/main/.git/worktrees/wt/config.worktree", ""),
+            ("/main/.git/config", "[core]\n\thooksPath = .githooks\n"),
+            ("/main/.git/hooks/post-checkout", ""),
+            ("/wt/.githooks/pre-push", ""),
+        ]);
+        assert_eq!(
+            found(&default(), &fs, "/wt"),
+            vec![
+                ("/main/.git/config".to_string(), true),
+                ("/main/.git/hooks".to_string(), true),
+                ("/main/.git/worktrees/wt/commondir".to_string(), true),
+                ("/main/.git/worktrees/wt/config.worktree".to_string(), true),
+                ("/wt/.cargo/config.toml".to_string(), false),
+                ("/wt/.git".to_string(), false),
+                ("/wt/.githooks".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn existing_through_a_relative_submodule_pointer() {
+        let fs = FakeFs(vec![
+            ("/p/lib/.git", "gitdir: ../.git/modules/lib"),
+            ("/p/.git/modules/lib/HEAD", ""),
+            ("/p/.git/modules/lib/config", ""),
+            ("/p/.git/modules/lib/info/exclude", ""),
+        ]);
+        assert_eq!(
+            found(&default(), &fs, "/p/lib"),
+            vec![
+                ("/p/.git/modules/lib/config".to_string(), true),
+                ("/p/.git/modules/lib/info".to_string(), true),
+                ("/p/lib/.git".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn existing_respects_protect_and_unprotect() {
+        let fs = FakeFs(vec![
+            ("/p/.git/hooks/x", ""),
+            ("/p/.git/config", ""),
+            ("/p/.envrc", ""),
+            ("/p/scripts/a.sh", ""),
+            ("/p/scripts/b.py", ""),
+            ("/p/deep/x/y", ""),
+        ]);
+        let p = Protection::new(
+            &strings(&["scripts/*.sh", "deep/**/y"]),
+            &strings(&[".git/hooks", ".envrc"]),
+        )
+        .unwrap();
+        assert_eq!(
+            found(&p, &fs, "/p"),
+            inside(&["/p/.git/config", "/p/scripts/a.sh"])
+        );
+        let all = Protection::new(&[], &strings(&["**"])).unwrap();
+        assert!(found(&all, &fs, "/p").is_empty());
+    }
+
+    #[test]
+    fn no_git_no_git_paths() {
+        let fs = FakeFs(vec![("/p/README", "")]);
+        assert!(found(&default(), &fs, "/p").is_empty());
+        let fs = FakeFs(vec![("/p/.git", "not a pointer")]);
+        assert_eq!(found(&default(), &fs, "/p"), inside(&["/p/.git"]));
     }
 
     /// (config text, [(key name, value)])
