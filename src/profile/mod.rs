@@ -11,6 +11,7 @@
 //! order; on the command line they apply in the order given.
 
 pub mod firejail;
+pub mod protected;
 mod schema;
 pub mod secrets;
 mod vars;
