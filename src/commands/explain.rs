@@ -12,6 +12,7 @@ pub fn explain(name: &str, spec: &Spec, home: &Path) -> String {
     let mut scratch = Vec::new();
     let mut hidden = Vec::new();
     let mut other = Vec::new();
+    let mut protected = Vec::new();
     for m in &spec.mounts {
         match m {
             Mount::Bind {
@@ -70,6 +71,7 @@ pub fn explain(name: &str, spec: &Spec, home: &Path) -> String {
             Mount::File { dst, .. } => {
                 other.push(format!("{} is a read-only file nook wrote", dst.display()))
             }
+            Mount::Protect { dst, why, .. } => protected.push(format!("{}: {why}", dst.display())),
             Mount::Symlink { .. } | Mount::Dir { .. } => {}
         }
     }
@@ -101,6 +103,28 @@ pub fn explain(name: &str, spec: &Spec, home: &Path) -> String {
         &scratch,
     );
     list(&mut o, "also sees:", &other);
+    list(
+        &mut o,
+        "cannot change these inside the shares it can change, because a host program runs or obeys them later:",
+        &protected,
+    );
+    if !spec.protect.is_empty() || !spec.unprotect.is_empty() {
+        let _ = writeln!(
+            o,
+            "
+protected by the profile's choice: {}; released by the profile's choice: {}",
+            if spec.protect.is_empty() {
+                "none".to_string()
+            } else {
+                spec.protect.join(", ")
+            },
+            if spec.unprotect.is_empty() {
+                "none".to_string()
+            } else {
+                spec.unprotect.join(", ")
+            },
+        );
+    }
     let _ = writeln!(
         o,
         "\ncannot see anything else of the host's files: the rest of {} and every path not listed above is absent.",

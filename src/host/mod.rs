@@ -163,6 +163,38 @@ impl Host {
         std::fs::read(path)
     }
 
+    /// Whether `path` exists (symlinks followed).
+    pub fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    pub fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    /// The start of a small file (4 KiB at most), when it can be read.
+    pub fn read_small(&self, path: &Path) -> Option<String> {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        std::fs::File::open(path)
+            .ok()?
+            .take(4096)
+            .read_to_end(&mut buf)
+            .ok()?;
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// The names in a directory, none when it can't be read.
+    pub fn read_dir(&self, path: &Path) -> Vec<String> {
+        std::fs::read_dir(path)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The subordinate range for this user in an /etc/subuid-style file.
     pub fn subordinate_range(&self, file: &Path) -> Option<SubRange> {
         let text = std::fs::read_to_string(file).ok()?;

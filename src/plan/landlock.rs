@@ -52,7 +52,9 @@ pub fn rules(mode: Mode, mounts: &[Mount]) -> Rules {
                 | Mount::Proc { dst }
                 | Mount::Dev { dst }
                 | Mount::Overlay { dst, .. } => (dst.clone(), Rights::Full),
-                Mount::File { dst, .. } | Mount::Dir { dst } => (dst.clone(), Rights::Read),
+                Mount::File { dst, .. } | Mount::Dir { dst } | Mount::Protect { dst, .. } => {
+                    (dst.clone(), Rights::Read)
+                }
                 Mount::Symlink { .. } | Mount::Hide { .. } => continue,
             };
             paths.push(r);

@@ -290,6 +290,13 @@ fn expand(m: &Mount, spec: &Spec, sandbox_dir: Option<&Path>, out: &mut Vec<Moun
             content: content.clone(),
         }),
         Mount::Hide { dst } => out.push(MountOp::Hide { dst: dst.clone() }),
+        // Optional: the file may go between the search and the mount.
+        Mount::Protect { src, dst, .. } => out.push(MountOp::BindHost {
+            src: src.clone(),
+            dst: dst.clone(),
+            read_only: true,
+            optional: true,
+        }),
         Mount::Proc { dst } => {
             if spec.namespaces.pid {
                 out.push(MountOp::Proc { dst: dst.clone() });

@@ -122,10 +122,8 @@ pub const SHARE: &[Entry] = &[
         ".envrc",
         "direnv runs it in the user's shell on cd (after `direnv allow`)",
     ),
-    e(
-        ".env",
-        "direnv (load_dotenv, or `dotenv` in .envrc) and mise load it into the shell without asking: PATH or LD_PRELOAD there runs code",
-    ),
+    // `.env` is left out: direnv and mise load it only when .envrc or a
+    // mise config (both protected) opt in, and tools write it all the time.
     e(
         "mise.toml",
         "mise runs its hooks and [env] _.source scripts on cd",

@@ -259,6 +259,12 @@ keys! {
         .help(FILESYSTEM, "Like --overlay, with a throw-away upper layer");
     Hide = Def::new("--hide", fs(FsFlag::Hide, P::First), "PATH")
         .help(FILESYSTEM, "Keep PATH present but empty and unreadable");
+    Protect = Def::new("--protect", STR, "PATTERN")
+        .list()
+        .help(FILESYSTEM, "Keep paths matching PATTERN (relative to each read-write share; * one name, ** any depth) read-only there, beside the built-in list of what a host program runs or obeys later (.git/hooks, .git/config, .envrc, .vscode, ...)");
+    Unprotect = Def::new("--unprotect", STR, "PATTERN")
+        .list()
+        .help(FILESYSTEM, "Leave paths matching PATTERN writable in read-write shares although protected ('**' releases them all)");
     OverlayDriver = Def::new("--overlay-driver", Choice { words: &["auto", "native", "fuse"], noun: "a driver" }, "DRIVER")
         .help(FILESYSTEM, "Overlay implementation: auto, native (overlayfs) or fuse (fuse-overlayfs)");
 

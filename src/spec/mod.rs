@@ -43,6 +43,10 @@ pub struct Spec {
     pub fuse_overlayfs: Option<PathBuf>,
     /// Things weaker than asked, one line each, printed before the run.
     pub warnings: Vec<String>,
+    /// The user's `protect` and `unprotect` patterns, for the record (the
+    /// paths they protect are `Mount::Protect` entries).
+    pub protect: Vec<String>,
+    pub unprotect: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -107,6 +111,13 @@ pub enum Mount {
     },
     Hide {
         dst: PathBuf,
+    },
+    /// A path a host program runs or obeys later, bound read-only over a
+    /// read-write share (or over a git directory the share points to).
+    Protect {
+        src: PathBuf,
+        dst: PathBuf,
+        why: String,
     },
     Proc {
         dst: PathBuf,
@@ -244,6 +255,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         mounts.push(m);
     }
     let fuse_overlayfs = fuse_overlayfs(set, &mounts, overlay_driver, host)?;
+    let (protect, unprotect) = protect_shares(set, host, &mut mounts)?;
     network_files(&network, &mut mounts);
     hide_secrets(&mut mounts, &explicit, &host.home);
     if let Some(h) = &host.passwd_home {
@@ -321,7 +333,113 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         overlay_driver,
         fuse_overlayfs,
         warnings,
+        protect,
+        unprotect,
     })
+}
+
+/// Read-only binds over what a host program runs or obeys later (git
+/// hooks and config, .envrc, editor and build tool configs: the list is in
+/// `profile::protected`) in every read-write share, after every other
+/// entry so that they cover the shares. Only the names on the list are
+/// checked, never the whole tree. A git directory the share points to
+/// from outside it (a worktree's, a submodule's) is bound read-write at its
+/// own path, so that git works inside, with its protected parts read-only.
+/// Returns the user's patterns, for the record.
+fn protect_shares(
+    set: &Layer,
+    host: &Host,
+    mounts: &mut Vec<Mount>,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    use crate::profile::protected::{Pattern, Protection};
+    let mut patterns = [Vec::new(), Vec::new()];
+    for (i, key) in [Key::Protect, Key::Unprotect].into_iter().enumerate() {
+        for v in set.list::<String>(key) {
+            Pattern::parse(&v.v).map_err(|e| {
+                Error::usage(
+                    &v.from.to_string(),
+                    &v.v,
+                    format!("expected a relative pattern: {}", e.why),
+                )
+            })?;
+            patterns[i].push(v.v);
+        }
+    }
+    let [protect, unprotect] = patterns;
+    let base = Protection::new(&protect, &unprotect)
+        .map_err(|e| Error::usage("--protect", &e.pattern, e.why))?;
+    let shares: Vec<(PathBuf, PathBuf)> = mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Bind {
+                src,
+                dst,
+                read_only: false,
+                ..
+            } => Some((src.clone(), dst.clone())),
+            _ => None,
+        })
+        .collect();
+    let probe = HostProbe(host);
+    let mut outside_dirs: Vec<PathBuf> = Vec::new();
+    let mut protected = Vec::new();
+    for (src, dst) in shares {
+        let mut p = base.clone();
+        p.add_home(&src, &host.home);
+        if let Some(h) = &host.passwd_home {
+            p.add_home(&src, h);
+        }
+        for found in p.existing(&src, &probe) {
+            let dst_path = match found.path.strip_prefix(&src) {
+                Ok(rel) if !found.outside_share => dst.join(rel),
+                _ => {
+                    // Its directory (the git directory elsewhere) is shared
+                    // at its own path, once, the outermost.
+                    if let Some(dir) = found.path.parent() {
+                        outside_dirs.retain(|d| !d.starts_with(dir));
+                        if !outside_dirs.iter().any(|d| dir.starts_with(d)) {
+                            outside_dirs.push(dir.to_path_buf());
+                        }
+                    }
+                    found.path.clone()
+                }
+            };
+            protected.push(Mount::Protect {
+                src: found.path,
+                dst: dst_path,
+                why: found.reason.to_string(),
+            });
+        }
+    }
+    for dir in outside_dirs {
+        mounts.push(Mount::Bind {
+            src: dir.clone(),
+            dst: dir,
+            read_only: false,
+            optional: true,
+        });
+    }
+    mounts.extend(protected);
+    Ok((protect, unprotect))
+}
+
+/// The filesystem questions the protected-path search asks, through the
+/// host.
+struct HostProbe<'a>(&'a Host);
+
+impl crate::profile::protected::Probe for HostProbe<'_> {
+    fn exists(&self, path: &Path) -> bool {
+        self.0.exists(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.0.is_dir(path)
+    }
+    fn read_small(&self, path: &Path) -> Option<String> {
+        self.0.read_small(path)
+    }
+    fn read_dir(&self, path: &Path) -> Vec<String> {
+        self.0.read_dir(path)
+    }
 }
 
 /// Where fuse-overlayfs is, when an overlay may use it: always with the
