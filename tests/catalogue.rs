@@ -723,7 +723,7 @@ fn strict_profile_reads_the_project_but_cannot_write_it() {
 
 #[test]
 fn installer_script_piped_to_sh_installs_into_a_home_that_vanishes() {
-    let env = TestEnv::new("installer");
+    let mut env = TestEnv::new("installer");
     let key = Key::plant(&env);
     let tag = format!("nook-installer-{}", std::process::id());
     // What `curl -fsSL https://example.org/install.sh | sh` would run.
@@ -736,21 +736,36 @@ cp "$HOME/.local/bin/{tag}" /usr/local/bin/{tag}
 echo data > /opt/{tag}/data
 "$HOME/.local/bin/{tag}"
 /usr/local/bin/{tag}
-test -e {cwd} || echo 'project: hidden'
+test -e {cwd} && echo 'project: seen'
+echo edit > {cwd}/edited-by-installer
 touch /usr/bin/{tag} 2>/dev/null || echo '/usr: read-only'
 {probe}
 "#,
         cwd = shell_quote(&env.dir_str()),
         probe = cat_key(&key),
     );
+    // The project's overlay is kept beside the work directory (removed
+    // with it).
+    let data = format!("{}-data", env.dir_str());
+    env.cleanup_later(PathBuf::from(&data));
     let out = env
         .run(&["--profile", "installer", "--", "/bin/sh"])
+        .env("XDG_DATA_HOME", &data)
         .stdin(&script)
         .output();
     out.ok();
     assert_no_key(&out);
     assert_eq!(
-        out.stdout, "tool works\ntool works\nproject: hidden\n/usr: read-only\nkey: absent\n",
+        out.stdout, "tool works\ntool works\nproject: seen\n/usr: read-only\nkey: absent\n",
+        "{out}"
+    );
+    // What it wrote in the project waits for review, off the host.
+    assert!(
+        !env.path("edited-by-installer").exists(),
+        "a write reached the project"
+    );
+    assert!(
+        out.stderr.contains("nook: changes kept in sandbox '"),
         "{out}"
     );
     // Nothing it installed is left on the host.

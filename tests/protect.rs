@@ -177,3 +177,94 @@ fn a_submodule_s_git_directory_is_protected() {
     assert!(!host_file(&env, ".git/modules/sub/config").contains("fsmonitor"));
     assert!(!env.path(".git/modules/sub/hooks/pre-commit").exists());
 }
+
+#[test]
+fn protected_names_created_inside_are_reported_at_exit() {
+    let env = TestEnv::new("protect-new");
+    repo(&env);
+    std::fs::remove_file(env.path(".envrc")).unwrap();
+    let events = env.path("events.jsonl");
+    let ev = events.display().to_string();
+    let attack = "echo 'touch /tmp/pwned' > .envrc; mkdir -p .idea; echo x > .idea/workspace.xml";
+    let out = env
+        .run(&["--events", &ev, "--", "sh", "-c", attack])
+        .output();
+    out.ok();
+    // It could not be stopped (the name did not exist), but it is named.
+    assert!(env.path(".envrc").exists(), "setup: the new file landed");
+    for name in [".envrc", ".idea"] {
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains(&format!("{}/{name}:", env.dir_str())))
+            .unwrap_or_else(|| panic!("no warning for {name}\n{out}"));
+        assert!(
+            line.starts_with("nook: warning: the sandbox created "),
+            "{line}"
+        );
+    }
+    let text = std::fs::read_to_string(&events).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"event\":\"risky-file\"") && l.contains(".envrc")),
+        "{text}"
+    );
+    // Control: with the protection released, nothing is said.
+    std::fs::remove_file(env.path(".envrc")).unwrap();
+    let out = env
+        .run(&["--unprotect", "**", "--", "sh", "-c", attack])
+        .output();
+    out.ok();
+    assert!(!out.stderr.contains("the sandbox created"), "{out}");
+}
+
+#[test]
+fn share_cwd_overlay_holds_every_write_for_review() {
+    let mut env = TestEnv::new("protect-overlay");
+    repo(&env);
+    // Beside the work directory: the layers must not live in what they
+    // overlay.
+    let d = format!("{}-data", env.dir_str());
+    env.cleanup_later(std::path::PathBuf::from(&d));
+    let out = env
+        .run(&[
+            "--share-cwd",
+            "overlay",
+            "--",
+            "sh",
+            "-c",
+            "git config core.fsmonitor x && echo new > newfile && echo 'echo hi' > .envrc",
+        ])
+        .env("XDG_DATA_HOME", &d)
+        .output();
+    out.ok();
+    assert!(!host_file(&env, ".git/config").contains("fsmonitor"));
+    assert!(!env.path("newfile").exists(), "a write reached the host");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("nook: changes kept in sandbox '"))
+        .unwrap_or_else(|| panic!("no review line\n{out}"));
+    let name = line.split('\'').nth(1).unwrap().to_string();
+    let diff = env.nook(&["diff", &name]).env("XDG_DATA_HOME", &d).output();
+    diff.ok();
+    assert!(diff.stdout.contains("newfile"), "{diff}");
+    assert!(diff.stdout.contains(".git/config"), "{diff}");
+    env.nook(&["rm", &name])
+        .env("XDG_DATA_HOME", &d)
+        .output()
+        .ok();
+    // Control: read-write with the protection released, the same lands.
+    env.run(&[
+        "--unprotect",
+        "**",
+        "--",
+        "sh",
+        "-c",
+        "git config core.fsmonitor x && echo new > newfile",
+    ])
+    .output()
+    .ok();
+    assert!(host_file(&env, ".git/config").contains("fsmonitor"));
+    assert!(env.path("newfile").exists());
+}

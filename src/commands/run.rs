@@ -78,7 +78,25 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     if req.detach {
         return super::manage::detach(&plan, ctl);
     }
-    runtime::run(&plan, &mut ctl).and_then(report)
+    let outcome = runtime::run(&plan, &mut ctl);
+    say_new_protected_paths(&spec, &host, &ctl);
+    outcome.and_then(report)
+}
+
+/// Protected names the sandbox created in a read-write share, before the
+/// user's next command could run them: one warning line and one event
+/// each.
+fn say_new_protected_paths(spec: &spec::Spec, host: &host::Host, ctl: &runtime::Control) {
+    let mut text = String::new();
+    for (path, why) in spec.new_protected_paths(host) {
+        ctl.events
+            .emit(events::Event::RiskyFile { path: &path, why });
+        text.push_str(&format!(
+            "nook: warning: the sandbox created {}: {why}; check it before anything runs it\n",
+            super::escape::path(&path)
+        ));
+    }
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 /// The named sandbox a run uses: `--name`, or a fresh name when it keeps

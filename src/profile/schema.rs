@@ -401,7 +401,7 @@ mod tests {
             ("uid = [\n", "/p/t.toml:1:8: "),
             (
                 "share-cwd = \"maybe\"\n",
-                "/p/t.toml:1:13: share-cwd: 'maybe' is not a mode, expected \"rw\", \"ro\" or \"no\"",
+                "/p/t.toml:1:13: share-cwd: 'maybe' is not a mode, expected \"rw\", \"ro\", \"no\" or \"overlay\"",
             ),
         ];
         for (text, want) in cases {

@@ -3,7 +3,9 @@
 //! `time` (seconds since the epoch); the rest depends on the event:
 //! `started` (name, supervisor pid), `limits` (cgroup), `namespaces`
 //! (init's host pid), `network` (helper), `payload` (the command runs),
-//! `exited` (status, timed_out, and what it used), `failed` (the error).
+//! `exited` (status, timed_out, and what it used), `failed` (the error),
+//! `risky-file` (a protected name created anew in a read-write share: path
+//! and why).
 
 use std::io::Write;
 use std::path::Path;
@@ -42,6 +44,12 @@ pub enum Event<'a> {
     },
     Failed {
         error: String,
+    },
+    /// A path a host program runs or obeys later, created anew in a
+    /// read-write share during the run.
+    RiskyFile {
+        path: &'a Path,
+        why: &'a str,
     },
 }
 

@@ -154,6 +154,8 @@ pub enum CwdMode {
     Ro,
     /// Not shared; the working directory is the empty $HOME.
     No,
+    /// Copy-on-write: every write goes to a layer kept for review.
+    Overlay,
 }
 
 impl CwdMode {
@@ -162,6 +164,7 @@ impl CwdMode {
             "rw" => Some(CwdMode::Rw),
             "ro" => Some(CwdMode::Ro),
             "no" => Some(CwdMode::No),
+            "overlay" => Some(CwdMode::Overlay),
             _ => None,
         }
     }
@@ -423,9 +426,50 @@ fn protect_shares(
     Ok((protect, unprotect))
 }
 
+impl Spec {
+    /// The protected names that exist now in its read-write shares but
+    /// did not when the sandbox started: a sandbox can create them (they
+    /// could not be made read-only in advance), and a host program would
+    /// run or obey them later. Only the listed names are checked.
+    pub fn new_protected_paths(&self, host: &Host) -> Vec<(PathBuf, &'static str)> {
+        use crate::profile::protected::Protection;
+        let Ok(base) = Protection::new(&self.protect, &self.unprotect) else {
+            return Vec::new();
+        };
+        let known: Vec<&Path> = self
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                Mount::Protect { src, .. } => Some(src.as_path()),
+                _ => None,
+            })
+            .collect();
+        let probe = HostProbe(host);
+        let mut out = Vec::new();
+        for m in &self.mounts {
+            let Mount::Bind {
+                src,
+                read_only: false,
+                ..
+            } = m
+            else {
+                continue;
+            };
+            let mut p = base.clone();
+            p.add_home(src, &host.home);
+            for f in p.existing(src, &probe) {
+                if !known.contains(&f.path.as_path()) && !out.iter().any(|(q, _)| *q == f.path) {
+                    out.push((f.path, f.reason));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The filesystem questions the protected-path search asks, through the
 /// host.
-struct HostProbe<'a>(&'a Host);
+pub struct HostProbe<'a>(pub &'a Host);
 
 impl crate::profile::protected::Probe for HostProbe<'_> {
     fn exists(&self, path: &Path) -> bool {
@@ -820,11 +864,18 @@ fn default_view(host: &Host, cwd_mode: CwdMode, mounts: &mut Vec<Mount>) -> Opti
     if cwd_mode == CwdMode::No || home.starts_with(&cwd) {
         return Some(home);
     }
-    mounts.push(Mount::Bind {
-        src: cwd.clone(),
-        dst: cwd.clone(),
-        read_only: cwd_mode == CwdMode::Ro,
-        optional: false,
+    mounts.push(match cwd_mode {
+        CwdMode::Overlay => Mount::Overlay {
+            lower: cwd.clone(),
+            dst: cwd.clone(),
+            keep: true,
+        },
+        _ => Mount::Bind {
+            src: cwd.clone(),
+            dst: cwd.clone(),
+            read_only: cwd_mode == CwdMode::Ro,
+            optional: false,
+        },
     });
     Some(cwd)
 }
