@@ -733,6 +733,36 @@ fn change(rel: &Path, kind: Kind, file_type: FileType) -> Change {
     }
 }
 
+/// The bytes of the regular file `rel` below `root` (a host directory or an
+/// upper layer), for a caller that judges a change by its content (git
+/// config). `None` when there is no regular file there: absent, another
+/// type, or a symlink on the way (never followed). An error when it is
+/// larger than `limit` bytes or cannot be read: the caller must not take
+/// "unread" for "harmless".
+pub fn read_file(root: &Path, rel: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReviewError> {
+    let t = Tree::open(root).map_err(fail(Step::Open, root.into()))?;
+    let rel = tree::normal(rel).ok_or_else(|| ReviewError::Path {
+        path: rel.to_path_buf(),
+        why: "not a path relative to the overlay root".into(),
+    })?;
+    let f = match tree::open_file(t.fd(), &rel) {
+        Ok(f) => f,
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::INVAL) => return Ok(None),
+        Err(e) => return Err(fail(Step::Open, t.show(&rel))(e)),
+    };
+    let mut buf = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| fail(Step::Read, t.show(&rel))(tree::io_errno(&e)))?;
+    if buf.len() as u64 > limit {
+        return Err(ReviewError::Path {
+            path: t.show(&rel),
+            why: format!("larger than {limit} bytes: not read"),
+        });
+    }
+    Ok(Some(buf))
+}
+
 /// Fill `buf` unless the file ends first; the number of bytes read.
 fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -1143,6 +1173,24 @@ mod tests {
                 ("run.sh".into(), Some(0o4755), Some(0o644), None),
             ]
         );
+    }
+
+    #[test]
+    fn read_file_reads_regular_files_only_and_never_through_a_link() {
+        let fx = Fx::new("readfile");
+        write(&fx.up("d/config"), "[core]\n");
+        write(&fx.root.join("outside"), "secret");
+        symlink(fx.root.join("outside"), fx.up("link")).unwrap();
+        symlink(fx.root.join("."), fx.up("dirlink")).unwrap();
+        let read = |rel: &str| read_file(&fx.upper, Path::new(rel), 64);
+        assert_eq!(read("d/config").unwrap().as_deref(), Some(&b"[core]\n"[..]));
+        assert_eq!(read("missing").unwrap(), None);
+        assert_eq!(read("link").unwrap(), None);
+        assert_eq!(read("dirlink/outside").unwrap(), None);
+        assert_eq!(read("d").unwrap(), None);
+        write(&fx.up("big"), &"x".repeat(65));
+        let e = read("big").unwrap_err().to_string();
+        assert!(e.contains("larger than 64 bytes"), "{e}");
     }
 
     #[test]
