@@ -2,7 +2,9 @@
 //! overlay layers, `diff`, `commit` and `discard` (the logic is in
 //! `overlay::review`; this module finds the sandbox and its layers, maps
 //! host paths to layers, and prints). The names in an upper layer are the
-//! sandbox's: every one is printed through `escape`.
+//! sandbox's: every one is printed through `escape`, and so are the
+//! reasons of the flags `risk` puts on changes that would run later on the
+//! host (they quote git config values and symlink targets).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
