@@ -67,6 +67,13 @@ pub enum ReviewCommand {
         /// Apply even over host files changed since the sandbox started
         #[arg(long)]
         force: bool,
+        /// Apply the flagged changes at this host path (and below it) too:
+        /// `nook diff` marks what would run later on the host
+        #[arg(long, value_name = "PATH")]
+        allow: Vec<String>,
+        /// Apply every flagged change
+        #[arg(long)]
+        allow_risky: bool,
     },
     /// Drop a sandbox's changes (all, or under these paths)
     Discard {

@@ -10,6 +10,7 @@ pub mod explain;
 pub mod manage;
 pub mod profile;
 pub mod review;
+pub mod risk;
 pub mod run;
 
 use std::io::Write;

@@ -2,13 +2,15 @@
 //! overlay layers, `diff`, `commit` and `discard` (the logic is in
 //! `overlay::review`; this module finds the sandbox and its layers, maps
 //! host paths to layers, and prints). The names in an upper layer are the
-//! sandbox's: every one is printed through `escape`.
+//! sandbox's: every one is printed through `escape`, and so are the
+//! reasons of the flags `risk` puts on changes that would run later on the
+//! host (they quote git config values and symlink targets).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::escape;
+use super::{escape, risk};
 use crate::cli::ReviewCommand;
 use crate::error::Error;
 use crate::host::Host;
@@ -41,13 +43,21 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
             let tty = std::io::stdout().is_terminal();
             let mut text = String::new();
             let mut all = Vec::new();
+            let mut flagged = 0;
             for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
-                for c in review::changes(&l.lower, &upper, &only)? {
+                let changes = review::changes(&l.lower, &upper, &only)?;
+                let protection = risk::protection(&l.lower, &host.home);
+                let risks = risk::assess(&l.lower, &upper, &changes, &protection);
+                for (c, risks) in changes.into_iter().zip(risks) {
                     let host_path = l.lower.join(&c.path);
+                    if !risks.is_empty() {
+                        flagged += 1;
+                    }
                     if json {
                         let mut v =
                             serde_json::to_value(json_paths(&c)).expect("Change serializes");
                         v["host_path"] = serde_json::Value::String(host_path.display().to_string());
+                        v["risks"] = serde_json::to_value(&risks).expect("Risk serializes");
                         all.push(v);
                         continue;
                     }
@@ -64,6 +74,9 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
                             _ => {}
                         }
                     }
+                    if !risks.is_empty() {
+                        line.push_str(&format!("  ! {}", escape::line(&risk::shown(&risks))));
+                    }
                     text.push_str(&line);
                     text.push('\n');
                     if patch && c.file_type == review::FileType::File && !c.metadata_only {
@@ -74,18 +87,83 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
             }
             if json {
                 text = format!("{}\n", escape::json(&serde_json::Value::Array(all)));
+            } else if flagged > 0 {
+                text.push_str(&format!(
+                    "{flagged} change(s) would run later on the host (!): nook commit refuses them unless each is named with --allow PATH, or --allow-risky is given\n"
+                ));
             }
             super::out(&text);
             Ok(0)
         }
-        ReviewCommand::Commit { name, paths, force } => {
-            // The layers must not change under a mounted overlay.
+        ReviewCommand::Commit {
+            name,
+            paths,
+            force,
+            allow,
+            allow_risky,
+        } => {
+            // The layers must not change under a mounted overlay; the lock
+            // also keeps them as reviewed here until they are applied.
             let (dir, _lock, rec) = locked(&root, &name)?;
             let since = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(rec.created);
-            let mut text = String::new();
-            let mut refused = 0;
+            let allowed: Vec<PathBuf> = allow
+                .iter()
+                .map(|a| crate::spec::normalize(&host.cwd.join(a)))
+                .collect();
+            let mut planned = Vec::new();
+            let mut risky = Vec::new();
+            let mut used = vec![false; allowed.len()];
             for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
                 let changes = review::changes(&l.lower, &upper, &only)?;
+                if !allow_risky {
+                    let protection = risk::protection(&l.lower, &host.home);
+                    let risks = risk::assess(&l.lower, &upper, &changes, &protection);
+                    for (c, risks) in changes.iter().zip(risks) {
+                        if risks.is_empty() {
+                            continue;
+                        }
+                        let host_path = l.lower.join(&c.path);
+                        match allowed.iter().position(|a| host_path.starts_with(a)) {
+                            Some(i) => used[i] = true,
+                            None => risky.push((c.kind, host_path, risks)),
+                        }
+                    }
+                }
+                planned.push((l, upper, changes));
+            }
+            for (a, used) in allow.iter().zip(used) {
+                if !used && !allow_risky {
+                    eprint(&format!(
+                        "nook: warning: --allow {}: no flagged change there\n",
+                        escape::line(a)
+                    ));
+                }
+            }
+            // All or nothing: one flagged change keeps the whole commit
+            // back, unless the user named paths to commit.
+            if !risky.is_empty() {
+                let mut msg = format!(
+                    "nook: commit refused: {} change(s) would run later on the host; nothing was applied:\n",
+                    risky.len()
+                );
+                for (kind, path, risks) in &risky {
+                    msg.push_str(&format!(
+                        "  {} {}  ! {}\n",
+                        kind.letter(),
+                        escape::path(path),
+                        escape::line(&risk::shown(risks))
+                    ));
+                }
+                msg.push_str(&format!(
+                    "nook: hint: allow one with --allow PATH, all with --allow-risky, or commit only other paths with nook commit {} PATH...\n",
+                    escape::name(&name)
+                ));
+                eprint(&msg);
+                return Ok(1);
+            }
+            let mut text = String::new();
+            let mut refused = 0;
+            for (l, upper, changes) in planned {
                 let r = review::commit(&l.lower, &upper, &changes, since, force)?;
                 for c in &r.applied {
                     text.push_str(&format!(
@@ -120,13 +198,9 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
             }
             super::out(&text);
             if refused > 0 {
-                let _ = std::io::Write::write_all(
-                    &mut std::io::stderr(),
-                    format!(
-                        "nook: commit refused: {refused} host file(s) changed after the sandbox started; nothing in their overlay was applied (--force overwrites them)\n"
-                    )
-                    .as_bytes(),
-                );
+                eprint(&format!(
+                    "nook: commit refused: {refused} host file(s) changed after the sandbox started; nothing in their overlay was applied (--force overwrites them)\n"
+                ));
                 return Ok(1);
             }
             Ok(0)
@@ -181,7 +255,13 @@ fn json_paths(c: &crate::overlay::review::Change) -> crate::overlay::review::Cha
     let mut c = c.clone();
     c.path = lossy(&c.path);
     c.renamed_from = c.renamed_from.as_deref().map(lossy);
+    c.target = c.target.as_deref().map(lossy);
     c
+}
+
+/// Write to stderr, whole; a closed stderr is not an error.
+fn eprint(text: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
 }
 
 /// Bytes under `path`, not following symlinks.

@@ -161,6 +161,14 @@ pub struct Change {
     /// A directory the sandbox renamed (overlay redirect): where it came
     /// from. `commit` does not apply these.
     pub renamed_from: Option<PathBuf>,
+    /// The permission bits (0o7777) the change gives the entry: the upper
+    /// entry's; `None` for `Deleted` and for symlinks.
+    pub mode: Option<u32>,
+    /// `Modified` only: the host entry's permission bits before (of the
+    /// replaced entry when `replaces` is set); `None` for symlinks.
+    pub old_mode: Option<u32>,
+    /// An added or modified symlink: its new target, as written.
+    pub target: Option<PathBuf>,
 }
 
 /// One path and why it was skipped, conflicts, or what was adjusted.
@@ -577,12 +585,15 @@ impl Scan<'_> {
             .map_err(fail(Step::Open, self.up.show(rel)))?;
             let renamed_from = redirect(&sub, rel);
             let hides = replaced || is_opaque(&sub) || renamed_from.is_some();
+            let mode = Some(um.mode);
             match (hm, host) {
                 (Some(h), Some(hdir)) if h.is_dir() => {
                     if renamed_from.is_some() || h.mode != um.mode {
                         self.push(Change {
                             metadata_only: renamed_from.is_none(),
                             renamed_from,
+                            mode,
+                            old_mode: Some(h.mode),
                             ..change(rel, Kind::Modified, FileType::Dir)
                         });
                     }
@@ -598,6 +609,8 @@ impl Scan<'_> {
                     self.push(Change {
                         replaces: Some(FileType::of(h.kind)),
                         renamed_from,
+                        mode,
+                        old_mode: (h.kind != rfs::FileType::Symlink).then_some(h.mode),
                         ..change(rel, Kind::Modified, FileType::Dir)
                     });
                     self.dir(rel, &sub, None, true)
@@ -605,24 +618,39 @@ impl Scan<'_> {
                 (None, _) => {
                     self.push(Change {
                         renamed_from,
+                        mode,
                         ..change(rel, Kind::Added, FileType::Dir)
                     });
                     self.dir(rel, &sub, None, true)
                 }
             }
         } else {
+            let mode = (ut != FileType::Symlink).then_some(um.mode);
+            let target = match ut {
+                FileType::Symlink => Some(PathBuf::from(
+                    tree::read_link(up.as_fd(), name)
+                        .map_err(fail(Step::ReadLink, self.up.show(rel)))?,
+                )),
+                _ => None,
+            };
             let (Some(h), Some(hdir)) = (hm, host) else {
                 self.push(Change {
                     size,
+                    mode,
+                    target,
                     ..change(rel, Kind::Added, ut)
                 });
                 return Ok(());
             };
             let ht = FileType::of(h.kind);
+            let old_mode = (ht != FileType::Symlink).then_some(h.mode);
             if ht != ut || (ut == FileType::Other && (h.kind != um.kind || h.rdev != um.rdev)) {
                 self.push(Change {
                     size,
                     replaces: (ht != ut).then_some(ht),
+                    mode,
+                    old_mode,
+                    target,
                     ..change(rel, Kind::Modified, ut)
                 });
                 if h.is_dir() {
@@ -633,11 +661,9 @@ impl Scan<'_> {
             let same = match ut {
                 FileType::File => um.size == h.size && self.same_content(rel, up, hdir, name)?,
                 FileType::Symlink => {
-                    let a = tree::read_link(up.as_fd(), name)
-                        .map_err(fail(Step::ReadLink, self.up.show(rel)))?;
                     let b = tree::read_link(hdir.as_fd(), name)
                         .map_err(fail(Step::ReadLink, self.host.show(rel)))?;
-                    a == b
+                    target.as_deref() == Some(Path::new(&b))
                 }
                 FileType::Other | FileType::Dir => true,
             };
@@ -645,6 +671,9 @@ impl Scan<'_> {
                 self.push(Change {
                     size,
                     metadata_only: same,
+                    mode,
+                    old_mode,
+                    target,
                     ..change(rel, Kind::Modified, ut)
                 });
             }
@@ -698,7 +727,40 @@ fn change(rel: &Path, kind: Kind, file_type: FileType) -> Change {
         size: None,
         replaces: None,
         renamed_from: None,
+        mode: None,
+        old_mode: None,
+        target: None,
     }
+}
+
+/// The bytes of the regular file `rel` below `root` (a host directory or an
+/// upper layer), for a caller that judges a change by its content (git
+/// config). `None` when there is no regular file there: absent, another
+/// type, or a symlink on the way (never followed). An error when it is
+/// larger than `limit` bytes or cannot be read: the caller must not take
+/// "unread" for "harmless".
+pub fn read_file(root: &Path, rel: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReviewError> {
+    let t = Tree::open(root).map_err(fail(Step::Open, root.into()))?;
+    let rel = tree::normal(rel).ok_or_else(|| ReviewError::Path {
+        path: rel.to_path_buf(),
+        why: "not a path relative to the overlay root".into(),
+    })?;
+    let f = match tree::open_file(t.fd(), &rel) {
+        Ok(f) => f,
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::INVAL) => return Ok(None),
+        Err(e) => return Err(fail(Step::Open, t.show(&rel))(e)),
+    };
+    let mut buf = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| fail(Step::Read, t.show(&rel))(tree::io_errno(&e)))?;
+    if buf.len() as u64 > limit {
+        return Err(ReviewError::Path {
+            path: t.show(&rel),
+            why: format!("larger than {limit} bytes: not read"),
+        });
+    }
+    Ok(Some(buf))
 }
 
 /// Fill `buf` unless the file ends first; the number of bytes read.
@@ -1083,6 +1145,52 @@ mod tests {
         // Content and mode both changed: a content change.
         write(&fx.up("run.sh"), "#!/bin/sh\necho hi\n");
         assert_eq!(fx.summary(), ["M d (mode)", "M run.sh"]);
+    }
+
+    #[test]
+    fn changes_carry_modes_and_link_targets() {
+        let fx = Fx::new("facts");
+        write(&fx.lo("run.sh"), "#!/bin/sh\n");
+        write(&fx.up("run.sh"), "#!/bin/sh\n");
+        chmod(&fx.lo("run.sh"), 0o644);
+        chmod(&fx.up("run.sh"), 0o4755);
+        write(&fx.up("new"), "n");
+        chmod(&fx.up("new"), 0o600);
+        symlink("/etc", fx.up("etc")).unwrap();
+        write(&fx.lo("gone"), "g");
+        whiteout(&fx.up("gone"));
+        let facts: Vec<_> = fx
+            .changes()
+            .into_iter()
+            .map(|c| (c.path.display().to_string(), c.mode, c.old_mode, c.target))
+            .collect();
+        assert_eq!(
+            facts,
+            [
+                ("etc".into(), None, None, Some(PathBuf::from("/etc"))),
+                ("gone".into(), None, None, None),
+                ("new".into(), Some(0o600), None, None),
+                ("run.sh".into(), Some(0o4755), Some(0o644), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn read_file_reads_regular_files_only_and_never_through_a_link() {
+        let fx = Fx::new("readfile");
+        write(&fx.up("d/config"), "[core]\n");
+        write(&fx.root.join("outside"), "secret");
+        symlink(fx.root.join("outside"), fx.up("link")).unwrap();
+        symlink(fx.root.join("."), fx.up("dirlink")).unwrap();
+        let read = |rel: &str| read_file(&fx.upper, Path::new(rel), 64);
+        assert_eq!(read("d/config").unwrap().as_deref(), Some(&b"[core]\n"[..]));
+        assert_eq!(read("missing").unwrap(), None);
+        assert_eq!(read("link").unwrap(), None);
+        assert_eq!(read("dirlink/outside").unwrap(), None);
+        assert_eq!(read("d").unwrap(), None);
+        write(&fx.up("big"), &"x".repeat(65));
+        let e = read("big").unwrap_err().to_string();
+        assert!(e.contains("larger than 64 bytes"), "{e}");
     }
 
     #[test]
