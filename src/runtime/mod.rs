@@ -181,7 +181,7 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
 struct Supervision {
     exec: payload::ExecPlan,
     /// Held until the end: a second run on this name is refused.
-    _lock: Option<crate::state::layers::Lock>,
+    lock: Option<crate::state::layers::Lock>,
     leaf: Option<cgroup::Leaf>,
     mask: SigSet,
     /// init sets itself up without us (see `setup`).
@@ -237,7 +237,7 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
     let (end_tx, end) = msg::channel().map_err(io_step(Step::CreatePipe))?;
     Ok(Supervision {
         exec,
-        _lock: lock,
+        lock,
         // init sets itself up alone unless the maps need a helper or there
         // is a leaf to move it into (see `setup`).
         alone: idmap::by_init(plan) && leaf.is_none(),
@@ -400,10 +400,17 @@ fn step5_wait_for_payload(
 }
 
 /// Step 6: forward signals, enforce the timeout, wait for the end. A cgroup
-/// leaf is read and removed once init is gone; without one, init's word
-/// on the payload's end is enough (see `init::tell_the_end`).
+/// leaf is read and removed once init is gone; a named sandbox's lock is
+/// released only once init is gone too (init holds the locked file from
+/// the clone, and a review right after the run must find it free);
+/// otherwise init's word on the payload's end is enough (see
+/// `init::tell_the_end`).
 fn step6_wait_for_end(plan: &Plan, s: &mut Supervision, init: Pid) -> End {
-    let end = if s.leaf.is_none() { s.end.take() } else { None };
+    let end = if s.leaf.is_none() && s.lock.is_none() {
+        s.end.take()
+    } else {
+        None
+    };
     wait_for_end(init, &s.mask, plan.timeout.is_some(), s.leaf.as_ref(), end)
 }
 
