@@ -21,7 +21,8 @@
 //!   `Outcome` and prints only `-v` traces and weaker-hardening warnings;
 //! - [`commands`]: run, profile, review, manage, doctor: the printers.
 //!
-//! Used from several stages: [`error`] (typed steps and causes), [`sys`]
+//! Used from several stages: [`error`] (typed steps and causes),
+//! [`escape`] (sandbox-chosen text made safe for a terminal), [`sys`]
 //! (the only `unsafe`), [`net`] (helper arguments, egress rules) and
 //! [`overlay`] (the fd-based review of upper layers).
 //!
@@ -30,6 +31,7 @@
 mod cli;
 mod commands;
 mod error;
+mod escape;
 mod host;
 mod net;
 mod overlay;
@@ -65,8 +67,8 @@ mod layout {
     /// `error` and `sys` are the base everyone uses; `net` and `overlay`
     /// are domain libraries used from several stages and use only the base.
     const ORDER: &[&str] = &[
-        "error", "sys", "net", "overlay", "settings", "cli", "host", "profile", "spec", "plan",
-        "state", "runtime", "commands",
+        "error", "escape", "sys", "net", "overlay", "settings", "cli", "host", "profile", "spec",
+        "plan", "state", "runtime", "commands",
     ];
 
     fn uses(module: &str) -> std::collections::BTreeSet<String> {

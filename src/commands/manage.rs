@@ -7,9 +7,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::escape;
 use crate::cli::ManageCommand;
 use crate::error::{Context, EXIT_NOOK, Error, Step, StepError};
+use crate::escape;
 use crate::host::Host;
 use crate::plan::Plan;
 use crate::runtime::{self, Control};

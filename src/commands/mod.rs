@@ -5,7 +5,6 @@
 //! it is printed.
 
 pub mod doctor;
-pub mod escape;
 pub mod explain;
 pub mod manage;
 pub mod profile;
@@ -17,6 +16,7 @@ use std::io::Write;
 
 use crate::cli::Parsed;
 use crate::error::Error;
+use crate::escape;
 use crate::host::Host;
 
 /// Run what the command line asked for; the exit status.

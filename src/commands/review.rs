@@ -10,9 +10,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{escape, risk};
+use super::risk;
 use crate::cli::ReviewCommand;
 use crate::error::Error;
+use crate::escape;
 use crate::host::Host;
 use crate::state::layers;
 

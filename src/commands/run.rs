@@ -45,7 +45,7 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     let plan = plan::build(&spec, sandbox.as_ref().map(|s| s.dir.as_path()));
     let mut warn = String::new();
     for w in &spec.warnings {
-        warn.push_str(&format!("nook: warning: {}\n", super::escape::line(w)));
+        warn.push_str(&format!("nook: warning: {}\n", crate::escape::line(w)));
     }
     let _ = std::io::stderr().write_all(warn.as_bytes());
     if req.print_spec || req.print_plan {
@@ -93,7 +93,7 @@ fn say_new_protected_paths(spec: &spec::Spec, host: &host::Host, ctl: &runtime::
             .emit(events::Event::RiskyFile { path: &path, why });
         text.push_str(&format!(
             "nook: warning: the sandbox created {}: {why}; check it before anything runs it\n",
-            super::escape::path(&path)
+            crate::escape::path(&path)
         ));
     }
     let _ = std::io::stderr().write_all(text.as_bytes());
@@ -184,7 +184,7 @@ pub fn report(o: Outcome) -> Result<i32, Error> {
         text.push_str(&stats.render(format));
     }
     if let Some(n) = kept_changes {
-        let n = super::escape::name(&n);
+        let n = crate::escape::name(&n);
         text.push_str(&format!(
             "nook: changes kept in sandbox '{n}': review with `nook diff {n}`, apply with `nook commit {n}`, drop with `nook rm {n}`\n"
         ));

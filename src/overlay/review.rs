@@ -792,7 +792,9 @@ pub fn patch(lower: &Path, upper: &Path, c: &Change) -> Result<String, ReviewErr
         path: c.path.clone(),
         why: "not a path relative to the overlay root".into(),
     })?;
-    let shown = rel.display();
+    // The name is the sandbox's choice: a newline or escape in it must not
+    // forge a line of the patch.
+    let shown = crate::escape::path(&rel);
     let (a, b) = (format!("a/{shown}"), format!("b/{shown}"));
     let mut out = String::new();
     if let Some(old) = c.replaces {

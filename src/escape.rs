@@ -7,7 +7,8 @@
 //! carriage return can erase a line of `nook diff` before the user reads
 //! it. Every printer in `commands` passes such text through one of the
 //! functions here, at the moment it prints, never earlier: the logic keeps
-//! the real names.
+//! the real names. (The one exception is the patch header `overlay`
+//! writes, where a raw newline would forge a line of the patch.)
 //!
 //! The format, one form per kind of character, so each shown form has one
 //! reading:
