@@ -268,3 +268,29 @@ fn share_cwd_overlay_holds_every_write_for_review() {
     assert!(host_file(&env, ".git/config").contains("fsmonitor"));
     assert!(env.path("newfile").exists());
 }
+
+#[test]
+fn a_protected_path_made_anew_under_a_renamed_parent_is_reported() {
+    let env = TestEnv::new("protect-rename");
+    repo(&env);
+    let out = env
+        .run(&[
+            "--",
+            "sh",
+            "-c",
+            "mv .git .git.old && mkdir -p .git/hooks && echo x > .git/hooks/pre-commit",
+        ])
+        .output();
+    out.ok();
+    assert!(
+        env.path(".git/hooks/pre-commit").exists(),
+        "setup: the rename worked"
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "the sandbox created {}/.git/hooks:",
+            env.dir_str()
+        )),
+        "{out}"
+    );
+}

@@ -172,6 +172,12 @@ impl Host {
         path.is_dir()
     }
 
+    /// Device and inode of what `path` names (symlinks followed).
+    pub fn file_id(&self, path: &Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+
     /// The start of a small file (4 KiB at most), when it can be read.
     pub fn read_small(&self, path: &Path) -> Option<String> {
         use std::io::Read;

@@ -118,6 +118,9 @@ pub enum Mount {
         src: PathBuf,
         dst: PathBuf,
         why: String,
+        /// Device and inode at start: a path made anew under the same name
+        /// (its parent renamed away inside) is told apart at exit.
+        id: Option<(u64, u64)>,
     },
     Proc {
         dst: PathBuf,
@@ -408,6 +411,7 @@ fn protect_shares(
                 }
             };
             protected.push(Mount::Protect {
+                id: host.file_id(&found.path),
                 src: found.path,
                 dst: dst_path,
                 why: found.reason.to_string(),
@@ -428,7 +432,8 @@ fn protect_shares(
 
 impl Spec {
     /// The protected names that exist now in its read-write shares but
-    /// did not when the sandbox started: a sandbox can create them (they
+    /// did not when the sandbox started, or are another file than then (a
+    /// parent renamed away and made anew): a sandbox can create them (they
     /// could not be made read-only in advance), and a host program would
     /// run or obey them later. Only the listed names are checked.
     pub fn new_protected_paths(&self, host: &Host) -> Vec<(PathBuf, &'static str)> {
@@ -436,11 +441,11 @@ impl Spec {
         let Ok(base) = Protection::new(&self.protect, &self.unprotect) else {
             return Vec::new();
         };
-        let known: Vec<&Path> = self
+        let known: Vec<(&Path, Option<(u64, u64)>)> = self
             .mounts
             .iter()
             .filter_map(|m| match m {
-                Mount::Protect { src, .. } => Some(src.as_path()),
+                Mount::Protect { src, id, .. } => Some((src.as_path(), *id)),
                 _ => None,
             })
             .collect();
@@ -458,7 +463,10 @@ impl Spec {
             let mut p = base.clone();
             p.add_home(src, &host.home);
             for f in p.existing(src, &probe) {
-                if !known.contains(&f.path.as_path()) && !out.iter().any(|(q, _)| *q == f.path) {
+                let same = known
+                    .iter()
+                    .any(|(p, id)| *p == f.path && *id == host.file_id(&f.path));
+                if !same && !out.iter().any(|(q, _)| *q == f.path) {
                     out.push((f.path, f.reason));
                 }
             }
