@@ -20,12 +20,13 @@ use crate::sys;
 /// output in `NAME.log` in the state directory; this process waits until
 /// the command runs, prints the name, and exits 0 (or 125 with what went
 /// wrong).
-pub fn detach(plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
+/// `after` runs once the sandbox has ended (the exit-time checks of `run`).
+pub fn detach(plan: &Plan, mut ctl: Control, after: &dyn Fn(&Control)) -> Result<i32, Error> {
     let (r, w) = std::io::pipe().step(Step::CreatePipe, None)?;
     match sys::clone_fork(0).map_err(|e| e.into_step(Step::Detach))? {
         None => {
             drop(r);
-            let code = supervise_detached(plan, &mut ctl, w);
+            let code = supervise_detached(plan, &mut ctl, w, after);
             sys::exit_now(code)
         }
         Some(_) => {
@@ -60,7 +61,12 @@ pub fn detach(plan: &Plan, mut ctl: Control) -> Result<i32, Error> {
     }
 }
 
-fn supervise_detached(plan: &Plan, ctl: &mut Control, mut w: std::io::PipeWriter) -> i32 {
+fn supervise_detached(
+    plan: &Plan,
+    ctl: &mut Control,
+    mut w: std::io::PipeWriter,
+    after: &dyn Fn(&Control),
+) -> i32 {
     let _ = nix::unistd::setsid();
     // An unnamed sandbox is named for its supervisor, which is this child.
     if ctl.sandbox.is_none() {
@@ -87,7 +93,9 @@ fn supervise_detached(plan: &Plan, ctl: &mut Control, mut w: std::io::PipeWriter
     }
     ctl.log = Some(log);
     ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
-    match runtime::run(plan, ctl).and_then(super::run::report) {
+    let outcome = runtime::run(plan, ctl);
+    after(ctl);
+    match outcome.and_then(super::run::report) {
         Ok(code) => code,
         Err(e) => super::report_error(&e),
     }

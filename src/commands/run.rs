@@ -76,7 +76,8 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
         ..Default::default()
     };
     if req.detach {
-        return super::manage::detach(&plan, ctl);
+        let after = |ctl: &runtime::Control| say_new_protected_paths(&spec, &host, ctl);
+        return super::manage::detach(&plan, ctl, &after);
     }
     let outcome = runtime::run(&plan, &mut ctl);
     say_new_protected_paths(&spec, &host, &ctl);
