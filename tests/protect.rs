@@ -294,3 +294,44 @@ fn a_protected_path_made_anew_under_a_renamed_parent_is_reported() {
         "{out}"
     );
 }
+
+#[test]
+fn the_review_applies_the_sandbox_s_own_patterns() {
+    let mut env = TestEnv::new("protect-review-keys");
+    repo(&env);
+    env.write(&env.path("Makefile"), "all:\n");
+    let d = format!("{}-data", env.dir_str());
+    env.cleanup_later(std::path::PathBuf::from(&d));
+    let flagged = |extra: &[&str]| -> bool {
+        let mut args = vec!["--share-cwd", "overlay"];
+        args.extend_from_slice(extra);
+        args.extend(["--", "sh", "-c", "echo x >> Makefile"]);
+        let out = env.run(&args).env("XDG_DATA_HOME", &d).output();
+        out.ok();
+        let name = out
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("nook: changes kept in sandbox '"))
+            .and_then(|l| l.split('\'').next())
+            .unwrap_or_else(|| panic!("no review line\n{out}"))
+            .to_string();
+        let diff = env.nook(&["diff", &name]).env("XDG_DATA_HOME", &d).output();
+        diff.ok();
+        env.nook(&["rm", &name])
+            .env("XDG_DATA_HOME", &d)
+            .output()
+            .ok();
+        let line = diff
+            .stdout
+            .lines()
+            .find(|l| l.contains("Makefile"))
+            .unwrap_or_else(|| panic!("no Makefile change\n{diff}"))
+            .to_string();
+        line.contains('!')
+    };
+    assert!(
+        flagged(&["--protect", "Makefile"]),
+        "a protect pattern is not flagged"
+    );
+    assert!(!flagged(&[]), "control: Makefile flagged without a pattern");
+}

@@ -47,7 +47,8 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
             let mut flagged = 0;
             for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
                 let changes = review::changes(&l.lower, &upper, &only)?;
-                let protection = risk::protection(&l.lower, &host.home);
+                let protection =
+                    risk::protection(&l.lower, &host.home, &rec.protect, &rec.unprotect);
                 let risks = risk::assess(&l.lower, &upper, &changes, &protection);
                 for (c, risks) in changes.into_iter().zip(risks) {
                     let host_path = l.lower.join(&c.path);
@@ -117,7 +118,8 @@ pub fn command(cmd: ReviewCommand, host: &Host) -> Result<i32, Error> {
             for (l, upper, only) in layers_for(&dir, &rec, &paths, &host.cwd)? {
                 let changes = review::changes(&l.lower, &upper, &only)?;
                 if !allow_risky {
-                    let protection = risk::protection(&l.lower, &host.home);
+                    let protection =
+                        risk::protection(&l.lower, &host.home, &rec.protect, &rec.unprotect);
                     let risks = risk::assess(&l.lower, &upper, &changes, &protection);
                     for (c, risks) in changes.iter().zip(risks) {
                         if risks.is_empty() {

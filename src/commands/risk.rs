@@ -245,8 +245,18 @@ fn leaves_tree(root: &Path, rel: &Path, target: &Path) -> bool {
 
 /// The protection the review applies to an overlay of `root`: the built-in
 /// list, with the `$HOME` entries that fall inside it.
-pub fn protection(root: &Path, home: &Path) -> Protection {
-    let mut p = Protection::new(&[], &[]).expect("no user patterns to parse");
+/// The protection a review applies: the built-in list, with the patterns
+/// the sandbox ran under (patterns that no longer parse are left out: the
+/// built-in list still applies).
+pub fn protection(
+    root: &Path,
+    home: &Path,
+    protect: &[String],
+    unprotect: &[String],
+) -> Protection {
+    let mut p = Protection::new(protect, unprotect)
+        .or_else(|_| Protection::new(&[], &[]))
+        .expect("the built-in patterns parse");
     p.add_home(root, home);
     p
 }
@@ -342,7 +352,7 @@ mod tests {
         use Kind::*;
         use RiskKind as R;
         let root = Path::new("/home/u/proj");
-        let p = protection(root, Path::new("/home/u"));
+        let p = protection(root, Path::new("/home/u"), &[], &[]);
         let fsmonitor = texts(HOOKS, &format!("{HOOKS}\tfsmonitor = touch /tmp/pwned\n"));
         let harmless = texts(
             HOOKS,
@@ -395,7 +405,7 @@ mod tests {
     #[test]
     fn reasons_name_the_key_the_value_and_the_program() {
         use Kind::*;
-        let p = protection(Path::new("/p"), Path::new("/h"));
+        let p = protection(Path::new("/p"), Path::new("/h"), &[], &[]);
         let c = file(".git/config", Modified, 0o644, Some(0o644), false);
         let git = texts(
             "",

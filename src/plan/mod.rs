@@ -42,6 +42,9 @@ pub struct Plan {
     /// The overlays whose upper layers outlive the run, in the sandbox's
     /// directory.
     pub kept_layers: Vec<KeptLayer>,
+    /// The sandbox's own protect/unprotect patterns, recorded with kept
+    /// layers for their review.
+    pub protect: ProtectPatterns,
     pub net: NetPlan,
     pub cgroup: CgroupLimits,
     #[serde(serialize_with = "crate::spec::limits::opt_secs::serialize")]
@@ -50,6 +53,13 @@ pub struct Plan {
     pub exec: ExecStage,
     /// Inherited descriptors the payload keeps (the joiner keeps none).
     pub pass_fds: Vec<i32>,
+}
+
+/// A sandbox's `protect` and `unprotect` patterns.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ProtectPatterns {
+    pub protect: Vec<String>,
+    pub unprotect: Vec<String>,
 }
 
 /// One kept overlay: its host directory, its place in the sandbox, and
@@ -214,6 +224,10 @@ pub fn build(spec: &Spec, sandbox_dir: Option<&Path>) -> Plan {
                 _ => None,
             })
             .collect(),
+        protect: ProtectPatterns {
+            protect: spec.protect.clone(),
+            unprotect: spec.unprotect.clone(),
+        },
         net: net_plan(&spec.network),
         cgroup: spec.limits.cgroup.clone(),
         timeout: spec.limits.timeout,

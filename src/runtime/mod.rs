@@ -201,7 +201,11 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
     let exec = payload::ExecPlan::new(&plan.exec, &plan.command, &plan.pass_fds)?;
     helper::check_ports(&plan.net.publish)?;
     let lock = match &ctl.sandbox {
-        Some(sb) => Some(crate::state::layers::open(sb, &plan.kept_layers)?),
+        Some(sb) => Some(crate::state::layers::open(
+            sb,
+            &plan.kept_layers,
+            &plan.protect,
+        )?),
         None => None,
     };
     let limits = &plan.cgroup;

@@ -31,6 +31,12 @@ pub struct Record {
     /// changed after this conflict at commit.
     pub created: f64,
     pub layers: Vec<KeptLayer>,
+    /// The sandbox's `protect` and `unprotect` patterns, which its review
+    /// applies too (the last run's).
+    #[serde(default)]
+    pub protect: Vec<String>,
+    #[serde(default)]
+    pub unprotect: Vec<String>,
 }
 
 /// `$XDG_DATA_HOME/nook/sandboxes` (default `~/.local/share/...`).
@@ -130,7 +136,11 @@ pub fn lock(dir: &Path, name: &str) -> Result<Lock, Error> {
 
 /// Make the sandbox's directories, take its lock, and record its layers
 /// (keeping the first run's creation time).
-pub fn open(sb: &SandboxDir, layers: &[KeptLayer]) -> Result<Lock, Error> {
+pub fn open(
+    sb: &SandboxDir,
+    layers: &[KeptLayer],
+    patterns: &crate::plan::ProtectPatterns,
+) -> Result<Lock, Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -143,7 +153,11 @@ pub fn open(sb: &SandboxDir, layers: &[KeptLayer]) -> Result<Lock, Error> {
         name: sb.name.clone(),
         created: crate::host::unix_now(),
         layers: Vec::new(),
+        protect: Vec::new(),
+        unprotect: Vec::new(),
     });
+    record.protect = patterns.protect.clone();
+    record.unprotect = patterns.unprotect.clone();
     for l in layers {
         if !record.layers.iter().any(|r| r.key == l.key) {
             record.layers.push(l.clone());
