@@ -190,11 +190,13 @@ impl Host {
         Some(String::from_utf8_lossy(&buf).into_owned())
     }
 
-    /// The names in a directory, none when it can't be read.
-    pub fn read_dir(&self, path: &Path) -> Vec<String> {
+    /// The names in a directory (at most `limit`), none when it can't be
+    /// read.
+    pub fn read_dir(&self, path: &Path, limit: usize) -> Vec<String> {
         std::fs::read_dir(path)
             .map(|rd| {
                 rd.flatten()
+                    .take(limit)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect()
             })

@@ -569,7 +569,8 @@ pub trait Probe {
     /// The start of a small file (a `.git` pointer, `commondir`, a config),
     /// or `None` when it can't be read.
     fn read_small(&self, path: &Path) -> Option<String>;
-    /// The names in a directory, empty when it can't be read.
+    /// The names in a directory, empty when it can't be read; it may stop
+    /// past `ROOT_LIST_MAX` names.
     fn read_dir(&self, path: &Path) -> Vec<String>;
 }
 
@@ -582,6 +583,10 @@ pub struct Found {
     /// directory elsewhere): protect it too if it is writable in the sandbox.
     pub outside_share: bool,
 }
+
+/// The most root entries listed at once (see `existing`); a `Probe` may
+/// stop reading a directory past it.
+pub const ROOT_LIST_MAX: usize = 4096;
 
 /// Submodule names may contain `/`, and submodules nest: how deep discovery
 /// follows `modules/` before it stops (a bound, not a walk).
@@ -613,9 +618,24 @@ impl Protection {
         for (logical, path, reason) in git_paths(root, fs) {
             add(logical, path, reason);
         }
+        // One read of the share's root answers, for every pattern, whether
+        // its first name is there: most are not, and a stat each would cost
+        // a hundred system calls at every start and exit. A root too large
+        // to list cheaply is asked name by name instead.
+        let top: Option<Vec<String>> = {
+            let names = fs.read_dir(root);
+            (names.len() < ROOT_LIST_MAX).then_some(names)
+        };
         for rule in &self.rules {
             if rule.scope == Scope::Only {
                 continue; // the git pointer, handled by git_paths
+            }
+            let first = rule.pattern.0.first().map(String::as_str).unwrap_or("");
+            if let Some(top) = &top
+                && !first.contains('*')
+                && !top.iter().any(|n| n == first)
+            {
+                continue;
             }
             for rel in expand(&rule.pattern, root, fs) {
                 add(rel.clone(), root.join(&rel), rule.reason);

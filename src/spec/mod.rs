@@ -490,7 +490,9 @@ impl crate::profile::protected::Probe for HostProbe<'_> {
         self.0.read_small(path)
     }
     fn read_dir(&self, path: &Path) -> Vec<String> {
-        self.0.read_dir(path)
+        // One past the most `existing` lists, so it can tell "too many".
+        self.0
+            .read_dir(path, crate::profile::protected::ROOT_LIST_MAX + 1)
     }
 }
 
