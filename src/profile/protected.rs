@@ -477,7 +477,9 @@ pub struct Protection {
 
 impl Protection {
     pub fn new(protect: &[String], unprotect: &[String]) -> Result<Self, PatternError> {
-        let mut rules = builtin_rules();
+        // Parsed once per process: a run asks at start and again at exit.
+        static BUILTIN: std::sync::OnceLock<Vec<Rule>> = std::sync::OnceLock::new();
+        let mut rules = BUILTIN.get_or_init(builtin_rules).clone();
         for p in protect {
             rules.push(Rule {
                 pattern: Pattern::parse(p)?,
