@@ -10,23 +10,8 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Cmd, TestEnv, require, which};
-
-/// Each test keeps its sandboxes in its own work directory: tests run side
-/// by side under one HOME.
-fn data(env: &TestEnv) -> String {
-    env.path("data").display().to_string()
-}
-
-fn run<'a>(env: &'a TestEnv, args: &[&str]) -> Cmd<'a> {
-    env.run(args).env("XDG_DATA_HOME", &data(env))
-}
-
-fn nook<'a>(env: &'a TestEnv, args: &[&str]) -> Cmd<'a> {
-    env.nook(args).env("XDG_DATA_HOME", &data(env))
-}
-
-const DRIVERS: [&str; 2] = ["native", "fuse"];
+use common::TestEnv;
+use common::overlay::{DRIVERS, fuse_ready, nook, run};
 
 /// A project directory on the host with a few files.
 fn project(env: &TestEnv) -> std::path::PathBuf {
@@ -64,13 +49,6 @@ fn snapshot(dir: &Path) -> Vec<(String, String)> {
 const CHANGES: &str = "cd \"$P\" && echo 'line 2' >> edit.txt && rm gone.txt && mv old-name.txt new-name.txt \
      && mkdir -p newdir/inner && echo fresh > newdir/inner/f.txt && echo added > added.txt && rm -r sub \
      && ls -1 | tr '\\n' ' '";
-
-fn fuse_ready() -> bool {
-    require(
-        which("fuse-overlayfs") && Path::new("/dev/fuse").exists(),
-        "fuse-overlayfs and /dev/fuse are needed for the fuse driver: run .ci/setup",
-    )
-}
 
 #[test]
 fn writes_inside_an_overlay_never_reach_the_host() {

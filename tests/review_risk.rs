@@ -13,28 +13,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Cmd, TestEnv, require, which};
-
-fn data(env: &TestEnv) -> String {
-    env.path("data").display().to_string()
-}
-
-fn run<'a>(env: &'a TestEnv, args: &[&str]) -> Cmd<'a> {
-    env.run(args).env("XDG_DATA_HOME", &data(env))
-}
-
-fn nook<'a>(env: &'a TestEnv, args: &[&str]) -> Cmd<'a> {
-    env.nook(args).env("XDG_DATA_HOME", &data(env))
-}
-
-const DRIVERS: [&str; 2] = ["native", "fuse"];
-
-fn fuse_ready() -> bool {
-    require(
-        which("fuse-overlayfs") && Path::new("/dev/fuse").exists(),
-        "fuse-overlayfs and /dev/fuse are needed for the fuse driver: run .ci/setup",
-    )
-}
+use common::overlay::{DRIVERS, fuse_ready, nook, run};
+use common::{TestEnv, require, which};
 
 /// A git repository on the host, made by the test user, with a text file
 /// and a script that is not executable yet.

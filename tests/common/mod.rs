@@ -20,6 +20,7 @@
 
 #![allow(dead_code)]
 
+pub mod overlay;
 pub mod vm;
 
 use std::collections::BTreeMap;
