@@ -308,18 +308,7 @@ mod tests {
     use super::*;
 
     fn ch(path: &str, kind: Kind, file_type: FileType) -> Change {
-        Change {
-            path: path.into(),
-            kind,
-            file_type,
-            metadata_only: false,
-            size: None,
-            replaces: None,
-            renamed_from: None,
-            mode: None,
-            old_mode: None,
-            target: None,
-        }
+        crate::overlay::review::change(Path::new(path), kind, file_type)
     }
 
     fn file(path: &str, kind: Kind, mode: u32, old: Option<u32>, metadata_only: bool) -> Change {

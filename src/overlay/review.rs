@@ -718,7 +718,8 @@ impl Scan<'_> {
     }
 }
 
-fn change(rel: &Path, kind: Kind, file_type: FileType) -> Change {
+/// A change of `kind` to `rel`, nothing else known yet.
+pub fn change(rel: &Path, kind: Kind, file_type: FileType) -> Change {
     Change {
         path: rel.to_path_buf(),
         kind,
