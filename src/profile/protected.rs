@@ -13,9 +13,6 @@
 //! reviewing them is reviewing the project; version pins (`.nvmrc`,
 //! `.tool-versions`) name a version, not a program.
 
-// Wired in by the spec and the review (issue 14); unused until then.
-#![allow(dead_code)]
-
 use std::path::{Component, Path, PathBuf};
 
 use super::secrets::glob;
@@ -418,10 +415,6 @@ impl Pattern {
     fn covers(&self, path: &[String]) -> bool {
         (1..=path.len()).any(|n| self.matches(&path[..n])) || self.matches(&[])
     }
-
-    fn is_literal(&self) -> bool {
-        !self.0.iter().any(|p| p.contains('*'))
-    }
 }
 
 fn match_parts(pattern: &[String], path: &[String]) -> bool {
@@ -574,6 +567,23 @@ pub trait Probe {
     /// The names in a directory, empty when it can't be read; it may stop
     /// past `ROOT_LIST_MAX` names.
     fn read_dir(&self, path: &Path) -> Vec<String>;
+}
+
+/// The real filesystem, through the host (where ambient input is read).
+impl Probe for crate::host::Host {
+    fn exists(&self, path: &Path) -> bool {
+        crate::host::Host::exists(self, path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        crate::host::Host::is_dir(self, path)
+    }
+    fn read_small(&self, path: &Path) -> Option<String> {
+        crate::host::Host::read_small(self, path)
+    }
+    fn read_dir(&self, path: &Path) -> Vec<String> {
+        // One past the most `existing` lists, so it can tell "too many".
+        crate::host::Host::read_dir(self, path, ROOT_LIST_MAX + 1)
+    }
 }
 
 /// A protected path that exists, found under a share.

@@ -357,23 +357,27 @@ fn protect_shares(
     host: &Host,
     mounts: &mut Vec<Mount>,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
-    use crate::profile::protected::{Pattern, Protection};
-    let mut patterns = [Vec::new(), Vec::new()];
-    for (i, key) in [Key::Protect, Key::Unprotect].into_iter().enumerate() {
-        for v in set.list::<String>(key) {
-            Pattern::parse(&v.v).map_err(|e| {
-                Error::usage(
-                    &v.from.to_string(),
-                    &v.v,
-                    format!("expected a relative pattern: {}", e.why),
-                )
-            })?;
-            patterns[i].push(v.v);
-        }
-    }
-    let [protect, unprotect] = patterns;
-    let base = Protection::new(&protect, &unprotect)
-        .map_err(|e| Error::usage("--protect", &e.pattern, e.why))?;
+    use crate::profile::protected::Protection;
+    let given = [
+        set.list::<String>(Key::Protect),
+        set.list::<String>(Key::Unprotect),
+    ];
+    let [protect, unprotect] = given
+        .clone()
+        .map(|l| l.into_iter().map(|v| v.v).collect::<Vec<_>>());
+    let base = Protection::new(&protect, &unprotect).map_err(|e| {
+        // Named where it was given: the flag, or the profile's line.
+        let at = given
+            .iter()
+            .flatten()
+            .find(|v| v.v == e.pattern)
+            .map_or("--protect".to_string(), |v| v.from.to_string());
+        Error::usage(
+            &at,
+            &e.pattern,
+            format!("expected a relative pattern: {}", e.why),
+        )
+    })?;
     let shares: Vec<(PathBuf, PathBuf)> = mounts
         .iter()
         .filter_map(|m| match m {
@@ -386,7 +390,6 @@ fn protect_shares(
             _ => None,
         })
         .collect();
-    let probe = HostProbe(host);
     let mut outside_dirs: Vec<PathBuf> = Vec::new();
     let mut protected = Vec::new();
     for (src, dst) in shares {
@@ -395,7 +398,7 @@ fn protect_shares(
         if let Some(h) = &host.passwd_home {
             p.add_home(&src, h);
         }
-        for found in p.existing(&src, &probe) {
+        for found in p.existing(&src, host) {
             let dst_path = match found.path.strip_prefix(&src) {
                 Ok(rel) if !found.outside_share => dst.join(rel),
                 _ => {
@@ -449,7 +452,6 @@ impl Spec {
                 _ => None,
             })
             .collect();
-        let probe = HostProbe(host);
         let mut out = Vec::new();
         for m in &self.mounts {
             let Mount::Bind {
@@ -462,7 +464,7 @@ impl Spec {
             };
             let mut p = base.clone();
             p.add_home(src, &host.home);
-            for f in p.existing(src, &probe) {
+            for f in p.existing(src, host) {
                 let same = known
                     .iter()
                     .any(|(p, id)| *p == f.path && *id == host.file_id(&f.path));
@@ -472,27 +474,6 @@ impl Spec {
             }
         }
         out
-    }
-}
-
-/// The filesystem questions the protected-path search asks, through the
-/// host.
-pub struct HostProbe<'a>(pub &'a Host);
-
-impl crate::profile::protected::Probe for HostProbe<'_> {
-    fn exists(&self, path: &Path) -> bool {
-        self.0.exists(path)
-    }
-    fn is_dir(&self, path: &Path) -> bool {
-        self.0.is_dir(path)
-    }
-    fn read_small(&self, path: &Path) -> Option<String> {
-        self.0.read_small(path)
-    }
-    fn read_dir(&self, path: &Path) -> Vec<String> {
-        // One past the most `existing` lists, so it can tell "too many".
-        self.0
-            .read_dir(path, crate::profile::protected::ROOT_LIST_MAX + 1)
     }
 }
 
