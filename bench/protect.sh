@@ -23,8 +23,7 @@ done
 
 . bench/common.sh
 bench_setup protect
-install -m 0755 "$nook" "$work/nook"
-nook=$work/nook
+bench_install
 (cd "$work" && "${as_user[@]}" sh -c '
     git init -q -b main . && mkdir -p .vscode .cargo &&
     echo "{}" > .vscode/tasks.json && echo "[build]" > .cargo/config.toml &&
@@ -47,35 +46,6 @@ echo "bench: $pairs pairs after $warmup warm-up pairs; load: $(cut -d' ' -f1-3 /
 (cd "$work" && "${as_user[@]}" "$nook" run --print-plan -- /bin/true | grep -c 'ro-bind .* (optional)' |
     sed 's/^/bench: optional read-only binds in the plan (protections among them): /')
 
-driver='
-import os, statistics, sys, time
-pairs, warmup = int(sys.argv[1]), int(sys.argv[2])
-nook = sys.argv[3]
-cmds = {"protected": [nook, "run", "--", "/bin/true"],
-        "unprotected": [nook, "run", "--unprotect", "**", "--", "/bin/true"]}
-env = dict(os.environ)
-
-def once(argv):
-    t = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, env)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench: {argv} exited with status {status}")
-    return time.perf_counter_ns() - t
-
-for _ in range(warmup):
-    for argv in cmds.values():
-        once(argv)
-times = {name: [] for name in cmds}
-for _ in range(pairs):
-    for name, argv in cmds.items():
-        times[name].append(once(argv))
-med = {n: statistics.median(t) / 1e6 for n, t in times.items()}
-for n in cmds:
-    print(f"{n} median: {med[n]:.2f} ms")
-base = med["unprotected"]
-d = med["protected"] - base
-print(f"protection adds {d:.2f} ms ({100 * d / base:.1f}%) per start")
-'
-(cd "$work" && "${as_user[@]}" python3 -c "$driver" "$pairs" "$warmup" "$nook")
+(cd "$work" && "${as_user[@]}" python3 "$repo/bench/alternate.py" "$pairs" "$warmup" \
+    protected unprotected 4 "$nook" run -- /bin/true "$nook" run --unprotect '**' -- /bin/true)
 echo "bench: load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -34,13 +34,8 @@ done
 
 . bench/common.sh
 bench_setup startup
-# Run an installed copy, as `cargo install` would make it (and as bwrap is
-# installed): the executable the linker wrote sits in the page cache in a
-# form that costs nook about 30 more page faults per run here (284 against
-# 254, the same bytes), which is a property of the build directory, not of
-# nook.
-install -m 0755 "$nook" "$work/nook"
-nook=$work/nook
+# An installed copy, as `cargo install` would make it (see bench_install).
+bench_install
 
 # The bwrap twin of nook's default view.
 bw=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --ro-bind /etc /etc)
@@ -68,37 +63,6 @@ echo "bench: $pairs pairs after $warmup warm-up pairs; load: $(cut -d' ' -f1-3 /
 (cd "$work" && "${as_user[@]}" "${bw[@]}") ||
     { echo "bench: the bwrap command failed" >&2; exit 1; }
 
-# argv: pairs, warmup, the length of nook's command, nook's command, bwrap's.
-driver='
-import os, statistics, sys, time
-pairs, warmup, cut = (int(a) for a in sys.argv[1:4])
-rest = sys.argv[4:]
-cmds = {"nook": rest[:cut], "bwrap": rest[cut:]}
-env = dict(os.environ)
-
-def once(argv):
-    t = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, env)
-    _, status = os.waitpid(pid, 0)
-    ns = time.perf_counter_ns() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench: {argv[0]} exited with status {status}")
-    return ns
-
-for _ in range(warmup):
-    for argv in cmds.values():
-        once(argv)
-times = {name: [] for name in cmds}
-for _ in range(pairs):
-    for name, argv in cmds.items():
-        times[name].append(once(argv))
-med = {n: statistics.median(t) / 1e6 for n, t in times.items()}
-for n, t in times.items():
-    q = statistics.quantiles(t, n=4)
-    print(f"{n} median: {med[n]:.2f} ms (quartiles {q[0] / 1e6:.2f} / {q[2] / 1e6:.2f} ms)")
-ratio = med["nook"] / med["bwrap"]
-print(f"ratio nook/bwrap (medians, {pairs} pairs): {ratio:.2f}")
-'
-(cd "$work" && "${as_user[@]}" python3 -c "$driver" "$pairs" "$warmup" \
+(cd "$work" && "${as_user[@]}" python3 "$repo/bench/alternate.py" "$pairs" "$warmup" nook bwrap \
     "${#nook_cmd[@]}" "${nook_cmd[@]}" "$(command -v bwrap)" "${bw[@]:1}")
 echo "bench: load after: $(cut -d' ' -f1-3 /proc/loadavg)"
