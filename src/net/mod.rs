@@ -6,7 +6,10 @@
 //! Spec) and plans the helper's command line and the egress rules as data;
 //! `runtime` starts the helper and installs the rules.
 
+pub mod dns;
 pub mod egress;
+pub mod names;
+pub mod sniff;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
