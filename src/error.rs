@@ -227,6 +227,8 @@ steps! {
     WriteSetgroups => "writing setgroups",
     UserNamespace => "creating the user namespace (clone CLONE_NEWUSER)",
     StartHelper => "starting the network helper",
+    StartGate => "starting the egress gate",
+    GateListen => "the egress gate listening on",
     StartCommand => "starting the command (fork)",
     StartJoiner => "starting the joining process (fork)",
     Detach => "detaching (fork)",

@@ -213,33 +213,40 @@ fn network_lines(n: &crate::net::Network) -> Vec<String> {
         ),
         Mode::User => {
             let driver = n.driver.map_or("a user-mode helper", |d| d.name());
-            if n.allow.is_empty() {
+            if !n.gated() {
                 v.push(format!("user-mode networking through {driver}: outbound to any address"));
             } else {
-                let list: Vec<String> = n
+                let port = |p: Option<u16>| p.map_or(String::new(), |p| format!(" port {p}"));
+                let names: Vec<String> = n
+                    .names
+                    .iter()
+                    .map(|r| format!("{}{}", r.pattern, port(r.port)))
+                    .collect();
+                let addrs: Vec<String> = n
                     .allow
                     .iter()
-                    .map(|e| {
-                        let dest = match &e.name {
-                            Some(name) if e.net.is_unspecified() => name.clone(),
-                            Some(name) => format!("{name} ({})", e.net),
-                            None => format!("{}/{}", e.net, e.prefix),
-                        };
-                        match e.port {
-                            Some(p) => format!("{dest} port {p}"),
-                            None => dest,
-                        }
-                    })
+                    .map(|e| format!("{}/{}{}", e.net, e.prefix, port(e.port)))
                     .collect();
-                let mut list = list;
-                list.dedup();
-                v.push(format!(
-                    "user-mode networking through {driver}: outbound only to {} (and DNS through the helper); everything else is refused",
-                    list.join(", ")
-                ));
-                if n.allow.iter().any(|e| e.name.is_some()) {
-                    v.push("host names are resolved once, when the sandbox starts, and pinned in its /etc/hosts".into());
+                if names.is_empty() {
+                    v.push(format!(
+                        "user-mode networking through {driver}, behind nook's egress gate: no name is allowed, so every DNS lookup is refused"
+                    ));
+                } else {
+                    v.push(format!(
+                        "user-mode networking through {driver}, behind nook's egress gate: by name to {} (a wildcard *.DOMAIN matches its subdomains, not DOMAIN itself)",
+                        names.join(", ")
+                    ));
+                    v.push("DNS: the sandbox's resolver is the gate's stub, which answers these names only (refusing every other name without sending it anywhere); queries to any other server reach the stub too".into());
+                    v.push("TLS is admitted by the server name of its ClientHello, plain HTTP by its Host header; the gate connects to the addresses its own stub resolved for that name, never to the address the client picked; no server name, a bare address, or an encrypted ClientHello is refused".into());
+                    v.push("other protocols (ssh, git://) reach only an address the stub gave for an allowed name at that port, within its DNS lifetime; QUIC (UDP 443) is refused so clients fall back to TCP".into());
                 }
+                if !addrs.is_empty() {
+                    v.push(format!(
+                        "by address, any protocol: {}",
+                        addrs.join(", ")
+                    ));
+                }
+                v.push("everything else is refused; each refusal is an event (--events) and summed up on stderr at exit".into());
             }
             if n.allow_host_loopback {
                 v.push("the host's loopback services, through the gateway address".into());

@@ -4,14 +4,11 @@ use std::io::Write;
 
 use crate::cli::ProfileCommand;
 use crate::error::{Context, Error, Step};
-use crate::{host, net, profile, settings, spec};
+use crate::{host, profile, settings, spec};
 
 pub fn command(cmd: ProfileCommand) -> Result<i32, Error> {
     use ProfileCommand as P;
-    let mut host = host::Host::detect();
-    // Profiles are checked and explained without asking DNS: names stay
-    // names (a lookup could take seconds, and says nothing about a file).
-    host.resolver = net::unresolved;
+    let host = host::Host::detect();
     let catalogue = profile::Catalogue::new(&host);
     let mut out = String::new();
     match cmd {

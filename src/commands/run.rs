@@ -168,8 +168,23 @@ pub fn report(o: Outcome) -> Result<i32, Error> {
         stats_format,
         kept_changes,
         failure,
+        refused,
     } = o;
     let mut text = String::new();
+    for r in &refused {
+        let (one, many, to) = if r.lookup {
+            ("lookup", "lookups", "of")
+        } else {
+            ("connection", "connections", "to")
+        };
+        text.push_str(&format!(
+            "nook: refused {} {} {to} {} ({})\n",
+            r.count,
+            if r.count == 1 { one } else { many },
+            crate::escape::line(&r.dest),
+            r.reason
+        ));
+    }
     if let Some(k) = oom {
         let limit = k.memory_max.map_or("the memory limit".to_string(), |m| {
             format!("limit {}", crate::spec::units::human_bytes(m))

@@ -37,8 +37,6 @@ pub struct Host {
     pub env: BTreeMap<String, String>,
     /// `/bin`, `/sbin`, `/lib`, `/lib64` as found on the host.
     pub root_entries: Vec<(PathBuf, RootEntry)>,
-    /// Host names to addresses (the system resolver; made up in tests).
-    pub resolver: fn(&str) -> std::io::Result<Vec<std::net::IpAddr>>,
     /// The cgroup situation, read the first time it is asked for.
     pub cgroup: OnceCell<cgroup::Situation>,
     /// Helper programs looked up so far (each name searched once).
@@ -99,15 +97,13 @@ impl Host {
             cwd,
             env,
             root_entries,
-            resolver: crate::net::system_resolve,
             cgroup: OnceCell::new(),
             programs: RefCell::default(),
         }
     }
 
     /// A made-up host for tests: ana (1000) in /home/ana/src/proj, a
-    /// merged /usr, a few variables (credentials among them), a resolver
-    /// that knows one name, and no cgroup v2.
+    /// merged /usr, a few variables (credentials among them), and no cgroup v2.
     #[cfg(test)]
     pub fn fake() -> Host {
         Host {
@@ -134,10 +130,6 @@ impl Host {
             ],
             cgroup: OnceCell::from(cgroup::Situation::NoUnified),
             programs: RefCell::default(),
-            resolver: |name| match name {
-                "registry.example" => Ok(vec!["192.0.2.10".parse().unwrap()]),
-                _ => Err(std::io::Error::other("unknown host")),
-            },
         }
     }
 

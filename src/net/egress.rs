@@ -1,60 +1,64 @@
-//! The outbound allow-list: entries parsed and host names resolved by nook
-//! (once, at start), then turned into an nftables ruleset for the
-//! sandbox's own network namespace. The payload holds no CAP_NET_ADMIN, so
-//! it can't change the rules; nothing depends on proxy variables.
+//! The outbound allow-list: entries parsed (names are never resolved
+//! here: the gate resolves them through its own stub, when the sandbox
+//! asks), and the nftables ruleset for the sandbox's own network
+//! namespace that sends every outbound TCP connection and DNS query to
+//! the gate. The payload holds no CAP_NET_ADMIN there, so it can't change
+//! the rules; only the gate's sockets carry the mark that passes them.
 
 use std::fmt::Write;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
-/// One allowed destination: an address or network, maybe one port (TCP
-/// and UDP).
+use crate::net::names::NamePattern;
+
+/// One allowed address or network, maybe one port (TCP and UDP): the
+/// kernel admits it without the gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Egress {
     pub net: IpAddr,
     pub prefix: u8,
     pub port: Option<u16>,
-    /// The host name this address was resolved from.
-    pub name: Option<String>,
 }
 
-/// Why an entry can't be used: it is malformed (always an error), or its
-/// name did not resolve now (a warning unless --strict: the list is then
-/// shorter, never longer).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum EntryError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("cannot resolve {name}: {cause}")]
-    Unresolved { name: String, cause: String },
+/// One allowed name (exact or `*.DOMAIN`), maybe one port: the gate
+/// admits DNS for it, and TCP connections that carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NameRule {
+    pub pattern: NamePattern,
+    pub port: Option<u16>,
 }
 
-impl From<&str> for EntryError {
-    fn from(s: &str) -> Self {
-        EntryError::Invalid(s.to_string())
+impl NameRule {
+    pub fn admits(&self, name: &str, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port) && self.pattern.matches(name)
     }
 }
 
-impl From<String> for EntryError {
-    fn from(s: String) -> Self {
-        EntryError::Invalid(s)
+impl std::fmt::Display for NameRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{}:{p}", self.pattern),
+            None => write!(f, "{}", self.pattern),
+        }
     }
 }
 
-const EXPECTED: &str =
-    "expected HOST[:PORT], IP[:PORT], CIDR[:PORT] or [IPv6][:PORT], with PORT 1 to 65535";
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Addr(Egress),
+    Name(NameRule),
+}
 
-/// Parse one entry; host names are resolved with `resolve`.
-pub fn parse(
-    s: &str,
-    resolve: &dyn Fn(&str) -> std::io::Result<Vec<IpAddr>>,
-) -> Result<Vec<Egress>, EntryError> {
+const EXPECTED: &str = "expected HOST[:PORT], *.DOMAIN[:PORT], IP[:PORT], CIDR[:PORT] or [IPv6][:PORT], with PORT 1 to 65535";
+
+/// Parse one entry.
+pub fn parse(s: &str) -> Result<Entry, String> {
     let port = |p: &str| {
         p.parse::<u16>()
             .ok()
             .filter(|&p| p > 0)
-            .ok_or(EntryError::from(EXPECTED))
+            .ok_or(EXPECTED.to_string())
     };
     let (addr, port) = if let Some(rest) = s.strip_prefix('[') {
         let (inside, after) = rest.split_once(']').ok_or(EXPECTED)?;
@@ -81,140 +85,95 @@ pub fn parse(
             .ok()
             .filter(|&p| p <= max)
             .ok_or(format!("{EXPECTED}; the prefix length must be 0 to {max}"))?;
-        return Ok(vec![Egress {
+        return Ok(Entry::Addr(Egress {
             net: ip,
             prefix,
             port,
-            name: None,
-        }]);
+        }));
     }
     if let Ok(ip) = addr.parse::<IpAddr>() {
-        return Ok(vec![Egress {
+        return Ok(Entry::Addr(Egress {
             net: ip,
             prefix: if ip.is_ipv4() { 32 } else { 128 },
             port,
-            name: None,
-        }]);
+        }));
     }
-    let valid_name = !addr.is_empty()
-        && addr
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if !valid_name {
-        return Err(EXPECTED.into());
-    }
-    let unresolved = |cause: String| EntryError::Unresolved {
-        name: addr.clone(),
-        cause,
-    };
-    let ips = resolve(&addr).map_err(|e| unresolved(e.to_string()))?;
-    if ips.is_empty() {
-        return Err(unresolved("no addresses".into()));
-    }
-    Ok(ips
-        .into_iter()
-        .map(|ip| Egress {
-            net: ip,
-            prefix: if ip.is_ipv4() { 32 } else { 128 },
-            port,
-            name: Some(addr.clone()),
-        })
-        .collect())
+    let pattern = NamePattern::parse(&addr).map_err(|e| format!("{EXPECTED}: {e}"))?;
+    Ok(Entry::Name(NameRule { pattern, port }))
 }
 
-/// Parse every entry, resolving host names side by side: a profile lists
-/// several hosts, and one slow lookup each would add up at every start.
-pub fn parse_all(
-    entries: &[&str],
-    resolve: fn(&str) -> std::io::Result<Vec<IpAddr>>,
-) -> Vec<Result<Vec<Egress>, EntryError>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = entries
-            .iter()
-            .map(|e| s.spawn(move || parse(e, &resolve)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("resolver thread panicked".into()))
-            })
-            .collect()
-    })
-}
+/// The port the gate listens on for captured TCP, on the sandbox's
+/// loopback: below 1024, so the payload (no capability) could never bind
+/// it first even if it ran before the gate.
+pub const GATE_PORT: u16 = 1023;
 
-/// A stand-in resolver for checking and explaining profiles: every name
-/// "resolves" to the unspecified address, which marks it as not looked up.
-pub fn unresolved(_name: &str) -> std::io::Result<Vec<IpAddr>> {
-    Ok(vec![IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)])
-}
+/// The socket mark that only the gate can set (SO_MARK needs
+/// CAP_NET_ADMIN in the namespace's owner): its own upstream traffic.
+pub const GATE_MARK: u32 = 0x6e6f_6f6b;
 
-/// The system resolver (getaddrinfo), as the host sees names.
-pub fn system_resolve(name: &str) -> std::io::Result<Vec<IpAddr>> {
-    let mut ips: Vec<IpAddr> = (name, 0u16).to_socket_addrs()?.map(|a| a.ip()).collect();
-    ips.sort();
-    ips.dedup();
-    Ok(ips)
-}
-
-/// The nftables ruleset for the sandbox's namespace: loopback, replies,
-/// IPv6 neighbour discovery, DNS to the helper's forwarder, the allowed
-/// destinations; everything else is rejected at once (not dropped, so a
-/// refused connection fails fast).
-pub fn nft_ruleset(allow: &[Egress], dns: Option<&str>) -> String {
+/// The nftables ruleset for the sandbox's namespace, in two chains.
+/// `capture` (nat, before routing's last word): the gate's own traffic,
+/// loopback and the allowed addresses pass; DNS to any server goes to the
+/// stub; every other TCP connection goes to the gate. `output` (filter):
+/// what may leave: loopback (where the captured traffic now goes), the
+/// gate's traffic, replies, IPv6 neighbour discovery, the allowed
+/// addresses; QUIC gets a port-unreachable so clients fall back to TCP at
+/// once; everything else is rejected (not dropped: a refusal is fast).
+pub fn nft_ruleset(allow: &[Egress]) -> String {
     let mut r = String::new();
-    let _ = writeln!(r, "table inet nook {{");
-    let _ = writeln!(r, "  chain output {{");
-    let _ = writeln!(r, "    type filter hook output priority 0; policy drop;");
-    let _ = writeln!(r, "    oifname \"lo\" accept");
-    let _ = writeln!(r, "    ct state established,related accept");
+    let w = &mut r;
+    let _ = writeln!(w, "table inet nook {{");
+    let _ = writeln!(w, "  chain capture {{");
+    let _ = writeln!(w, "    type nat hook output priority -100; policy accept;");
+    let _ = writeln!(w, "    meta mark {GATE_MARK:#x} return");
+    let _ = writeln!(w, "    ip daddr 127.0.0.0/8 return");
+    let _ = writeln!(w, "    ip6 daddr ::1 return");
+    for e in allow {
+        let _ = writeln!(w, "    {} return", addr_match(e));
+    }
+    let _ = writeln!(w, "    meta l4proto {{ tcp, udp }} th dport 53 redirect to :53");
+    let _ = writeln!(w, "    meta l4proto tcp redirect to :{GATE_PORT}");
+    let _ = writeln!(w, "  }}");
+    let _ = writeln!(w, "  chain output {{");
+    let _ = writeln!(w, "    type filter hook output priority 0; policy drop;");
+    let _ = writeln!(w, "    oifname \"lo\" accept");
+    let _ = writeln!(w, "    meta mark {GATE_MARK:#x} accept");
+    let _ = writeln!(w, "    ct state established,related accept");
     let _ = writeln!(
-        r,
+        w,
         "    icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }} accept"
     );
-    if let Some(dns) = dns {
-        let fam = if dns.contains(':') { "ip6" } else { "ip" };
-        let _ = writeln!(
-            r,
-            "    {fam} daddr {dns} meta l4proto {{ tcp, udp }} th dport 53 accept"
-        );
-    }
     for e in allow {
-        let fam = if e.net.is_ipv4() { "ip" } else { "ip6" };
-        let _ = write!(r, "    {fam} daddr {}/{}", e.net, e.prefix);
-        match e.port {
-            Some(p) => {
-                let _ = writeln!(r, " meta l4proto {{ tcp, udp }} th dport {p} accept");
-            }
-            None => {
-                let _ = writeln!(r, " accept");
-            }
-        }
+        let _ = writeln!(w, "    {} accept", addr_match(e));
     }
-    let _ = writeln!(r, "    meta l4proto tcp reject with tcp reset");
-    let _ = writeln!(r, "    reject with icmpx type admin-prohibited");
-    let _ = writeln!(r, "  }}");
-    let _ = writeln!(r, "}}");
+    let _ = writeln!(w, "    udp dport 443 reject with icmpx type port-unreachable");
+    let _ = writeln!(w, "    meta l4proto tcp reject with tcp reset");
+    let _ = writeln!(w, "    reject with icmpx type admin-prohibited");
+    let _ = writeln!(w, "  }}");
+    let _ = writeln!(w, "}}");
     r
+}
+
+fn addr_match(e: &Egress) -> String {
+    let fam = if e.net.is_ipv4() { "ip" } else { "ip6" };
+    match e.port {
+        Some(p) => format!(
+            "{fam} daddr {}/{} meta l4proto {{ tcp, udp }} th dport {p}",
+            e.net, e.prefix
+        ),
+        None => format!("{fam} daddr {}/{}", e.net, e.prefix),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fake(name: &str) -> std::io::Result<Vec<IpAddr>> {
-        match name {
-            "registry.example" => Ok(vec![
-                "192.0.2.10".parse().unwrap(),
-                "2001:db8::10".parse().unwrap(),
-            ]),
-            _ => Err(std::io::Error::other("unknown host")),
-        }
-    }
-
     fn one(s: &str) -> (String, u8, Option<u16>) {
-        let v = parse(s, &fake).unwrap();
-        (v[0].net.to_string(), v[0].prefix, v[0].port)
+        match parse(s).unwrap() {
+            Entry::Addr(e) => (e.net.to_string(), e.prefix, e.port),
+            Entry::Name(n) => panic!("{s} parsed as the name {n}"),
+        }
     }
 
     #[test]
@@ -233,27 +192,41 @@ mod tests {
             one("[2001:db8::/48]:53"),
             ("2001:db8::".into(), 48, Some(53))
         );
-        let v = parse("registry.example:443", &fake).unwrap();
-        assert_eq!(v.len(), 2);
-        assert_eq!(v[1].name.as_deref(), Some("registry.example"));
-        for bad in [
-            "10.0.0.0/33",
-            "host:0",
-            "host:x",
-            "bad_name",
-            "[::1",
-            "no.such.host",
-        ] {
-            assert!(parse(bad, &fake).is_err(), "{bad}");
+        let Entry::Name(n) = parse("Registry.example:443").unwrap() else {
+            panic!("a name");
+        };
+        assert_eq!(n.to_string(), "registry.example:443");
+        assert!(n.admits("registry.example", 443));
+        assert!(!n.admits("registry.example", 80));
+        let Entry::Name(w) = parse("*.example.org").unwrap() else {
+            panic!("a wildcard");
+        };
+        assert!(w.admits("a.b.example.org", 22));
+        assert!(!w.admits("example.org", 22));
+        for bad in ["10.0.0.0/33", "host:0", "host:x", "bad name", "[::1", "*", ""] {
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn ruleset_allows_listed_destinations_then_rejects() {
-        let allow = parse("10.0.0.0/8:22", &fake).unwrap();
-        let r = nft_ruleset(&allow, Some("169.254.0.53"));
-        assert!(r.contains("ip daddr 169.254.0.53 meta l4proto { tcp, udp } th dport 53 accept"));
+    fn ruleset_passes_the_gate_and_the_allowed_then_captures() {
+        let Entry::Addr(e) = parse("10.0.0.0/8:22").unwrap() else {
+            panic!("an address");
+        };
+        let r = nft_ruleset(&[e]);
+        let capture = r.split("chain output").next().unwrap();
+        let order: Vec<usize> = [
+            "meta mark 0x6e6f6f6b return",
+            "ip daddr 10.0.0.0/8 meta l4proto { tcp, udp } th dport 22 return",
+            "th dport 53 redirect to :53",
+            "meta l4proto tcp redirect to :1023",
+        ]
+        .iter()
+        .map(|s| capture.find(s).unwrap_or_else(|| panic!("{s} in {capture}")))
+        .collect();
+        assert!(order.is_sorted(), "{capture}");
         assert!(r.contains("ip daddr 10.0.0.0/8 meta l4proto { tcp, udp } th dport 22 accept"));
+        assert!(r.contains("udp dport 443 reject with icmpx type port-unreachable"));
         assert!(
             r.trim_end()
                 .ends_with("reject with icmpx type admin-prohibited\n  }\n}")

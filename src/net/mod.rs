@@ -4,7 +4,8 @@
 //!
 //! This module resolves the network settings into a `Network` (part of the
 //! Spec) and plans the helper's command line and the egress rules as data;
-//! `runtime` starts the helper and installs the rules.
+//! it also holds the gate's pure protocol work (`names`, `sniff`, `dns`).
+//! `runtime` starts the helper and the gate.
 
 pub mod dns;
 pub mod egress;
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{Context, Expected, Step, StepError, exit_cause};
-pub use egress::{Egress, nft_ruleset, system_resolve, unresolved};
+pub use egress::{Egress, GATE_MARK, GATE_PORT, NameRule, nft_ruleset};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -97,8 +98,10 @@ pub struct Network {
     /// Host loopback ports that appear on the sandbox's own loopback.
     pub allow_host_ports: Vec<u16>,
     pub publish: Vec<Publish>,
-    /// Outbound allow-list; empty means every outbound address.
+    /// Outbound allow-list: addresses the kernel admits, and names the
+    /// gate admits; both empty means everything, with no gate.
     pub allow: Vec<Egress>,
+    pub names: Vec<NameRule>,
     /// `nft`, when there is an allow-list to install.
     pub nft: Option<PathBuf>,
 }
@@ -113,12 +116,18 @@ impl Network {
             allow_host_ports: Vec::new(),
             publish: Vec::new(),
             allow: Vec::new(),
+            names: Vec::new(),
             nft: None,
         }
     }
 
-    /// The address the sandbox's resolv.conf names: the helper's DNS
-    /// forwarder.
+    /// Whether outbound traffic goes through the gate (an allow-list).
+    pub fn gated(&self) -> bool {
+        !self.allow.is_empty() || !self.names.is_empty()
+    }
+
+    /// The helper's DNS forwarder: what the sandbox's resolv.conf names,
+    /// or, behind the gate, where the gate's stub sends what it admits.
     pub fn dns_address(&self) -> Option<&'static str> {
         match self.driver {
             Some(DriverKind::Pasta) => Some(PASTA_DNS),

@@ -69,12 +69,17 @@ pub fn rules(mode: Mode, mounts: &[Mount]) -> Rules {
 }
 
 /// The TCP ports a network allow-list lets the sandbox connect to, plus
-/// DNS; `None` when some entry allows every port.
-pub fn tcp_ports(allow: &[crate::net::Egress]) -> Option<Vec<u16>> {
-    if allow.is_empty() || allow.iter().any(|e| e.port.is_none()) {
+/// DNS; `None` when there is no list or some entry allows every port.
+/// (Landlock sees the port the payload asked for, before the gate's
+/// capture rewrites it.)
+pub fn tcp_ports(net: &crate::net::Network) -> Option<Vec<u16>> {
+    let ports: Vec<Option<u16>> = (net.allow.iter().map(|e| e.port))
+        .chain(net.names.iter().map(|n| n.port))
+        .collect();
+    if ports.is_empty() || ports.contains(&None) {
         return None;
     }
-    let mut ports: Vec<u16> = allow.iter().filter_map(|e| e.port).collect();
+    let mut ports: Vec<u16> = ports.into_iter().flatten().collect();
     ports.push(53);
     ports.sort_unstable();
     ports.dedup();
@@ -87,18 +92,22 @@ mod tests {
 
     #[test]
     fn tcp_ports_only_when_every_entry_names_one() {
-        let e = |port| crate::net::Egress {
-            net: "192.0.2.1".parse().unwrap(),
-            prefix: 32,
-            port,
-            name: None,
+        let net = |entries: &[&str]| {
+            let mut n = crate::net::Network::none();
+            for e in entries {
+                match crate::net::egress::parse(e).unwrap() {
+                    crate::net::egress::Entry::Addr(a) => n.allow.push(a),
+                    crate::net::egress::Entry::Name(r) => n.names.push(r),
+                }
+            }
+            n
         };
         assert_eq!(
-            tcp_ports(&[e(Some(443)), e(Some(22))]),
+            tcp_ports(&net(&["192.0.2.1:443", "pypi.org:22"])),
             Some(vec![22, 53, 443])
         );
-        assert_eq!(tcp_ports(&[e(Some(443)), e(None)]), None);
-        assert_eq!(tcp_ports(&[]), None);
+        assert_eq!(tcp_ports(&net(&["192.0.2.1:443", "pypi.org"])), None);
+        assert_eq!(tcp_ports(&net(&[])), None);
     }
 
     #[test]

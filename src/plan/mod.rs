@@ -90,20 +90,33 @@ pub struct ExecStage {
 }
 
 /// The user-mode network: the helper to start (the sandbox's pid goes
-/// last) and the egress rules init installs.
+/// last) and the egress gate.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NetPlan {
     pub driver: Option<crate::net::DriverKind>,
     /// Host ports to publish: checked free before anything starts.
     pub publish: Vec<crate::net::Publish>,
     pub helper: Option<(PathBuf, Vec<String>)>,
-    /// `nft` and the ruleset it is fed.
-    pub nft: Option<(PathBuf, String)>,
+    /// The egress gate, when there is an allow-list.
+    pub gate: Option<GatePlan>,
     /// init waits for the helper to configure a default route.
     pub wait_for_route: bool,
     /// ...and to listen on these sandbox loopback ports (host ports
     /// forwarded in).
     pub wait_for_listen: Vec<u16>,
+}
+
+/// The egress gate: a process of the supervisor's that joins the
+/// sandbox's user and network namespaces, installs `rules` with `nft`,
+/// and answers DNS on the sandbox's loopback port 53 (forwarding what
+/// `names` admit to `upstream`) and the captured TCP connections on
+/// GATE_PORT.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GatePlan {
+    pub nft: PathBuf,
+    pub rules: String,
+    pub names: Vec<crate::net::NameRule>,
+    pub upstream: std::net::SocketAddr,
 }
 
 /// One filesystem step inside the new mount namespace. Host paths (`src`)
@@ -245,7 +258,7 @@ pub fn build(spec: &Spec, sandbox_dir: Option<&Path>) -> Plan {
                 // Landlock can't tell addresses apart, so port rules would
                 // close loopback too: only when every layer is asked to be
                 // strict.
-                tcp_connect: landlock::tcp_ports(&spec.network.allow).filter(|_| sec.strict),
+                tcp_connect: landlock::tcp_ports(&spec.network).filter(|_| sec.strict),
                 ..landlock::rules(sec.landlock, &spec.mounts)
             },
             seccomp: seccomp::Policy::new(
@@ -267,13 +280,25 @@ fn net_plan(n: &crate::net::Network) -> NetPlan {
             .helper
             .clone()
             .map(|path| (path, crate::net::helper_args(n))),
-        nft: n
-            .nft
-            .clone()
-            .map(|nft| (nft, crate::net::nft_ruleset(&n.allow, n.dns_address()))),
+        gate: gate_plan(n),
         wait_for_route: n.helper.is_some(),
-        wait_for_listen: n.allow_host_ports.clone(),
+        wait_for_listen: n
+            .allow_host_ports
+            .iter()
+            .copied()
+            .chain(n.gated().then_some(crate::net::GATE_PORT))
+            .collect(),
     }
+}
+
+fn gate_plan(n: &crate::net::Network) -> Option<GatePlan> {
+    let (nft, dns) = (n.nft.clone()?, n.dns_address()?);
+    n.gated().then(|| GatePlan {
+        nft,
+        rules: crate::net::nft_ruleset(&n.allow),
+        names: n.names.clone(),
+        upstream: std::net::SocketAddr::new(dns.parse().expect("a literal address"), 53),
+    })
 }
 
 fn expand(m: &Mount, spec: &Spec, sandbox_dir: Option<&Path>, out: &mut Vec<MountOp>) {
@@ -523,9 +548,17 @@ impl fmt::Display for Plan {
                 args.join(" ")
             )?;
         }
-        if let Some((p, rules)) = &self.net.nft {
-            writeln!(f, "egress rules ({} -f -):", p.display())?;
-            for l in rules.lines() {
+        if let Some(g) = &self.net.gate {
+            let names: Vec<String> = g.names.iter().map(|n| n.to_string()).collect();
+            writeln!(
+                f,
+                "egress gate: DNS on 127.0.0.1:53 (forwarded to {}), captured TCP on port {}; names: {}",
+                g.upstream,
+                crate::net::GATE_PORT,
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            )?;
+            writeln!(f, "egress rules ({} -f -):", g.nft.display())?;
+            for l in g.rules.lines() {
                 writeln!(f, "  {l}")?;
             }
         }

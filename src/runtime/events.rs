@@ -5,7 +5,8 @@
 //! (init's host pid), `network` (helper), `payload` (the command runs),
 //! `exited` (status, timed_out, and what it used), `failed` (the error),
 //! `risky-file` (a protected name created anew in a read-write share: path
-//! and why).
+//! and why), `denied` (the egress gate refused a lookup or a connection:
+//! proto, name or addr, port, reason).
 
 use std::io::Write;
 use std::path::Path;
@@ -50,6 +51,15 @@ pub enum Event<'a> {
     RiskyFile {
         path: &'a Path,
         why: &'a str,
+    },
+    /// The egress gate refused a DNS lookup (`proto` dns) or a connection
+    /// (tls, http, tcp).
+    Denied {
+        proto: &'a str,
+        name: Option<&'a str>,
+        addr: Option<std::net::IpAddr>,
+        port: u16,
+        reason: &'a str,
     },
 }
 

@@ -100,13 +100,6 @@ fn prepare(plan: &Plan, v: bool) -> Result<Option<OwnedFd>, StepError> {
         sys::loopback_up().map_err(|e| StepError::new(Step::LoopbackUp, None, e))?;
         trace(v, "init", format_args!("lo up"));
     }
-    if let Some((nft, rules)) = &plan.net.nft {
-        // Before the old root goes: nft is a host binary. Installed while
-        // init still holds CAP_NET_ADMIN in the sandbox's network namespace,
-        // out of the payload's reach afterwards.
-        crate::net::install_rules(nft, rules)?;
-        trace(v, "init", format_args!("egress allow-list installed"));
-    }
     if let Some(h) = &plan.hostname {
         rustix::system::sethostname(h.as_bytes())
             .map_err(|e| StepError::new(Step::SetHostname, None, from_rustix(e)).detail(h))?;

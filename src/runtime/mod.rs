@@ -14,6 +14,7 @@
 pub mod cgroup;
 pub mod enforce;
 pub mod events;
+pub mod gate;
 mod helper;
 mod idmap;
 mod init;
@@ -115,6 +116,8 @@ pub struct Outcome {
     pub kept_changes: Option<String>,
     /// A step that failed once the sandbox existed; reported after the rest.
     pub failure: Option<Error>,
+    /// What the egress gate refused, per destination.
+    pub refused: Vec<gate::Refusal>,
 }
 
 /// An OOM kill in the sandbox's cgroup.
@@ -171,9 +174,22 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
         init_pid: init.as_raw(),
     });
     let helper = step4_start_helper(plan, init, ctl).map_err(abort)?;
+    let gate = match &plan.net.gate {
+        None => None,
+        Some(g) => match gate::Gate::start(g, init, &ctl.events, v) {
+            Ok(gate) => Some(gate),
+            Err(e) => {
+                helper.map(helper::Helper::stop);
+                return Err(abort(e));
+            }
+        },
+    };
     let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
     let end = step6_wait_for_end(plan, &mut s, init);
-    Ok(step7_teardown(plan, s, end, helper, failure, ctl))
+    let refused = gate.map(gate::Gate::stop).unwrap_or_default();
+    let mut outcome = step7_teardown(plan, s, end, helper, failure, ctl);
+    outcome.refused = refused;
+    Ok(outcome)
 }
 
 /// What the steps share: everything made before init, and the
@@ -478,6 +494,7 @@ fn step7_teardown(
         stats_format: ctl.stats,
         kept_changes,
         failure: failure.map(Error::from),
+        refused: Vec::new(),
     }
 }
 

@@ -215,8 +215,8 @@ pub struct Request<'a> {
 pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Error> {
     let ids = resolve_ids(set, host)?;
     let on = |k| set.on(k);
-    let mut warnings = Vec::new();
-    let network = resolve_network(set, host, &mut warnings)?;
+    let warnings = Vec::new();
+    let network = resolve_network(set, host)?;
     let limits = crate::spec::limits::resolve(set)?;
     let overlay_driver =
         choice(set, Key::OverlayDriver, OverlayDriver::parse)?.map_or(OverlayDriver::Auto, |v| v.v);
@@ -524,7 +524,7 @@ fn fuse_overlayfs(
     Ok(program)
 }
 
-fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Result<Network, Error> {
+fn resolve_network(set: &Layer, host: &Host) -> Result<Network, Error> {
     let share = set.get::<bool>(Key::ShareNet).filter(|v| v.v);
     let net_mode = choice(set, Key::Net, NetMode::parse)?;
     let mode = match (&net_mode, share) {
@@ -579,26 +579,11 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
     for a in &net_allow {
         needs_user(&a.from, &a.v)?;
     }
-    let entries: Vec<&str> = net_allow.iter().map(|a| a.v.as_str()).collect();
-    let parsed = egress::parse_all(&entries, host.resolver);
-    for (a, result) in net_allow.iter().zip(parsed) {
-        match result {
-            Ok(list) => net.allow.extend(list),
-            // A name that can't be resolved now (offline, say) leaves the
-            // list shorter, never longer: say so and go on, unless --strict.
-            Err(e @ egress::EntryError::Unresolved { .. }) if !set.on(Key::Strict) => {
-                warnings.push(format!(
-                    "{} '{}': {e}; left out of the allow-list",
-                    a.from, a.v
-                ));
-            }
-            Err(e) => return Err(Error::usage(&a.from.to_string(), &a.v, e.to_string())),
+    for a in &net_allow {
+        match egress::parse(&a.v).map_err(|e| Error::usage(&a.from.to_string(), &a.v, e))? {
+            egress::Entry::Addr(e) => net.allow.push(e),
+            egress::Entry::Name(n) => net.names.push(n),
         }
-    }
-    if !net_allow.is_empty() && net.allow.is_empty() {
-        warnings.push(
-            "no entry of the network allow-list could be used; outbound traffic is refused".into(),
-        );
     }
     if mode != NetMode::User {
         return Ok(net);
@@ -658,31 +643,19 @@ fn resolve_network(set: &Layer, host: &Host, warnings: &mut Vec<String>) -> Resu
     Ok(net)
 }
 
-/// /etc/resolv.conf pointing at the helper's DNS forwarder, and /etc/hosts
-/// pinning every allowed host name to the addresses nook resolved (so the
-/// sandbox uses exactly the addresses the allow-list lets through).
+/// /etc/resolv.conf pointing at the helper's DNS forwarder, or behind the
+/// gate at the gate's stub on the sandbox's loopback.
 fn network_files(net: &Network, mounts: &mut Vec<Mount>) {
     let Some(dns) = net.dns_address() else { return };
+    let content = if net.gated() {
+        "# written by nook: the egress gate's DNS stub (it answers allowed names only)\nnameserver 127.0.0.1\n".to_string()
+    } else {
+        format!("# written by nook: the user-mode network's DNS forwarder\nnameserver {dns}\n")
+    };
     mounts.push(Mount::File {
         dst: PathBuf::from("/etc/resolv.conf"),
-        content: format!(
-            "# written by nook: the user-mode network's DNS forwarder\nnameserver {dns}\n"
-        ),
+        content,
     });
-    let pinned: Vec<String> = net
-        .allow
-        .iter()
-        .filter_map(|e| e.name.as_ref().map(|n| format!("{} {n}", e.net)))
-        .collect();
-    if !pinned.is_empty() {
-        mounts.push(Mount::File {
-            dst: PathBuf::from("/etc/hosts"),
-            content: format!(
-                "# written by nook: names of the network allow-list, resolved at start\n127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{}\n",
-                pinned.join("\n")
-            ),
-        });
-    }
 }
 
 fn resolve_security(set: &Layer) -> Result<Security, Error> {
