@@ -723,14 +723,16 @@ mod tests {
                     buf[at] = xorshift(&mut state) as u8;
                 }
                 let cut = (xorshift(&mut state) % (buf.len() as u64 + 1)) as usize;
-                match sniff(&buf[..cut]) {
-                    Sniff::Tls {
-                        sni: Some(name), ..
-                    } => {
-                        assert_eq!(normalize(&name).as_ref(), Some(&name));
+                for part in [&buf[..], &buf[..cut]] {
+                    match sniff(part) {
+                        Sniff::Tls {
+                            sni: Some(name), ..
+                        } => {
+                            assert_eq!(normalize(&name).as_ref(), Some(&name));
+                        }
+                        Sniff::Http { .. } | Sniff::Other => panic!("{part:?}"),
+                        _ => {}
                     }
-                    Sniff::Http { .. } | Sniff::Other => panic!("{buf:?}"),
-                    _ => {}
                 }
             }
         }
