@@ -33,6 +33,8 @@ pub struct NamePattern {
 }
 
 impl NamePattern {
+    /// A name as `normalize` accepts it, or "*." and one: a bare "*" and
+    /// '*' anywhere else are refused. Err says what is expected.
     pub fn parse(s: &str) -> Result<NamePattern, String> {
         if s.parse::<std::net::IpAddr>().is_ok() {
             return Err(format!("{EXPECTED}; an IP address is not a name"));
@@ -71,6 +73,7 @@ impl NamePattern {
         }
     }
 
+    /// "pypi.org" or "*.example.org".
     pub fn as_str(&self) -> &str {
         &self.text
     }
