@@ -20,6 +20,7 @@
 
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod overlay;
 pub mod vm;
 
