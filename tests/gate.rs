@@ -200,21 +200,13 @@ own() { python3 -c "$OWN_PY" "$1"; }
 type Answers = BTreeMap<String, String>;
 
 /// `nook run ARGS -- sh -c TOOLS+SCRIPT` in the lab; the run must exit 0.
+#[track_caller]
 fn sandbox(env: &TestEnv, lab: &Lab, args: &[&str], script: &str) -> (Output, Answers) {
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(["--", "sh", "-c"].map(String::from));
-    all.push(format!("{TOOLS}\n{script}"));
-    let out = env
-        .run(&all)
-        .in_netns(lab.pid())
-        .timeout(Duration::from_secs(120))
-        .output();
-    out.ok();
-    let a = answers(&out.stdout);
-    (out, a)
+    common::lab::sandbox(env, lab, args, TOOLS, script)
 }
 
 /// With the gate: `--net user --net-allow ENTRY...`.
+#[track_caller]
 fn gated(env: &TestEnv, lab: &Lab, allow: &[&str], script: &str) -> (Output, Answers) {
     let mut args = vec!["--net", "user"];
     for a in allow {
@@ -224,6 +216,7 @@ fn gated(env: &TestEnv, lab: &Lab, allow: &[&str], script: &str) -> (Output, Ans
 }
 
 /// The control: `--net user` with no allow-list.
+#[track_caller]
 fn open(env: &TestEnv, lab: &Lab, script: &str) -> (Output, Answers) {
     sandbox(env, lab, &["--net", "user"], script)
 }

@@ -42,7 +42,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{TestEnv, require};
+use super::{Output, TestEnv, require};
 
 /// The first "remote" server: every name of [`NAMES`] starts here.
 pub const SERVER_A: &str = "10.199.0.5";
@@ -355,17 +355,33 @@ udp() { echo "$1=$(python3 -c "$PROBE_PY" udp "$2")"; }
 
 /// Run `script` (after the probes) in a sandbox in the lab with `args`;
 /// returns NAME -> ANSWER (from every stdout line of the form NAME=ANSWER).
+#[track_caller]
 pub fn probe(env: &TestEnv, lab: &Lab, args: &[&str], script: &str) -> BTreeMap<String, String> {
+    sandbox(env, lab, args, PROBES, script).1
+}
+
+/// `nook run ARGS -- sh -c PRELUDE+SCRIPT` in the lab, as the test user;
+/// the run must exit 0. Returns its output and NAME -> ANSWER (from every
+/// stdout line of the form NAME=ANSWER).
+#[track_caller]
+pub fn sandbox(
+    env: &TestEnv,
+    lab: &Lab,
+    args: &[&str],
+    prelude: &str,
+    script: &str,
+) -> (Output, BTreeMap<String, String>) {
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     all.extend(["--", "sh", "-c"].map(String::from));
-    all.push(format!("{PROBES}\n{script}"));
+    all.push(format!("{prelude}\n{script}"));
     let out = env
         .run(&all)
         .in_netns(lab.pid())
         .timeout(Duration::from_secs(120))
         .output();
     out.ok();
-    answers(&out.stdout)
+    let a = answers(&out.stdout);
+    (out, a)
 }
 
 /// NAME -> ANSWER from the lines of the form NAME=ANSWER in `stdout`.
