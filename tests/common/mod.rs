@@ -20,6 +20,7 @@
 
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod overlay;
 pub mod vm;
 
@@ -288,8 +289,10 @@ impl<'a> Cmd<'a> {
         }
     }
 
-    /// Run it in the network namespace of process `pid` (a namespace the
-    /// test made; needs root, which then drops to the test user as usual).
+    /// Run it in the network and mount namespaces of process `pid`
+    /// (namespaces the test made, such as a [`lab::Lab`]'s; needs root,
+    /// which then drops to the test user as usual), in the same working
+    /// directory, looked up inside.
     pub fn in_netns(mut self, pid: u32) -> Self {
         self.netns = Some(pid);
         self
@@ -336,7 +339,10 @@ impl<'a> Cmd<'a> {
         let mut argv: Vec<OsString> = Vec::new();
         if let Some(pid) = self.netns {
             argv.push("nsenter".into());
+            argv.push(format!("--mount=/proc/{pid}/ns/mnt").into());
             argv.push(format!("--net=/proc/{pid}/ns/net").into());
+            // Entering a mount namespace moves to its root directory.
+            argv.push(format!("--wdns={}", self.env.dir.display()).into());
         }
         if self.env.as_root {
             argv.extend(
