@@ -113,8 +113,8 @@ fn check_single_threaded() -> Result<(), ForkError> {
 /// [`check_single_threaded`]).
 ///
 /// Callers are the supervisor and the processes it creates; the only
-/// threads nook starts are the egress resolver's, joined before any fork,
-/// and the check makes sure of it. In a single-threaded process the child
+/// threads nook starts are the egress gate's, in a process of its own that
+/// never forks, and the check makes sure of it. In a single-threaded process the child
 /// can't inherit a lock held by a thread it lacks, so it may allocate
 /// freely. The same holds for [`clone_fork`].
 pub fn fork() -> Result<ForkResult, ForkError> {
@@ -374,8 +374,8 @@ pub fn kill_with_parent(cmd: &mut std::process::Command) {
 }
 
 /// Let `cmd` keep CAP_NET_ADMIN across its execve (as an ambient
-/// capability): init runs `nft` as the mapped, non-root user, whose
-/// capabilities would otherwise all be lost at exec.
+/// capability): the egress gate runs `nft` as the mapped, non-root user,
+/// whose capabilities would otherwise all be lost at exec.
 pub fn keep_net_admin_across_exec(cmd: &mut std::process::Command) {
     use rustix::thread::{
         CapabilitySet, capabilities, configure_capability_in_ambient_set, set_capabilities,

@@ -29,7 +29,7 @@ $NOOK run --memory 50m -- tail /dev/zero 2>err.txt; echo "oom_status=$?"
 echo "oom_said=$(grep -c "nook: killed: out of memory, limit 50 MiB" err.txt)"
 
 # A fork bomb under --pids 20, stopped by the timeout; the machine answers.
-$NOOK run --pids 20 --timeout 4s --stats=json -- sh -c 'b() { b | b & }; b; sleep 100' 2>bomb.txt
+$NOOK run --pids 20 --timeout 4s --stats=json -- sh -c 'b() { b | b & }; b; exec sleep 100' 2>bomb.txt
 echo "bomb_status=$?"
 # The bomb's shells write their fork errors to the same stderr, and one
 # killed mid-message leaves a partial line before the stats: keep the JSON.

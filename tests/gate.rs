@@ -442,9 +442,11 @@ fn quic_is_refused_at_once() {
     assert!(a["q"].starts_with("udp-443 "), "{out}");
     let (out, a) = gated(&env, &lab, &["pkg.test:443"], "quic q pkg.test 443");
     let (what, ms) = a["q"].split_once(' ').expect("WHAT MS");
-    assert_eq!(
-        what, "refused",
-        "QUIC was not refused (ECONNREFUSED)\n{out}"
+    // The kernel answers a local sender's rejected datagram at once: EPERM
+    // from the send itself, or ECONNREFUSED from the ICMP error.
+    assert!(
+        what == "refused" || what == "error-EPERM",
+        "QUIC was not refused (ECONNREFUSED or EPERM): {what}\n{out}"
     );
     let ms: u64 = ms.parse().expect("milliseconds");
     assert!(ms < 1000, "the refusal took {ms} ms\n{out}");

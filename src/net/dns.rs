@@ -8,7 +8,6 @@
 //! stub must still answer, and it would not keep the question's bytes for
 //! the echo. The records of an answer are read by simple-dns.
 
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use simple_dns::rdata::RData;
@@ -104,7 +103,9 @@ pub fn query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
     out.extend(RD.to_be_bytes());
     out.extend([0, 1, 0, 0, 0, 0, 0, 0]);
     for label in name.split('.') {
-        let len = u8::try_from(label.len()).ok().filter(|&l| (1..=63).contains(&l))?;
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|&l| (1..=63).contains(&l))?;
         out.push(len);
         out.extend(label.as_bytes());
     }
@@ -372,7 +373,7 @@ mod tests {
 
     #[test]
     fn the_gates_own_queries_read_back() {
-        let q = query(7, "pkg.test", TYPE_AAAA).unwrap();
+        let q = super::query(7, "pkg.test", TYPE_AAAA).unwrap();
         assert_eq!(
             parse_query(&q),
             Ok(Query {
@@ -382,8 +383,8 @@ mod tests {
                 qclass: 1
             })
         );
-        assert_eq!(query(1, "a..b", TYPE_A), None);
-        assert_eq!(query(1, &"x".repeat(64), TYPE_A), None);
+        assert_eq!(super::query(1, "a..b", TYPE_A), None);
+        assert_eq!(super::query(1, &"x".repeat(64), TYPE_A), None);
     }
     use simple_dns::rdata::{A, AAAA, CNAME};
     use simple_dns::{Label, Name, PacketFlag, QCLASS, QTYPE, Question as Q, RCODE, TYPE};

@@ -131,12 +131,19 @@ pub fn nft_ruleset(allow: &[Egress]) -> String {
     for e in allow {
         let _ = writeln!(w, "    {} return", addr_match(e));
     }
-    let _ = writeln!(w, "    meta l4proto {{ tcp, udp }} th dport 53 redirect to :53");
+    let _ = writeln!(
+        w,
+        "    meta l4proto {{ tcp, udp }} th dport 53 redirect to :53"
+    );
     let _ = writeln!(w, "    meta l4proto tcp redirect to :{GATE_PORT}");
     let _ = writeln!(w, "  }}");
     let _ = writeln!(w, "  chain output {{");
     let _ = writeln!(w, "    type filter hook output priority 0; policy drop;");
+    // The capture's rewrite shows here as a loopback destination while
+    // the interface is still the one first routed to.
     let _ = writeln!(w, "    oifname \"lo\" accept");
+    let _ = writeln!(w, "    ip daddr 127.0.0.0/8 accept");
+    let _ = writeln!(w, "    ip6 daddr ::1 accept");
     let _ = writeln!(w, "    meta mark {GATE_MARK:#x} accept");
     let _ = writeln!(w, "    ct state established,related accept");
     let _ = writeln!(
@@ -146,7 +153,10 @@ pub fn nft_ruleset(allow: &[Egress]) -> String {
     for e in allow {
         let _ = writeln!(w, "    {} accept", addr_match(e));
     }
-    let _ = writeln!(w, "    udp dport 443 reject with icmpx type port-unreachable");
+    let _ = writeln!(
+        w,
+        "    udp dport 443 reject with icmpx type port-unreachable"
+    );
     let _ = writeln!(w, "    meta l4proto tcp reject with tcp reset");
     let _ = writeln!(w, "    reject with icmpx type admin-prohibited");
     let _ = writeln!(w, "  }}");
@@ -203,7 +213,15 @@ mod tests {
         };
         assert!(w.admits("a.b.example.org", 22));
         assert!(!w.admits("example.org", 22));
-        for bad in ["10.0.0.0/33", "host:0", "host:x", "bad name", "[::1", "*", ""] {
+        for bad in [
+            "10.0.0.0/33",
+            "host:0",
+            "host:x",
+            "bad name",
+            "[::1",
+            "*",
+            "",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
@@ -222,7 +240,11 @@ mod tests {
             "meta l4proto tcp redirect to :1023",
         ]
         .iter()
-        .map(|s| capture.find(s).unwrap_or_else(|| panic!("{s} in {capture}")))
+        .map(|s| {
+            capture
+                .find(s)
+                .unwrap_or_else(|| panic!("{s} in {capture}"))
+        })
         .collect();
         assert!(order.is_sorted(), "{capture}");
         assert!(r.contains("ip daddr 10.0.0.0/8 meta l4proto { tcp, udp } th dport 22 accept"));

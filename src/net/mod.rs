@@ -218,7 +218,7 @@ pub fn helper_args(net: &Network) -> Vec<String> {
     a
 }
 
-/// Feed `rules` to `nft -f -` (in init, in the sandbox's namespaces).
+/// Feed `rules` to `nft -f -` (in the gate, in the sandbox's namespaces).
 pub fn install_rules(nft: &std::path::Path, rules: &str) -> Result<(), StepError> {
     use std::io::Write;
     use std::process::{Command, Stdio};

@@ -8,7 +8,6 @@
 //! message differently, and then the name checked would not be the name
 //! used. Parsing is strict for the same reason: every length must add up.
 
-
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use tls_parser::{

@@ -555,7 +555,11 @@ impl fmt::Display for Plan {
                 "egress gate: DNS on 127.0.0.1:53 (forwarded to {}), captured TCP on port {}; names: {}",
                 g.upstream,
                 crate::net::GATE_PORT,
-                if names.is_empty() { "none".into() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
             )?;
             writeln!(f, "egress rules ({} -f -):", g.nft.display())?;
             for l in g.rules.lines() {

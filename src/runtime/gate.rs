@@ -87,8 +87,7 @@ impl Gate {
     /// (or with the step it failed at).
     pub fn start(plan: &GatePlan, init: Pid, events: &Events, v: bool) -> Result<Gate, StepError> {
         let step = Step::StartGate;
-        let (stop_r, stop_w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(step, None)?;
+        let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(step, None)?;
         let (tx, report) = msg::channel().step(step, None)?;
         let supervisor = nix::unistd::getpid();
         match sys::fork().map_err(|e| e.into_step(step))? {
@@ -182,23 +181,9 @@ fn child(
         refused: Mutex::new(BTreeMap::new()),
         next_id: Mutex::new(0x6e6f),
     };
-    serve(&shared, &sockets, stop.as_fd());
-    let refused: Vec<Refusal> = shared
-        .refused
-        .lock()
-        .map(|m| {
-            m.iter()
-                .map(|((lookup, dest, reason), count)| Refusal {
-                    lookup: *lookup,
-                    dest: dest.clone(),
-                    reason: reason.clone(),
-                    count: *count,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let _ = tx.send(&FromGate::Refused(refused));
-    0
+    serve(&shared, &sockets, stop.as_fd(), || {
+        let _ = tx.send(&FromGate::Refused(shared.refusals()));
+    })
 }
 
 struct Sockets {
@@ -208,11 +193,13 @@ struct Sockets {
 }
 
 fn setup(plan: &GatePlan, init: Pid) -> Result<Sockets, StepError> {
-    for (ns, flag) in [("user", CloneFlags::CLONE_NEWUSER), ("net", CloneFlags::CLONE_NEWNET)] {
+    for (ns, flag) in [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("net", CloneFlags::CLONE_NEWNET),
+    ] {
         let path = std::path::PathBuf::from(format!("/proc/{init}/ns/{ns}"));
         let f = std::fs::File::open(&path).step(Step::Setns, Some(&path))?;
-        nix::sched::setns(f, flag)
-            .map_err(|e| StepError::new(Step::Setns, Some(&path), e))?;
+        nix::sched::setns(f, flag).map_err(|e| StepError::new(Step::Setns, Some(&path), e))?;
     }
     // init brings loopback up too; whoever is first, the addresses the
     // gate binds must exist.
@@ -224,7 +211,10 @@ fn setup(plan: &GatePlan, init: Pid) -> Result<Sockets, StepError> {
         gate: Vec::new(),
     };
     // IPv4 must work; IPv6 loopback may be missing (disabled on the host).
-    for (ip, needed) in [(IpAddr::from([127, 0, 0, 1]), true), ("::1".parse().unwrap(), false)] {
+    for (ip, needed) in [
+        (IpAddr::from([127, 0, 0, 1]), true),
+        ("::1".parse().unwrap(), false),
+    ] {
         let at = |port| SocketAddr::new(ip, port);
         let err = |e: std::io::Error, port| {
             StepError::io(Step::GateListen, None, &e).detail(at(port).to_string())
@@ -234,7 +224,8 @@ fn setup(plan: &GatePlan, init: Pid) -> Result<Sockets, StepError> {
             Err(e) if needed => return Err(err(e, 53)),
             Err(_) => continue,
         }
-        s.dns.push(TcpListener::bind(at(53)).map_err(|e| err(e, 53))?);
+        s.dns
+            .push(TcpListener::bind(at(53)).map_err(|e| err(e, 53))?);
         // Last: init waits for this port to listen.
         s.gate
             .push(TcpListener::bind(at(GATE_PORT)).map_err(|e| err(e, GATE_PORT))?);
@@ -287,9 +278,25 @@ impl Shared<'_> {
         }
     }
 
+    fn refusals(&self) -> Vec<Refusal> {
+        let Ok(m) = self.refused.lock() else {
+            return Vec::new();
+        };
+        m.iter()
+            .map(|((lookup, dest, reason), count)| Refusal {
+                lookup: *lookup,
+                dest: dest.clone(),
+                reason: reason.clone(),
+                count: *count,
+            })
+            .collect()
+    }
+
     fn learn(&self, name: &str, answer: &dns::Answer) {
         let now = Instant::now();
-        let Ok(mut m) = self.learned.lock() else { return };
+        let Ok(mut m) = self.learned.lock() else {
+            return;
+        };
         // Forget what expired long ago, so a long run doesn't grow.
         m.retain(|_, v| {
             v.retain(|(_, t)| *t + ADDRESS_GRACE > now);
@@ -314,7 +321,12 @@ impl Shared<'_> {
             .lock()
             .map(|m| {
                 m.get(name)
-                    .map(|v| v.iter().filter(|(_, t)| *t > now).map(|(a, _)| *a).collect())
+                    .map(|v| {
+                        v.iter()
+                            .filter(|(_, t)| *t > now)
+                            .map(|(a, _)| *a)
+                            .collect()
+                    })
                     .unwrap_or_default()
             })
             .unwrap_or_default();
@@ -453,17 +465,36 @@ fn read_framed(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 /// The main loop: accept and hand each query or connection to a thread of
-/// its own, until `stop` hangs up.
-fn serve(shared: &Shared<'_>, s: &Sockets, stop: std::os::fd::BorrowedFd<'_>) {
+/// its own, until `stop` hangs up; then `report` and exit at once (the
+/// sandbox is gone, and a connection thread still waiting on a peer has
+/// nothing left to give).
+fn serve(
+    shared: &Shared<'_>,
+    s: &Sockets,
+    stop: std::os::fd::BorrowedFd<'_>,
+    report: impl FnOnce(),
+) -> ! {
     std::thread::scope(|scope| {
         loop {
             let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(stop, PollFlags::POLLIN)];
-            fds.extend(s.udp.iter().map(|u| PollFd::new(u.as_fd(), PollFlags::POLLIN)));
-            fds.extend(s.dns.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
-            fds.extend(s.gate.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
+            fds.extend(
+                s.udp
+                    .iter()
+                    .map(|u| PollFd::new(u.as_fd(), PollFlags::POLLIN)),
+            );
+            fds.extend(
+                s.dns
+                    .iter()
+                    .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
+            );
+            fds.extend(
+                s.gate
+                    .iter()
+                    .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
+            );
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => return,
+                Err(_) => break,
                 Ok(_) => {}
             }
             let ready: Vec<bool> = fds
@@ -472,7 +503,7 @@ fn serve(shared: &Shared<'_>, s: &Sockets, stop: std::os::fd::BorrowedFd<'_>) {
                 .collect();
             drop(fds);
             if ready[0] {
-                return;
+                break;
             }
             let mut i = 1;
             for u in &s.udp {
@@ -506,12 +537,18 @@ fn serve(shared: &Shared<'_>, s: &Sockets, stop: std::os::fd::BorrowedFd<'_>) {
                 i += 1;
             }
         }
-    });
+        // Inside the scope, whose end would wait for every thread.
+        report();
+        sys::exit_now(0)
+    })
 }
 
 /// A thread for one query or connection; none when the system has no
 /// more to give (that client then waits, and retries or fails).
-fn spawn_in<'scope, F: FnOnce() + Send + 'scope>(scope: &'scope std::thread::Scope<'scope, '_>, f: F) {
+fn spawn_in<'scope, F: FnOnce() + Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    f: F,
+) {
     let _ = std::thread::Builder::new()
         .stack_size(THREAD_STACK)
         .spawn_scoped(scope, f);
@@ -591,7 +628,11 @@ fn decide(shared: &Shared<'_>, c: &TcpStream, to: SocketAddr) -> Result<Vec<Sock
         port,
         reason,
     };
-    if !shared.names.iter().any(|r| r.port.is_none_or(|p| p == port)) {
+    if !shared
+        .names
+        .iter()
+        .any(|r| r.port.is_none_or(|p| p == port))
+    {
         return Err(denied("tcp", None, NOT_ALLOWED));
     }
     let (proto, name) = match peek(c) {
@@ -619,7 +660,10 @@ fn decide(shared: &Shared<'_>, c: &TcpStream, to: SocketAddr) -> Result<Vec<Sock
     // The client's address family first: it may have no route for the
     // other.
     addrs.sort_by_key(|a| a.is_ipv4() != to.is_ipv4());
-    Ok(addrs.into_iter().map(|a| SocketAddr::new(a, port)).collect())
+    Ok(addrs
+        .into_iter()
+        .map(|a| SocketAddr::new(a, port))
+        .collect())
 }
 
 fn connection(shared: &Shared<'_>, client: TcpStream) {

@@ -215,7 +215,7 @@ keys! {
     NetAllow = Def::new("--net-allow", STR, "DEST")
         .list()
         .section(Section::Network)
-        .help(NETWORK, "Allow outbound traffic to HOST[:PORT], IP[:PORT] or CIDR[:PORT] only");
+        .help(NETWORK, "Allow outbound traffic to HOST[:PORT], *.DOMAIN[:PORT], IP[:PORT] or CIDR[:PORT] only (names are enforced by name, through nook's egress gate)");
     ShareIpc = Def::new("--share-ipc", Bool, "")
         .help(NAMESPACES, "Share the host's IPC namespace");
     ShareUts = Def::new("--share-uts", Bool, "")
