@@ -207,6 +207,11 @@ pub struct RunArgs {
     /// Trace each setup step to stderr
     #[arg(short, long, help_heading = "Diagnostics")]
     pub verbose: bool,
+    /// Record what the command asked for and did not get (paths outside
+    /// the view, refused system calls and connections, limits hit), for
+    /// `nook why` and `nook learn`; slower while it runs
+    #[arg(long, help_heading = "Diagnostics")]
+    pub trace: bool,
 
     /// The command to run and its arguments
     #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
@@ -237,6 +242,8 @@ pub struct RunRequest {
     pub name: Option<String>,
     pub detach: bool,
     pub events: Option<String>,
+    /// `--trace`: record the run's refusals.
+    pub trace: bool,
     pub command: Vec<String>,
 }
 
@@ -413,6 +420,7 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
         name: a.name,
         detach: a.detach,
         events: a.events,
+        trace: a.trace,
         command: a.command,
     })
 }
@@ -521,6 +529,7 @@ mod tests {
         "print-spec",
         "print-plan",
         "verbose",
+        "trace",
         "command",
     ];
 

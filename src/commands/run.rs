@@ -81,7 +81,56 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     }
     let outcome = runtime::run(&plan, &mut ctl);
     say_new_protected_paths(&spec, &host, &ctl);
+    if req.trace
+        && let Ok(o) = &outcome
+    {
+        keep_trace(&req, &names, &ctl, o, &host)?;
+    }
     outcome.and_then(report)
+}
+
+/// `--trace`: keep what the run was refused, for `nook why` and `nook
+/// learn`.
+fn keep_trace(
+    req: &RunRequest,
+    profiles: &[String],
+    ctl: &runtime::Control,
+    o: &Outcome,
+    host: &host::Host,
+) -> Result<(), Error> {
+    use crate::state::trace;
+    let mut t = o.trace.clone().unwrap_or_default();
+    t.version = trace::VERSION;
+    t.name = ctl.name.clone();
+    t.command = req.command.clone();
+    t.profiles = profiles.to_vec();
+    t.exit_status = o.status;
+    t.network = o
+        .refused
+        .iter()
+        .map(|r| trace::NetDenial {
+            lookup: r.lookup,
+            dest: r.dest.clone(),
+            reason: r.reason.clone(),
+            count: r.count,
+        })
+        .collect();
+    if let Some(k) = &o.oom {
+        t.limits.push(trace::LimitHit {
+            what: "memory".into(),
+            setting: k.memory_max.map_or("--memory".into(), |m| {
+                format!("--memory {}", crate::spec::units::human_bytes(m))
+            }),
+        });
+    }
+    if o.stats.timed_out {
+        t.limits.push(trace::LimitHit {
+            what: "timeout".into(),
+            setting: "--timeout".into(),
+        });
+    }
+    trace::save(&trace::dir(&host.env, &host.home), &t, req.name.is_some())?;
+    Ok(())
 }
 
 /// Protected names the sandbox created in a read-write share, before the
@@ -169,6 +218,7 @@ pub fn report(o: Outcome) -> Result<i32, Error> {
         kept_changes,
         failure,
         refused,
+        trace: _,
     } = o;
     let mut text = String::new();
     for r in &refused {

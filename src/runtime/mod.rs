@@ -118,6 +118,9 @@ pub struct Outcome {
     pub failure: Option<Error>,
     /// What the egress gate refused, per destination.
     pub refused: Vec<gate::Refusal>,
+    /// With --trace: the paths and system calls the command was refused
+    /// (the rest of the trace is filled in by the caller).
+    pub trace: Option<crate::state::trace::Trace>,
 }
 
 /// An OOM kill in the sandbox's cgroup.
@@ -495,6 +498,7 @@ fn step7_teardown(
         kept_changes,
         failure: failure.map(Error::from),
         refused: Vec::new(),
+        trace: None,
     }
 }
 
