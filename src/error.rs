@@ -228,6 +228,7 @@ steps! {
     UserNamespace => "creating the user namespace (clone CLONE_NEWUSER)",
     StartHelper => "starting the network helper",
     StartGate => "starting the egress gate",
+    StartTracer => "starting the tracer (--trace)",
     GateListen => "the egress gate listening on",
     StartCommand => "starting the command (fork)",
     StartJoiner => "starting the joining process (fork)",

@@ -3,7 +3,7 @@
 //! every block says which invariant makes it sound.
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -727,4 +727,115 @@ mod tests {
             Errno::EDEADLK
         );
     }
+}
+
+/// Install `prog` on the calling thread like seccompiler does, but with
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER: the calls it answers with
+/// SECCOMP_RET_USER_NOTIF wait for whoever holds the returned descriptor
+/// (`--trace`'s tracer). no_new_privs must already be set.
+pub fn install_seccomp_listener(prog: &[seccompiler::sock_filter]) -> nix::Result<OwnedFd> {
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| Errno::EINVAL)?,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: seccompiler's sock_filter is the kernel's struct sock_filter
+    // (#[repr(C)], same fields as libc's), `fprog` points at `prog`, which
+    // outlives the call, and the kernel copies the program before it
+    // returns.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this new descriptor to us; nothing
+    // else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// One call waiting for the tracer (struct seccomp_notif).
+#[derive(Debug, Clone, Copy)]
+pub struct Notice {
+    pub id: u64,
+    /// The caller's thread id, in the tracer's pid namespace.
+    pub pid: u32,
+    pub nr: i32,
+    pub args: [u64; 6],
+}
+
+/// Take the next waiting call from a seccomp listener (blocks until one
+/// comes; ENOENT when the caller died meanwhile).
+pub fn notice_receive(listener: BorrowedFd<'_>) -> nix::Result<Notice> {
+    // SAFETY: seccomp_notif is plain data; all-zero is the state the
+    // kernel requires before NOTIF_RECV fills it.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one struct seccomp_notif into `n`, which is
+    // one, and live for the call.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+            &mut n as *mut libc::seccomp_notif,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(Notice {
+        id: n.id,
+        pid: n.pid,
+        nr: n.data.nr,
+        args: n.data.args,
+    })
+}
+
+/// Whether the call `id` still waits (its caller did not die or get
+/// interrupted): what the tracer read from its memory is then what the
+/// call will use.
+pub fn notice_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64 from the pointer, a live local.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID as _,
+            &id as *const u64,
+        ) == 0
+    }
+}
+
+/// Answer call `id`: let it run as asked (`None`), or fail it with errno.
+pub fn notice_answer(listener: BorrowedFd<'_>, id: u64, fail: Option<Errno>) -> nix::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: fail.map_or(0, |e| -(e as i32)),
+        flags: if fail.is_none() {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        } else {
+            0
+        },
+    };
+    // SAFETY: the ioctl reads one struct seccomp_notif_resp from the
+    // pointer, a live local.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+            &resp as *const libc::seccomp_notif_resp,
+        )
+    };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// Take ownership of a descriptor that just arrived in an SCM_RIGHTS
+/// message.
+pub fn own_received_fd(fd: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed this descriptor in our table when the
+    // message was received; no other owner of it exists.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }

@@ -73,6 +73,9 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
         // Read once, and only when a leaf may be wanted.
         cgroup: (plan.cgroup.any() || req.stats.is_some()).then(|| host.cgroup().clone()),
         events: events::Events::open(req.events.as_deref())?,
+        trace: req.trace.then(|| runtime::TraceWith {
+            home: host.home.clone(),
+        }),
         ..Default::default()
     };
     if req.detach {
@@ -105,6 +108,7 @@ fn keep_trace(
     t.command = req.command.clone();
     t.profiles = profiles.to_vec();
     t.exit_status = o.status;
+    t.started = crate::host::unix_now() - o.stats.wall_seconds.unwrap_or(0.0);
     t.network = o
         .refused
         .iter()

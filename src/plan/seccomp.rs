@@ -162,7 +162,8 @@ impl Policy {
         }
     }
 
-    /// Compile to BPF: one program, or none when seccomp is off. What
+    /// Compile to BPF (the tests' name for `compile_for(false)`): one
+    /// program, or none when seccomp is off. What
     /// it answers, in order:
     /// - a call through another architecture kills the process;
     /// - on x86-64, an x32 call (number with bit 30 set) gets EPERM;
@@ -174,8 +175,18 @@ impl Policy {
     ///   EPERM (unless the profile allows namespaces);
     /// - the named calls get EPERM (default) or run (strict), the others
     ///   run (default) or get EPERM (strict).
+    #[cfg(test)]
     pub fn compile(&self) -> Result<Vec<BpfProgram>, String> {
-        if self.mode == Mode::Off {
+        self.compile_for(false)
+    }
+
+    /// Compile for `--trace` when `observe`: every refusal above is handed
+    /// to the tracer instead (SECCOMP_RET_USER_NOTIF; it answers EPERM
+    /// itself and counts it), and so is every call that names a path
+    /// (`PATH_CALLS`), which the tracer looks at and lets run. Even with
+    /// seccomp off there is then a program, for the paths.
+    pub fn compile_for(&self, observe: bool) -> Result<Vec<BpfProgram>, String> {
+        if self.mode == Mode::Off && !observe {
             return Ok(Vec::new());
         }
         let nr = |name: &str| {
@@ -183,11 +194,21 @@ impl Policy {
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| format!("unknown system call '{name}'"))
         };
+        let refused = if observe { RET_USER_NOTIF } else { EPERM };
         let (named, others) = match self.mode {
-            Mode::Default => (EPERM, RET_ALLOW),
-            Mode::Strict => (RET_ALLOW, EPERM),
-            Mode::Off => unreachable!("handled above"),
+            Mode::Default => (refused, RET_ALLOW),
+            Mode::Strict => (RET_ALLOW, refused),
+            Mode::Off => (RET_ALLOW, RET_ALLOW),
         };
+        if self.mode == Mode::Off {
+            let mut answers: BTreeMap<u32, Answer> = BTreeMap::new();
+            for c in PATH_CALLS {
+                if let Ok(n) = nr(c.0) {
+                    answers.insert(n, Answer::Ret(RET_USER_NOTIF));
+                }
+            }
+            return Ok(vec![program(&answers, Answer::Ret(RET_ALLOW))]);
+        }
         let mut answers: BTreeMap<u32, Answer> = BTreeMap::new();
         for c in &self.calls {
             answers.insert(nr(c)?, Answer::Ret(named));
@@ -209,11 +230,69 @@ impl Policy {
         if self.mode == Mode::Strict || !self.calls.iter().any(|c| c == "clone3") {
             answers.insert(clone3, Answer::Ret(ENOSYS));
         }
+        if observe {
+            for c in PATH_CALLS {
+                let Ok(n) = nr(c.0) else { continue };
+                // A call the policy runs is watched; a refused one is
+                // already the tracer's.
+                let runs = match answers.get(&n) {
+                    Some(a) => *a == Answer::Ret(RET_ALLOW),
+                    None => others == RET_ALLOW,
+                };
+                if runs {
+                    answers.insert(n, Answer::Ret(RET_USER_NOTIF));
+                }
+            }
+        }
         Ok(vec![program(&answers, Answer::Ret(others))])
+    }
+
+    /// Whether the policy refuses call number `nr` outright (what the
+    /// tracer answers EPERM for).
+    pub fn refuses(&self, nr: i64) -> bool {
+        let named = self.calls.iter().any(|c| syscalls::number(c) == Some(nr));
+        match self.mode {
+            Mode::Default => named,
+            Mode::Strict => !named,
+            Mode::Off => false,
+        }
     }
 }
 
+/// The calls that name a path, as (name, index of the path argument,
+/// index of the directory descriptor it is relative to, if any): what
+/// `--trace` watches. Each opens, runs, looks at or changes something by
+/// name; calls on descriptors are left alone.
+pub const PATH_CALLS: &[(&str, usize, Option<usize>)] = &[
+    ("open", 0, None),
+    ("creat", 0, None),
+    ("openat", 1, Some(0)),
+    ("openat2", 1, Some(0)),
+    ("execve", 0, None),
+    ("execveat", 1, Some(0)),
+    ("stat", 0, None),
+    ("lstat", 0, None),
+    ("newfstatat", 1, Some(0)),
+    ("statx", 1, Some(0)),
+    ("access", 0, None),
+    ("faccessat", 1, Some(0)),
+    ("faccessat2", 1, Some(0)),
+    ("readlink", 0, None),
+    ("readlinkat", 1, Some(0)),
+    ("mkdir", 0, None),
+    ("mkdirat", 1, Some(0)),
+    ("unlink", 0, None),
+    ("unlinkat", 1, Some(0)),
+    ("rmdir", 0, None),
+    ("rename", 1, None),
+    ("renameat", 3, Some(2)),
+    ("renameat2", 3, Some(2)),
+    ("chdir", 0, None),
+    ("truncate", 0, None),
+];
+
 const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+const RET_USER_NOTIF: u32 = 0x7fc0_0000; // SECCOMP_RET_USER_NOTIF
 const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
 const RET_KILL_PROCESS: u32 = 0x8000_0000; // SECCOMP_RET_KILL_PROCESS
 const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
@@ -757,6 +836,46 @@ mod tests {
             bad.compile().unwrap_err(),
             "unknown system call 'no_such_call'"
         );
+    }
+
+    #[test]
+    fn tracing_hands_refusals_and_path_calls_to_the_tracer() {
+        let call = |name: &str| {
+            let mut d = [0u32; 16];
+            d[0] = syscalls::number(name).unwrap() as u32;
+            d[1] = ARCH;
+            d
+        };
+        let p = Policy::new(Mode::Default, &[], &["mkdir".to_string()], false);
+        let traced = p.compile_for(true).unwrap();
+        for (name, want) in [
+            ("openat", RET_USER_NOTIF),
+            ("execve", RET_USER_NOTIF),
+            ("mkdir", RET_USER_NOTIF),
+            ("bpf", RET_USER_NOTIF),
+            ("read", RET_ALLOW),
+            ("getpid", RET_ALLOW),
+        ] {
+            assert_eq!(run(&traced[0], &call(name)), want, "{name}");
+        }
+        // Untraced, the same policy answers by itself.
+        let plain = p.compile().unwrap();
+        assert_eq!(run(&plain[0], &call("mkdir")), EPERM);
+        assert_eq!(run(&plain[0], &call("openat")), RET_ALLOW);
+        assert!(p.refuses(syscalls::number("mkdir").unwrap()));
+        assert!(p.refuses(syscalls::number("bpf").unwrap()));
+        assert!(!p.refuses(syscalls::number("openat").unwrap()));
+        // With seccomp off, tracing still watches paths, and refuses nothing.
+        let off = Policy::new(Mode::Off, &[], &[], false);
+        let traced = off.compile_for(true).unwrap();
+        assert_eq!(run(&traced[0], &call("openat")), RET_USER_NOTIF);
+        assert_eq!(run(&traced[0], &call("bpf")), RET_ALLOW);
+        assert!(!off.refuses(syscalls::number("bpf").unwrap()));
+        // Strict: what the list lacks goes to the tracer as a refusal.
+        let strict = Policy::new(Mode::Strict, &[], &[], false);
+        let traced = strict.compile_for(true).unwrap();
+        assert_eq!(run(&traced[0], &call("bpf")), RET_USER_NOTIF);
+        assert!(strict.refuses(syscalls::number("bpf").unwrap()));
     }
 
     /// Classic BPF as the kernel runs a seccomp filter, for the

@@ -54,6 +54,18 @@ pub enum Event<'a> {
     },
     /// The egress gate refused a DNS lookup (`proto` dns) or a connection
     /// (tls, http, tcp).
+    /// --trace: a path the view lacks, or has read-only for a write.
+    #[serde(rename = "denied")]
+    DeniedPath {
+        path: &'a Path,
+        access: crate::state::trace::Access,
+        why: crate::state::trace::Why,
+    },
+    /// --trace: a system call the filter refused.
+    #[serde(rename = "denied")]
+    DeniedCall {
+        syscall: &'a str,
+    },
     Denied {
         proto: &'a str,
         name: Option<&'a str>,

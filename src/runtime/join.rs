@@ -27,7 +27,7 @@ use super::payload::ExecPlan;
 use super::{init, payload, report, wait_for, wait_mask};
 
 pub fn exec(entry: &Entry, command: &[String]) -> Result<i32, Error> {
-    let exec = ExecPlan::new(&entry.join, command, &[])?;
+    let exec = ExecPlan::new(&entry.join, command, &[], None)?;
     let ended = || {
         Error::usage(
             "sandbox name",

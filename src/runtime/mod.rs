@@ -28,6 +28,7 @@ mod payload;
 mod probe_tests;
 mod setup;
 pub mod stats;
+mod tracer;
 
 use std::io::Write;
 
@@ -39,6 +40,7 @@ use crate::plan::Plan;
 use crate::sys;
 use events::Event;
 use msg::{ToSandbox, ToSupervisor};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Signals the supervisor and init pass on to the payload.
 pub const FORWARDED: [Signal; 8] = [
@@ -99,6 +101,15 @@ pub struct Control {
     /// `run -d`: told "started" once the command runs.
     pub started: Option<std::fs::File>,
     pub events: crate::runtime::events::Events,
+    /// `--trace`: watch what the command is refused (see `tracer`).
+    pub trace: Option<TraceWith>,
+}
+
+/// What the tracer needs besides the plan.
+#[derive(Debug, Clone)]
+pub struct TraceWith {
+    /// The user's home on the host: secrets are found under it.
+    pub home: std::path::PathBuf,
 }
 
 /// How a run ended, for its caller to report (`commands::run::report`): the
@@ -187,11 +198,26 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
             }
         },
     };
+    let watcher = match (s.trace_ends.take(), &ctl.trace) {
+        (Some((ours, _)), Some(with)) => {
+            match tracer::Tracer::start(ours, &plan.exec.seccomp, &with.home, &ctl.events) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    helper.map(helper::Helper::stop);
+                    gate.map(gate::Gate::stop);
+                    return Err(abort(e));
+                }
+            }
+        }
+        _ => None,
+    };
     let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
     let end = step6_wait_for_end(plan, &mut s, init);
     let refused = gate.map(gate::Gate::stop).unwrap_or_default();
+    let seen = watcher.map(tracer::Tracer::stop);
     let mut outcome = step7_teardown(plan, s, end, helper, failure, ctl);
     outcome.refused = refused;
+    outcome.trace = seen;
     Ok(outcome)
 }
 
@@ -211,13 +237,25 @@ struct Supervision {
     end: Option<msg::Receiver>,
     /// The children's ends, until init is started.
     child_ends: Option<(msg::Sender, msg::Receiver, msg::Sender)>,
+    /// `--trace`: the tracer's end of its socket, and the payload's (ours
+    /// until init is started).
+    trace_ends: Option<(OwnedFd, Option<OwnedFd>)>,
 }
 
 /// Step 1: everything before init: the exec stage precomputed (the code after
 /// fork only installs and executes), the cgroup leaf, the timer, the
 /// signal mask, the sync channels.
 fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
-    let exec = payload::ExecPlan::new(&plan.exec, &plan.command, &plan.pass_fds)?;
+    let trace_ends = match ctl.trace {
+        Some(_) => Some(tracer::channel()?),
+        None => None,
+    };
+    let exec = payload::ExecPlan::new(
+        &plan.exec,
+        &plan.command,
+        &plan.pass_fds,
+        trace_ends.as_ref().map(|(_, sb)| sb.as_raw_fd()),
+    )?;
     helper::check_ports(&plan.net.publish)?;
     let lock = match &ctl.sandbox {
         Some(sb) => Some(crate::state::layers::open(
@@ -270,6 +308,7 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
         to_sandbox: Some(to_sandbox),
         end: Some(end),
         child_ends: Some((to_sup_tx, to_sandbox_rx, end_tx)),
+        trace_ends: trace_ends.map(|(ours, theirs)| (ours, Some(theirs))),
     })
 }
 
@@ -294,6 +333,9 @@ fn step2_start_init(plan: &Plan, s: &mut Supervision, v: bool) -> Result<Pid, Er
     };
     // Our copies of the child's ends must go, or end-of-file never comes.
     drop((to_sup_tx, to_sandbox_rx, end_tx));
+    if let Some((_, theirs)) = s.trace_ends.as_mut() {
+        drop(theirs.take());
+    }
     trace(
         v,
         "supervisor",

@@ -35,6 +35,8 @@ pub struct ExecPlan {
     seccomp: Vec<BpfProgram>,
     seccomp_text: String,
     rlimits: Vec<crate::spec::limits::Rlimit>,
+    /// `--trace`: the socket the filter's listener goes out on.
+    trace_sock: Option<i32>,
 }
 
 fn cstring(s: &str) -> CString {
@@ -65,10 +67,14 @@ impl ExecPlan {
         join: &crate::plan::ExecStage,
         command: &[String],
         pass_fds: &[i32],
+        trace_sock: Option<i32>,
     ) -> Result<ExecPlan, StepError> {
-        let seccomp = join.seccomp.compile().map_err(|e| {
-            StepError::failed(Step::CompileSeccomp, None).because(Cause::Message(e))
-        })?;
+        let seccomp = join
+            .seccomp
+            .compile_for(trace_sock.is_some())
+            .map_err(|e| {
+                StepError::failed(Step::CompileSeccomp, None).because(Cause::Message(e))
+            })?;
         let seccomp_text = match join.seccomp.mode {
             seccomp::Mode::Off => "off".to_string(),
             m => format!("{} ({} calls named)", m.name(), join.seccomp.calls.len()),
@@ -91,6 +97,7 @@ impl ExecPlan {
             seccomp,
             seccomp_text,
             rlimits: join.rlimits.clone(),
+            trace_sock,
         })
     }
 }
@@ -203,6 +210,12 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     tx.send(&ToSupervisor::Enforced(report))
         .map_err(|_| StepError::new(Step::Report, None, Errno::EPIPE))?;
     // The very last step: nothing but execve runs under the filter.
+    if let (Some(sock), Some(prog)) = (exec.trace_sock, exec.seccomp.first()) {
+        let listener = sys::install_seccomp_listener(prog)
+            .map_err(|e| StepError::new(Step::InstallSeccomp, None, e))?;
+        crate::runtime::tracer::send_listener(sock, listener)?;
+        return Ok(());
+    }
     enforce::install_seccomp(&exec.seccomp)
         .map_err(|e| StepError::new(Step::InstallSeccomp, None, e.errno).hint(e.to_string()))?;
     Ok(())
@@ -213,6 +226,7 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
 fn close_inherited(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     let chan = tx_fd(tx);
     let mut keep: Vec<u32> = vec![0, 1, 2, chan];
+    keep.extend(exec.trace_sock.map(|f| f as u32));
     keep.extend(exec.pass_fds.iter().map(|&f| f as u32));
     keep.sort_unstable();
     keep.dedup();

@@ -26,6 +26,20 @@ pub fn number(name: &str) -> Option<i64> {
     nr
 }
 
+/// The name of call number `nr` on this architecture (as the kernel's
+/// table spells it).
+pub fn name(nr: i64) -> Option<&'static str> {
+    let nr = usize::try_from(nr).ok()?;
+    #[cfg(target_arch = "x86_64")]
+    let sysno = syscalls::x86_64::Sysno::new(nr)?;
+    #[cfg(target_arch = "aarch64")]
+    let sysno = syscalls::aarch64::Sysno::new(nr)?;
+    let n = sysno.name();
+    #[cfg(target_arch = "aarch64")]
+    let n = if n == "fstatat" { "newfstatat" } else { n };
+    Some(n)
+}
+
 /// x86-64's table, as the crate has it.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn number_x86_64(name: &str) -> Option<i64> {

@@ -141,6 +141,7 @@ pub fn save(dir: &Path, t: &Trace, named: bool) -> Result<(), StepError> {
 
 /// A kept trace; one clear line when it is missing, corrupt or from
 /// another version of nook.
+#[allow(dead_code, reason = "read by `nook why` and `nook learn`, coming")]
 pub fn load(path: &Path) -> Result<Trace, String> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!(

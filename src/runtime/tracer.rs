@@ -1,0 +1,401 @@
+//! `--trace`: a child of the supervisor that holds the payload's seccomp
+//! listener (the payload sends it over a socket right after installing its
+//! filter) and answers the calls the filter hands it:
+//! - a call the policy refuses: counted by name, answered EPERM, as the
+//!   filter itself would have;
+//! - a call that names a path: the path is read from the caller's memory
+//!   and looked up in the sandbox's view (through `/proc/PID/root`) and on
+//!   the host; what the view lacks, or has read-only for a write, is
+//!   recorded; the call then runs as asked.
+//!
+//! It only watches: a hostile command can change the path between the
+//! look and the call, so the record is a report, never a boundary (the
+//! view, Landlock and the filter are the boundary). The tracer runs in
+//! the host's pid namespace, out of the sandbox's sight.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Step, StepError};
+use crate::plan::seccomp::{PATH_CALLS, Policy};
+use crate::runtime::events::{Event, Events};
+use crate::runtime::msg;
+use crate::state::trace::{Access, HostKind, PathDenial, SyscallDenial, Trace, Why};
+use crate::sys;
+
+#[derive(Debug, Serialize, Deserialize)]
+enum FromTracer {
+    Seen(Trace),
+}
+
+/// The supervisor's handle on a running tracer.
+pub struct Tracer {
+    pid: Pid,
+    stop: Option<OwnedFd>,
+    report: msg::Receiver,
+}
+
+/// The socket pair the listener travels over: the tracer's end and the
+/// payload's.
+pub fn channel() -> Result<(OwnedFd, OwnedFd), StepError> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| StepError::new(Step::StartTracer, None, e))
+}
+
+/// The payload's side: send the listener, and let go of both.
+pub fn send_listener(sock: std::os::fd::RawFd, listener: OwnedFd) -> Result<(), StepError> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds = [listener.as_raw_fd()];
+    sendmsg::<()>(
+        sock,
+        &[std::io::IoSlice::new(b"L")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| StepError::new(Step::StartTracer, None, e).detail("sending the listener"))?;
+    Ok(())
+}
+
+impl Tracer {
+    pub fn start(
+        sock: OwnedFd,
+        policy: &Policy,
+        home: &Path,
+        events: &Events,
+    ) -> Result<Tracer, StepError> {
+        let step = Step::StartTracer;
+        let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(step, None)?;
+        let (tx, report) = msg::channel().step(step, None)?;
+        let supervisor = nix::unistd::getpid();
+        match sys::fork().map_err(|e| e.into_step(step))? {
+            nix::unistd::ForkResult::Child => {
+                drop(stop_w);
+                drop(report);
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                if nix::unistd::getppid() != supervisor {
+                    sys::exit_now(1);
+                }
+                let mut w = Watch {
+                    policy,
+                    home,
+                    events,
+                    secrets: crate::profile::secrets::paths(home),
+                    started: Instant::now(),
+                    paths: HashMap::new(),
+                    calls: HashMap::new(),
+                };
+                w.serve(sock.as_fd(), stop_r.as_fd());
+                let _ = { tx }.send(&FromTracer::Seen(w.into_trace()));
+                sys::exit_now(0)
+            }
+            nix::unistd::ForkResult::Parent { child } => Ok(Tracer {
+                pid: child,
+                stop: Some(stop_w),
+                report,
+            }),
+        }
+    }
+
+    /// Stop the tracer (the sandbox has ended) and return what it saw.
+    pub fn stop(mut self) -> Trace {
+        drop(self.stop.take());
+        let mut seen = Trace::default();
+        let mut fds = [PollFd::new(self.report.as_fd(), PollFlags::POLLIN)];
+        if matches!(poll(&mut fds, PollTimeout::from(2000u16)), Ok(n) if n > 0)
+            && let Ok(Some(FromTracer::Seen(t))) = self.report.recv::<FromTracer>()
+        {
+            seen = t;
+        }
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+        seen
+    }
+}
+
+struct Watch<'a> {
+    policy: &'a Policy,
+    home: &'a Path,
+    events: &'a Events,
+    secrets: Vec<PathBuf>,
+    started: Instant,
+    paths: HashMap<(PathBuf, Access, Why), PathDenial>,
+    calls: HashMap<String, u32>,
+}
+
+impl Watch<'_> {
+    fn serve(&mut self, sock: BorrowedFd<'_>, stop: BorrowedFd<'_>) {
+        let Some(listener) = receive_listener(sock, stop) else {
+            return;
+        };
+        loop {
+            let mut fds = [
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stop, PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+                Ok(_) => {}
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            if ready(&fds[1]) {
+                return;
+            }
+            let Some(hup) = fds[0].revents() else {
+                continue;
+            };
+            if hup.contains(PollFlags::POLLHUP) && !hup.contains(PollFlags::POLLIN) {
+                // Every filtered process is gone.
+                return;
+            }
+            match sys::notice_receive(listener.as_fd()) {
+                Ok(n) => {
+                    let answer = self.look(listener.as_fd(), &n);
+                    let _ = sys::notice_answer(listener.as_fd(), n.id, answer);
+                }
+                Err(Errno::EINTR | Errno::ENOENT) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// What to answer for one call, recording what it was refused.
+    fn look(&mut self, listener: BorrowedFd<'_>, n: &sys::Notice) -> Option<Errno> {
+        let nr = i64::from(n.nr);
+        let name = crate::spec::syscalls::name(nr).unwrap_or("unknown");
+        if self.policy.refuses(nr) || !PATH_CALLS.iter().any(|c| c.0 == name) {
+            let count = self.calls.entry(name.to_string()).or_default();
+            *count += 1;
+            if *count == 1 {
+                self.events.emit(Event::DeniedCall { syscall: name });
+            }
+            return Some(Errno::EPERM);
+        }
+        let &(_, arg, dirfd) = PATH_CALLS.iter().find(|c| c.0 == name)?;
+        let raw = read_string(n.pid, n.args[arg])?;
+        // Read before the caller could change it: still waiting, so the
+        // memory was the call's.
+        if !sys::notice_valid(listener, n.id) {
+            return None;
+        }
+        let access = access_of(name, n.args);
+        let path = absolute(n.pid, &raw, dirfd.map(|i| n.args[i] as i32))?;
+        if let Some((why, host)) = judge(n.pid, &path, access) {
+            self.record(path, access, why, host);
+        }
+        None
+    }
+
+    fn record(&mut self, path: PathBuf, access: Access, why: Why, host: HostKind) {
+        let first = self.started.elapsed().as_secs_f64();
+        let secret = self.secrets.iter().any(|s| path.starts_with(s));
+        let d = self
+            .paths
+            .entry((path.clone(), access, why))
+            .or_insert_with(|| PathDenial {
+                path,
+                access,
+                why,
+                host,
+                secret,
+                count: 0,
+                first,
+            });
+        d.count += 1;
+        if d.count == 1 {
+            self.events.emit(Event::DeniedPath {
+                path: &d.path,
+                access: d.access,
+                why: d.why,
+            });
+        }
+    }
+
+    fn into_trace(self) -> Trace {
+        let _ = self.home;
+        let mut paths: Vec<PathDenial> = self.paths.into_values().collect();
+        paths.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
+        let mut syscalls: Vec<SyscallDenial> = self
+            .calls
+            .into_iter()
+            .map(|(name, count)| SyscallDenial { name, count })
+            .collect();
+        syscalls.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+        Trace {
+            paths,
+            syscalls,
+            ..Trace::default()
+        }
+    }
+}
+
+/// Wait for the payload to send its listener (or for the end).
+fn receive_listener(sock: BorrowedFd<'_>, stop: BorrowedFd<'_>) -> Option<OwnedFd> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut fds = [
+        PollFd::new(sock, PollFlags::POLLIN),
+        PollFd::new(stop, PollFlags::POLLIN),
+    ];
+    poll(&mut fds, PollTimeout::NONE).ok()?;
+    if !fds[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLIN))
+    {
+        return None;
+    }
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            return Some(sys::own_received_fd(fd));
+        }
+    }
+    None
+}
+
+/// A NUL-terminated string at `addr` in thread `pid`'s memory (at most
+/// PATH_MAX bytes), read page by page so a string near the end of a
+/// mapping is still read.
+fn read_string(pid: u32, addr: u64) -> Option<Vec<u8>> {
+    use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+    const PAGE: u64 = 4096;
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < libc::PATH_MAX as usize {
+        let len = (PAGE - at % PAGE) as usize;
+        let mut buf = vec![0u8; len];
+        let n = process_vm_readv(
+            Pid::from_raw(pid as i32),
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &[RemoteIoVec {
+                base: at as usize,
+                len,
+            }],
+        )
+        .ok()?;
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        at += n as u64;
+        if n == 0 {
+            return None;
+        }
+    }
+    None
+}
+
+/// What a call does with its path.
+fn access_of(name: &str, args: [u64; 6]) -> Access {
+    let open_flags = match name {
+        "open" => Some(args[1]),
+        "openat" => Some(args[2]),
+        // openat2's flags sit in a struct; treat it as a read.
+        _ => None,
+    };
+    match name {
+        "execve" | "execveat" => Access::Exec,
+        "chdir" => Access::List,
+        "creat" | "mkdir" | "mkdirat" | "unlink" | "unlinkat" | "rmdir" | "rename" | "renameat"
+        | "renameat2" | "truncate" => Access::Write,
+        "open" | "openat" | "openat2" => {
+            let f = open_flags.unwrap_or(0) as i32;
+            if f & libc::O_ACCMODE != libc::O_RDONLY || f & (libc::O_CREAT | libc::O_TRUNC) != 0 {
+                Access::Write
+            } else if f & libc::O_DIRECTORY != 0 {
+                Access::List
+            } else {
+                Access::Read
+            }
+        }
+        _ => Access::Stat,
+    }
+}
+
+/// The path made absolute against the caller's working directory or the
+/// directory descriptor, as the sandbox names them.
+fn absolute(pid: u32, raw: &[u8], dirfd: Option<i32>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = Path::new(std::ffi::OsStr::from_bytes(raw));
+    if p.is_absolute() {
+        return Some(p.to_path_buf());
+    }
+    if raw.is_empty() {
+        // AT_EMPTY_PATH: the descriptor itself, not a name.
+        return None;
+    }
+    let base = match dirfd {
+        None | Some(libc::AT_FDCWD) => std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?,
+        Some(fd) => std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?,
+    };
+    base.is_absolute().then(|| base.join(p))
+}
+
+/// Whether the view refuses `path` for `access`, and what the host has
+/// there: absent from the view while the host has it, or read-only in
+/// the view for a write.
+fn judge(pid: u32, path: &Path, access: Access) -> Option<(Why, HostKind)> {
+    let in_view = |p: &Path| {
+        PathBuf::from(format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p))
+    };
+    let host_kind = |p: &Path| {
+        std::fs::metadata(p).ok().map(|m| {
+            if m.is_dir() {
+                HostKind::Dir
+            } else if m.is_file() {
+                HostKind::File
+            } else {
+                HostKind::Other
+            }
+        })
+    };
+    let view = in_view(path);
+    let exists = std::fs::symlink_metadata(&view).is_ok();
+    if !exists {
+        if let Some(kind) = host_kind(path) {
+            return Some((Why::Absent, kind));
+        }
+        if access != Access::Write {
+            return None;
+        }
+    }
+    if access == Access::Write {
+        // A new name is written in its directory.
+        let target = if exists {
+            view
+        } else {
+            in_view(path.parent()?)
+        };
+        let st = nix::sys::statvfs::statvfs(&target).ok()?;
+        if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+            let kind = host_kind(path).unwrap_or(HostKind::Other);
+            return Some((Why::ReadOnly, kind));
+        }
+    }
+    None
+}
