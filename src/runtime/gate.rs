@@ -471,6 +471,33 @@ fn connect_marked(to: SocketAddr, timeout: Duration) -> std::io::Result<TcpStrea
     Ok(s.into())
 }
 
+/// A connection to `to` started and not waited for.
+fn start_connect(to: SocketAddr) -> Option<socket2::Socket> {
+    let s = marked(to, socket2::Type::STREAM).ok()?;
+    s.set_nonblocking(true).ok()?;
+    match s.connect(&to.into()) {
+        Ok(()) => Some(s),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Some(s),
+        Err(_) => None,
+    }
+}
+
+/// Wait for a started connection; the stream once it stands.
+fn finish_connect(s: socket2::Socket) -> Option<TcpStream> {
+    if !writable_within(s.as_fd(), CONNECT_TIMEOUT) || s.take_error().ok()?.is_some() {
+        return None;
+    }
+    s.set_nonblocking(false).ok()?;
+    s.set_tcp_nodelay(true).ok()?;
+    Some(s.into())
+}
+
+fn writable_within(fd: std::os::fd::BorrowedFd<'_>, t: Duration) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+    let t = PollTimeout::try_from(t.as_millis() as i32).unwrap_or(PollTimeout::NONE);
+    matches!(poll(&mut fds, t), Ok(n) if n > 0)
+}
+
 /// One DNS message over TCP: a two-byte length, then the message.
 fn read_framed(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
@@ -686,6 +713,14 @@ fn connection(shared: &Shared<'_>, client: TcpStream) {
     let Some(to) = original_destination(&client) else {
         return;
     };
+    // The usual case: the client connects to an address the stub just gave
+    // it for an allowed name. The connection there starts now, while the
+    // client's first bytes are on their way, and is kept if the name they
+    // carry has that address (one round trip less before the first byte).
+    let early = shared
+        .learned_address(to.ip(), to.port())
+        .then(|| start_connect(to))
+        .flatten();
     let targets = match decide(shared, &client, to) {
         Ok(t) => t,
         Err(d) => {
@@ -695,10 +730,14 @@ fn connection(shared: &Shared<'_>, client: TcpStream) {
             return;
         }
     };
-    let Some(server) = targets
-        .iter()
-        .find_map(|t| connect_marked(*t, CONNECT_TIMEOUT).ok())
-    else {
+    let early = early
+        .filter(|_| targets.contains(&to))
+        .and_then(finish_connect);
+    let Some(server) = early.or_else(|| {
+        targets
+            .iter()
+            .find_map(|t| connect_marked(*t, CONNECT_TIMEOUT).ok())
+    }) else {
         let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
         return;
     };
