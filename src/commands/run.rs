@@ -75,6 +75,11 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
         events: events::Events::open(req.events.as_deref())?,
         trace: req.trace.then(|| runtime::TraceWith {
             home: host.home.clone(),
+            watch: if req.trace_stat {
+                plan::seccomp::Watch::PathsAndLooks
+            } else {
+                plan::seccomp::Watch::Paths
+            },
         }),
         ..Default::default()
     };

@@ -117,6 +117,16 @@ const TTY_INJECT: [u32; 2] = [0x5412, 0x541C]; // TIOCSTI, TIOCLINUX
 /// PER_LINUX32, UNAME26 variants and the query (as in Docker's profile).
 const PERSONALITY_OK: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
+/// What `--trace` hands to the tracer besides the refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    Off,
+    /// Calls that open, run, list or change a path.
+    Paths,
+    /// ...and the ones that only look (stat, access, readlink).
+    PathsAndLooks,
+}
+
 /// The policy as data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Policy {
@@ -177,7 +187,7 @@ impl Policy {
     ///   run (default) or get EPERM (strict).
     #[cfg(test)]
     pub fn compile(&self) -> Result<Vec<BpfProgram>, String> {
-        self.compile_for(false)
+        self.compile_for(Watch::Off)
     }
 
     /// Compile for `--trace` when `observe`: every refusal above is handed
@@ -185,7 +195,10 @@ impl Policy {
     /// itself and counts it), and so is every call that names a path
     /// (`PATH_CALLS`), which the tracer looks at and lets run. Even with
     /// seccomp off there is then a program, for the paths.
-    pub fn compile_for(&self, observe: bool) -> Result<Vec<BpfProgram>, String> {
+    pub fn compile_for(&self, watch: Watch) -> Result<Vec<BpfProgram>, String> {
+        let observe = watch != Watch::Off;
+        let watched =
+            |c: &(&str, usize, Option<usize>, bool)| !c.3 || watch == Watch::PathsAndLooks;
         if self.mode == Mode::Off && !observe {
             return Ok(Vec::new());
         }
@@ -202,7 +215,7 @@ impl Policy {
         };
         if self.mode == Mode::Off {
             let mut answers: BTreeMap<u32, Answer> = BTreeMap::new();
-            for c in PATH_CALLS {
+            for c in PATH_CALLS.iter().filter(|c| watched(c)) {
                 if let Ok(n) = nr(c.0) {
                     answers.insert(n, Answer::Ret(RET_USER_NOTIF));
                 }
@@ -231,7 +244,7 @@ impl Policy {
             answers.insert(clone3, Answer::Ret(ENOSYS));
         }
         if observe {
-            for c in PATH_CALLS {
+            for c in PATH_CALLS.iter().filter(|c| watched(c)) {
                 let Ok(n) = nr(c.0) else { continue };
                 // A call the policy runs is watched; a refused one is
                 // already the tracer's.
@@ -260,35 +273,38 @@ impl Policy {
 }
 
 /// The calls that name a path, as (name, index of the path argument,
-/// index of the directory descriptor it is relative to, if any): what
-/// `--trace` watches. Each opens, runs, looks at or changes something by
-/// name; calls on descriptors are left alone.
-pub const PATH_CALLS: &[(&str, usize, Option<usize>)] = &[
-    ("open", 0, None),
-    ("creat", 0, None),
-    ("openat", 1, Some(0)),
-    ("openat2", 1, Some(0)),
-    ("execve", 0, None),
-    ("execveat", 1, Some(0)),
-    ("stat", 0, None),
-    ("lstat", 0, None),
-    ("newfstatat", 1, Some(0)),
-    ("statx", 1, Some(0)),
-    ("access", 0, None),
-    ("faccessat", 1, Some(0)),
-    ("faccessat2", 1, Some(0)),
-    ("readlink", 0, None),
-    ("readlinkat", 1, Some(0)),
-    ("mkdir", 0, None),
-    ("mkdirat", 1, Some(0)),
-    ("unlink", 0, None),
-    ("unlinkat", 1, Some(0)),
-    ("rmdir", 0, None),
-    ("rename", 1, None),
-    ("renameat", 3, Some(2)),
-    ("renameat2", 3, Some(2)),
-    ("chdir", 0, None),
-    ("truncate", 0, None),
+/// index of the directory descriptor it is relative to, if any, and
+/// whether it only looks: stat, access, readlink): what `--trace` watches.
+/// Each opens, runs, looks at or changes something by name; calls on
+/// descriptors are left alone. The looks are most of a build's calls
+/// (make and compilers stat everything), so they are watched only when
+/// asked (`--trace-stat`).
+pub const PATH_CALLS: &[(&str, usize, Option<usize>, bool)] = &[
+    ("open", 0, None, false),
+    ("creat", 0, None, false),
+    ("openat", 1, Some(0), false),
+    ("openat2", 1, Some(0), false),
+    ("execve", 0, None, false),
+    ("execveat", 1, Some(0), false),
+    ("stat", 0, None, true),
+    ("lstat", 0, None, true),
+    ("newfstatat", 1, Some(0), true),
+    ("statx", 1, Some(0), true),
+    ("access", 0, None, true),
+    ("faccessat", 1, Some(0), true),
+    ("faccessat2", 1, Some(0), true),
+    ("readlink", 0, None, true),
+    ("readlinkat", 1, Some(0), true),
+    ("mkdir", 0, None, false),
+    ("mkdirat", 1, Some(0), false),
+    ("unlink", 0, None, false),
+    ("unlinkat", 1, Some(0), false),
+    ("rmdir", 0, None, false),
+    ("rename", 1, None, false),
+    ("renameat", 3, Some(2), false),
+    ("renameat2", 3, Some(2), false),
+    ("chdir", 0, None, false),
+    ("truncate", 0, None, false),
 ];
 
 const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
@@ -847,7 +863,7 @@ mod tests {
             d
         };
         let p = Policy::new(Mode::Default, &[], &["mkdir".to_string()], false);
-        let traced = p.compile_for(true).unwrap();
+        let traced = p.compile_for(Watch::PathsAndLooks).unwrap();
         for (name, want) in [
             ("openat", RET_USER_NOTIF),
             ("execve", RET_USER_NOTIF),
@@ -858,6 +874,11 @@ mod tests {
         ] {
             assert_eq!(run(&traced[0], &call(name)), want, "{name}");
         }
+        // Without --trace-stat, looks run unwatched.
+        let paths = p.compile_for(Watch::Paths).unwrap();
+        assert_eq!(run(&paths[0], &call("openat")), RET_USER_NOTIF);
+        assert_eq!(run(&paths[0], &call("newfstatat")), RET_ALLOW);
+        assert_eq!(run(&traced[0], &call("newfstatat")), RET_USER_NOTIF);
         // Untraced, the same policy answers by itself.
         let plain = p.compile().unwrap();
         assert_eq!(run(&plain[0], &call("mkdir")), EPERM);
@@ -867,13 +888,13 @@ mod tests {
         assert!(!p.refuses(syscalls::number("openat").unwrap()));
         // With seccomp off, tracing still watches paths, and refuses nothing.
         let off = Policy::new(Mode::Off, &[], &[], false);
-        let traced = off.compile_for(true).unwrap();
+        let traced = off.compile_for(Watch::PathsAndLooks).unwrap();
         assert_eq!(run(&traced[0], &call("openat")), RET_USER_NOTIF);
         assert_eq!(run(&traced[0], &call("bpf")), RET_ALLOW);
         assert!(!off.refuses(syscalls::number("bpf").unwrap()));
         // Strict: what the list lacks goes to the tracer as a refusal.
         let strict = Policy::new(Mode::Strict, &[], &[], false);
-        let traced = strict.compile_for(true).unwrap();
+        let traced = strict.compile_for(Watch::PathsAndLooks).unwrap();
         assert_eq!(run(&traced[0], &call("bpf")), RET_USER_NOTIF);
         assert!(strict.refuses(syscalls::number("bpf").unwrap()));
     }

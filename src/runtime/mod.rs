@@ -110,6 +110,8 @@ pub struct Control {
 pub struct TraceWith {
     /// The user's home on the host: secrets are found under it.
     pub home: std::path::PathBuf,
+    /// Which calls the filter hands to the tracer.
+    pub watch: crate::plan::seccomp::Watch,
 }
 
 /// How a run ended, for its caller to report (`commands::run::report`): the
@@ -254,7 +256,10 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
         &plan.exec,
         &plan.command,
         &plan.pass_fds,
-        trace_ends.as_ref().map(|(_, sb)| sb.as_raw_fd()),
+        trace_ends
+            .as_ref()
+            .zip(ctl.trace.as_ref())
+            .map(|((_, sb), with)| (sb.as_raw_fd(), with.watch)),
     )?;
     helper::check_ports(&plan.net.publish)?;
     let lock = match &ctl.sandbox {

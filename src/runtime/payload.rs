@@ -67,14 +67,13 @@ impl ExecPlan {
         join: &crate::plan::ExecStage,
         command: &[String],
         pass_fds: &[i32],
-        trace_sock: Option<i32>,
+        trace: Option<(i32, seccomp::Watch)>,
     ) -> Result<ExecPlan, StepError> {
-        let seccomp = join
-            .seccomp
-            .compile_for(trace_sock.is_some())
-            .map_err(|e| {
-                StepError::failed(Step::CompileSeccomp, None).because(Cause::Message(e))
-            })?;
+        let watch = trace.map_or(seccomp::Watch::Off, |t| t.1);
+        let trace_sock = trace.map(|t| t.0);
+        let seccomp = join.seccomp.compile_for(watch).map_err(|e| {
+            StepError::failed(Step::CompileSeccomp, None).because(Cause::Message(e))
+        })?;
         let seccomp_text = match join.seccomp.mode {
             seccomp::Mode::Off => "off".to_string(),
             m => format!("{} ({} calls named)", m.name(), join.seccomp.calls.len()),

@@ -89,18 +89,16 @@ impl Tracer {
                 if nix::unistd::getppid() != supervisor {
                     sys::exit_now(1);
                 }
-                let mut w = Watch {
+                let w = Watch {
                     policy,
-                    home,
                     events,
                     secrets: crate::profile::secrets::paths(home),
                     started: Instant::now(),
                     paths: HashMap::new(),
                     calls: HashMap::new(),
+                    judged: HashMap::new(),
                 };
-                w.serve(sock.as_fd(), stop_r.as_fd());
-                let _ = { tx }.send(&FromTracer::Seen(w.into_trace()));
-                sys::exit_now(0)
+                w.serve(sock.as_fd(), stop_r.as_fd(), tx)
             }
             nix::unistd::ForkResult::Parent { child } => Ok(Tracer {
                 pid: child,
@@ -128,53 +126,67 @@ impl Tracer {
 
 struct Watch<'a> {
     policy: &'a Policy,
-    home: &'a Path,
     events: &'a Events,
     secrets: Vec<PathBuf>,
     started: Instant,
     paths: HashMap<(PathBuf, Access, Why), PathDenial>,
     calls: HashMap<String, u32>,
+    judged: HashMap<(PathBuf, Access), Option<(Why, HostKind)>>,
 }
 
 impl Watch<'_> {
-    fn serve(&mut self, sock: BorrowedFd<'_>, stop: BorrowedFd<'_>) {
-        let Some(listener) = receive_listener(sock, stop) else {
-            return;
-        };
-        loop {
-            let mut fds = [
-                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-                PollFd::new(stop, PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Err(Errno::EINTR) => continue,
-                Err(_) => return,
-                Ok(_) => {}
+    /// Answer calls until the supervisor says stop, then send what was
+    /// seen and exit. The calls are taken with a blocking receive (with
+    /// synchronous wake-ups where the kernel has them, the caller's CPU
+    /// passes straight here and back); a second thread waits for the stop.
+    fn serve(self, sock: BorrowedFd<'_>, stop: BorrowedFd<'_>, mut tx: msg::Sender) -> ! {
+        let listener = receive_listener(sock, stop);
+        let watch = std::sync::Mutex::new(self);
+        std::thread::scope(|scope| {
+            if let Some(listener) = &listener {
+                let _ = sys::notices_wake_synchronously(listener.as_fd());
+                let watch = &watch;
+                scope.spawn(move || {
+                    loop {
+                        match sys::notice_receive(listener.as_fd()) {
+                            Ok(n) => {
+                                let Ok(mut w) = watch.lock() else { return };
+                                let (answer, seen) = w.look(listener.as_fd(), &n);
+                                let _ = sys::notice_answer(listener.as_fd(), n.id, answer);
+                                // Judged after the call went on: the caller
+                                // doesn't wait for the lookups, and a view
+                                // the call changed (a file it created) is
+                                // not a refusal.
+                                if let Some((path, access)) = seen {
+                                    w.judge_and_record(n.pid, path, access);
+                                }
+                            }
+                            Err(Errno::EINTR | Errno::ENOENT) => continue,
+                            Err(_) => return,
+                        }
+                    }
+                });
             }
-            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            if ready(&fds[1]) {
-                return;
-            }
-            let Some(hup) = fds[0].revents() else {
-                continue;
+            let mut fds = [PollFd::new(stop, PollFlags::POLLIN)];
+            while let Err(Errno::EINTR) = poll(&mut fds, PollTimeout::NONE) {}
+            let seen = match watch.lock() {
+                Ok(mut w) => w.take_trace(),
+                Err(_) => Trace::default(),
             };
-            if hup.contains(PollFlags::POLLHUP) && !hup.contains(PollFlags::POLLIN) {
-                // Every filtered process is gone.
-                return;
-            }
-            match sys::notice_receive(listener.as_fd()) {
-                Ok(n) => {
-                    let answer = self.look(listener.as_fd(), &n);
-                    let _ = sys::notice_answer(listener.as_fd(), n.id, answer);
-                }
-                Err(Errno::EINTR | Errno::ENOENT) => continue,
-                Err(_) => return,
-            }
-        }
+            let _ = tx.send(&FromTracer::Seen(seen));
+            // Inside the scope, whose end would wait for the receiving
+            // thread, blocked for good once the sandbox is gone.
+            sys::exit_now(0)
+        })
     }
 
-    /// What to answer for one call, recording what it was refused.
-    fn look(&mut self, listener: BorrowedFd<'_>, n: &sys::Notice) -> Option<Errno> {
+    /// What to answer for one call, and the path it named (read while the
+    /// call still waits).
+    fn look(
+        &mut self,
+        listener: BorrowedFd<'_>,
+        n: &sys::Notice,
+    ) -> (Option<Errno>, Option<(PathBuf, Access)>) {
         let nr = i64::from(n.nr);
         let name = crate::spec::syscalls::name(nr).unwrap_or("unknown");
         if self.policy.refuses(nr) || !PATH_CALLS.iter().any(|c| c.0 == name) {
@@ -183,21 +195,38 @@ impl Watch<'_> {
             if *count == 1 {
                 self.events.emit(Event::DeniedCall { syscall: name });
             }
-            return Some(Errno::EPERM);
+            return (Some(Errno::EPERM), None);
         }
-        let &(_, arg, dirfd) = PATH_CALLS.iter().find(|c| c.0 == name)?;
-        let raw = read_string(n.pid, n.args[arg])?;
+        let Some(&(_, arg, dirfd, _)) = PATH_CALLS.iter().find(|c| c.0 == name) else {
+            return (None, None);
+        };
+        let Some(raw) = read_string(n.pid, n.args[arg]) else {
+            return (None, None);
+        };
         // Read before the caller could change it: still waiting, so the
         // memory was the call's.
         if !sys::notice_valid(listener, n.id) {
-            return None;
+            return (None, None);
         }
         let access = access_of(name, n.args);
-        let path = absolute(n.pid, &raw, dirfd.map(|i| n.args[i] as i32))?;
-        if let Some((why, host)) = judge(n.pid, &path, access) {
-            self.record(path, access, why, host);
+        let path = absolute(n.pid, &raw, dirfd.map(|i| n.args[i] as i32));
+        (None, path.map(|p| (p, access)))
+    }
+
+    /// Judge a path once per way it was used; a repeat only counts.
+    fn judge_and_record(&mut self, pid: u32, path: PathBuf, access: Access) {
+        let key = (path, access);
+        let verdict = match self.judged.get(&key) {
+            Some(v) => *v,
+            None => {
+                let v = judge(pid, &key.0, access);
+                self.judged.insert(key.clone(), v);
+                v
+            }
+        };
+        if let Some((why, host)) = verdict {
+            self.record(key.0, access, why, host);
         }
-        None
     }
 
     fn record(&mut self, path: PathBuf, access: Access, why: Why, host: HostKind) {
@@ -225,12 +254,10 @@ impl Watch<'_> {
         }
     }
 
-    fn into_trace(self) -> Trace {
-        let _ = self.home;
-        let mut paths: Vec<PathDenial> = self.paths.into_values().collect();
+    fn take_trace(&mut self) -> Trace {
+        let mut paths: Vec<PathDenial> = std::mem::take(&mut self.paths).into_values().collect();
         paths.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
-        let mut syscalls: Vec<SyscallDenial> = self
-            .calls
+        let mut syscalls: Vec<SyscallDenial> = std::mem::take(&mut self.calls)
             .into_iter()
             .map(|(name, count)| SyscallDenial { name, count })
             .collect();
@@ -287,10 +314,11 @@ fn read_string(pid: u32, addr: u64) -> Option<Vec<u8>> {
     let mut at = addr;
     while out.len() < libc::PATH_MAX as usize {
         let len = (PAGE - at % PAGE) as usize;
-        let mut buf = vec![0u8; len];
+        let mut page = [0u8; PAGE as usize];
+        let buf = &mut page[..len];
         let n = process_vm_readv(
             Pid::from_raw(pid as i32),
-            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut [std::io::IoSliceMut::new(buf)],
             &[RemoteIoVec {
                 base: at as usize,
                 len,
