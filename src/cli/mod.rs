@@ -520,7 +520,7 @@ mod tests {
 
     /// The run flags that are not settings (they say how to run, not what
     /// the sandbox is, so no profile can give them).
-    const RUN_ONLY: [&str; 9] = [
+    const RUN_ONLY: [&str; 10] = [
         "profile",
         "name",
         "detach",
