@@ -33,10 +33,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say what a traced run was refused, and what would allow it
+    Why(WhyArgs),
     #[command(flatten)]
     Review(ReviewCommand),
     #[command(flatten)]
     Manage(ManageCommand),
+}
+
+/// `nook why`: the newest traced run, or a named one.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct WhyArgs {
+    /// The run's --name (default: the newest traced run)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The newest traced run (the default)
+    #[arg(long, conflicts_with = "name")]
+    pub last: bool,
+    /// The trace and the suggestions as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Named sandboxes and the review of their overlay layers.
@@ -255,6 +271,7 @@ pub enum Parsed {
     Doctor {
         json: bool,
     },
+    Why(WhyArgs),
     /// Help or version text, already rendered; print it and exit 0.
     Info(String),
 }
@@ -282,6 +299,7 @@ where
         }
         Command::Profile(p) => Ok(Parsed::Profile(p)),
         Command::Doctor { json } => Ok(Parsed::Doctor { json }),
+        Command::Why(a) => Ok(Parsed::Why(a)),
         Command::Review(c) => Ok(Parsed::Review(c)),
         Command::Manage(c) => Ok(Parsed::Manage(c)),
     }
