@@ -386,6 +386,16 @@ impl Entry {
             format!("{section}{} = {value}", self.key.name())
         }
     }
+
+    /// The path a filesystem entry grants, expanded as a profile would.
+    pub fn path(&self, home: &Path) -> Option<PathBuf> {
+        self.key.fs()?;
+        Some(match self.value.strip_prefix('~') {
+            Some("") => home.to_path_buf(),
+            Some(rest) => home.join(rest.strip_prefix('/')?),
+            None => PathBuf::from(&self.value),
+        })
+    }
 }
 
 /// `network.net-allow`, `limits.timeout`, `seccomp-allow`.
@@ -859,6 +869,10 @@ mod tests {
         };
         assert_eq!(e.flag_line(), "--ro-bind-try ~/'.config/my app'");
         assert_eq!(e.profile_line(), r#"ro-bind-try = ["~/.config/my app"]"#);
+        assert_eq!(
+            e.path(Path::new(HOME)),
+            Some("/home/ana/.config/my app".into())
+        );
         let n = Entry {
             key: Key::NetAllow,
             value: "example.com:443".into(),
