@@ -11,6 +11,9 @@ pub const EXIT_NOOK: i32 = 125;
 pub const EXIT_CANNOT_EXEC: i32 = 126;
 /// Exit status when the command is not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
+/// Exit status when a command that reads what nook kept (`nook why`)
+/// finds nothing usable.
+pub const EXIT_NO_INPUT: i32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +37,11 @@ pub enum Error {
     /// A setup step failed, outside or inside the sandbox.
     #[error("{0}")]
     Step(StepError),
+    /// What a command reads is missing, unreadable, corrupt or of another
+    /// version (a kept trace), already said in one line: nothing failed,
+    /// there is nothing to work on; exit status 1.
+    #[error("{0}")]
+    Input(String),
 }
 
 impl Error {
@@ -68,6 +76,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Step(s) => s.exit_code,
+            Error::Input(_) => EXIT_NO_INPUT,
             _ => EXIT_NOOK,
         }
     }

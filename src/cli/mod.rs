@@ -33,10 +33,48 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say what a traced run was refused, and what would allow it
+    Why(WhyArgs),
+    /// Run COMMAND traced, and propose a profile that adds what it needed
+    Learn(LearnArgs),
     #[command(flatten)]
     Review(ReviewCommand),
     #[command(flatten)]
     Manage(ManageCommand),
+}
+
+/// `nook why`: the newest traced run, or a named one.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct WhyArgs {
+    /// The run's --name (default: the newest traced run)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The newest traced run (the default)
+    #[arg(long, conflicts_with = "name")]
+    pub last: bool,
+    /// The trace and the suggestions as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `nook learn`: a traced run under a base profile, and the profile that
+/// adds what it was refused.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct LearnArgs {
+    /// The profile to run under and to extend (default: the one `nook run`
+    /// would pick; with an existing --output FILE, that file)
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Write the proposal to FILE (merged into it when it exists) instead
+    /// of printing it
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<String>,
+    /// Run it as the named sandbox NAME (its trace is kept as NAME too)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The command to run and its arguments
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
+    pub command: Vec<String>,
 }
 
 /// Named sandboxes and the review of their overlay layers.
@@ -261,6 +299,8 @@ pub enum Parsed {
     Doctor {
         json: bool,
     },
+    Why(WhyArgs),
+    Learn(LearnArgs),
     /// Help or version text, already rendered; print it and exit 0.
     Info(String),
 }
@@ -288,6 +328,8 @@ where
         }
         Command::Profile(p) => Ok(Parsed::Profile(p)),
         Command::Doctor { json } => Ok(Parsed::Doctor { json }),
+        Command::Why(a) => Ok(Parsed::Why(a)),
+        Command::Learn(a) => Ok(Parsed::Learn(a)),
         Command::Review(c) => Ok(Parsed::Review(c)),
         Command::Manage(c) => Ok(Parsed::Manage(c)),
     }
@@ -451,9 +493,22 @@ fn clap_error(e: clap::Error) -> Result<Parsed, Error> {
             "unknown option '{}'; see 'nook run --help' for the options",
             ctx(ContextKind::InvalidArg).unwrap_or_default()
         ),
-        ErrorKind::MissingRequiredArgument => {
-            "missing COMMAND; usage: nook run [OPTIONS] [--] COMMAND [ARGS...]".to_string()
-        }
+        ErrorKind::MissingRequiredArgument => match e.get(ContextKind::Usage) {
+            // Another subcommand than run: its own usage line.
+            Some(ContextValue::StyledStr(u)) if !u.to_string().contains("nook run") => {
+                let missing = match e.get(ContextKind::InvalidArg) {
+                    Some(ContextValue::Strings(v)) => v.join(", "),
+                    _ => "an argument".to_string(),
+                };
+                let usage = u.to_string();
+                let usage = usage.lines().next().unwrap_or("").trim();
+                format!(
+                    "missing {missing}; usage: {}",
+                    usage.strip_prefix("Usage: ").unwrap_or(usage)
+                )
+            }
+            _ => "missing COMMAND; usage: nook run [OPTIONS] [--] COMMAND [ARGS...]".to_string(),
+        },
         _ => {
             // clap's first line names the flag and value; drop its prefix and
             // the usage block that follows.

@@ -197,6 +197,10 @@ protected by the profile's choice: {}; released by the profile's choice: {}",
         o,
         "  - is killed, with everything it started, when nook exits"
     );
+    let _ = writeln!(
+        o,
+        "\nwhen a command fails under it: `nook run --trace` keeps what it was refused, `nook why` says what would allow it, `nook learn` writes that as a profile."
+    );
     o
 }
 

@@ -1,16 +1,21 @@
-//! The commands: each finds what it needs, runs the pipeline, and prints.
+//! The commands: each finds what it needs, runs the pipeline, and prints
+//! (`advice` is the one module here that prints nothing: the rules `why`
+//! and `learn` share).
 //! The only modules that write to the user's terminal, apart from `main`'s
 //! one error printer. Whatever the sandbox could have chosen (file names,
 //! command lines, log output, paths in errors) goes through [`escape`] as
 //! it is printed.
 
+pub mod advice;
 pub mod doctor;
 pub mod explain;
+pub mod learn;
 pub mod manage;
 pub mod profile;
 pub mod review;
 pub mod risk;
 pub mod run;
+pub mod why;
 
 use std::io::Write;
 
@@ -30,6 +35,8 @@ pub fn dispatch(parsed: Parsed) -> Result<i32, Error> {
         Parsed::Profile(cmd) => profile::command(cmd),
         Parsed::Review(cmd) => review::command(cmd, &Host::detect()),
         Parsed::Manage(cmd) => manage::command(cmd, &Host::detect()),
+        Parsed::Why(args) => why::command(args, &Host::detect()),
+        Parsed::Learn(args) => learn::command(args),
         Parsed::Doctor { json } => {
             let checks = doctor::run(&Host::detect());
             if json {

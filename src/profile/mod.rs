@@ -241,6 +241,28 @@ impl<'a> Catalogue<'a> {
         let layers = self.layers(&[path.to_string()])?;
         Ok(merge(layers))
     }
+
+    /// The same for a profile not yet written: `text` as the file `path`
+    /// would hold it (`nook learn` checks its proposal before writing it).
+    pub fn check_text(&self, text: &str, path: &Path) -> Result<Layer, Error> {
+        let src = Source {
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            kind: Kind::File,
+        };
+        let mut out = Vec::new();
+        self.walk(&src, &mut Vec::new(), &mut Vec::new(), &mut out)?;
+        Ok(merge(out))
+    }
+
+    /// The variables profiles expand on this host.
+    pub fn vars(&self) -> &Vars {
+        &self.vars
+    }
 }
 
 /// The first sentence of a profile's opening comment.

@@ -124,6 +124,9 @@ impl Tracer {
     }
 }
 
+/// What the view refused: the path it lacks, why, and what the host has.
+type Verdict = (PathBuf, Why, HostKind);
+
 struct Watch<'a> {
     policy: &'a Policy,
     events: &'a Events,
@@ -131,7 +134,7 @@ struct Watch<'a> {
     started: Instant,
     paths: HashMap<(PathBuf, Access, Why), PathDenial>,
     calls: HashMap<String, u32>,
-    judged: HashMap<(PathBuf, Access), Option<(Why, HostKind)>>,
+    judged: HashMap<(PathBuf, Access), Option<Verdict>>,
 }
 
 impl Watch<'_> {
@@ -217,19 +220,23 @@ impl Watch<'_> {
     fn judge_and_record(&mut self, pid: u32, path: PathBuf, access: Access) {
         let key = (path, access);
         let verdict = match self.judged.get(&key) {
-            Some(v) => *v,
+            Some(v) => v.clone(),
             None => {
                 let v = judge(pid, &key.0, access);
-                self.judged.insert(key.clone(), v);
+                self.judged.insert(key.clone(), v.clone());
                 v
             }
         };
-        if let Some((why, host)) = verdict {
-            self.record(key.0, access, why, host);
+        if let Some((path, why, host)) = verdict {
+            self.record(path, access, why, host);
         }
     }
 
     fn record(&mut self, path: PathBuf, access: Access, why: Why, host: HostKind) {
+        let path = match path.to_str() {
+            Some(_) => path,
+            None => PathBuf::from(path.to_string_lossy().into_owned()),
+        };
         let first = self.started.elapsed().as_secs_f64();
         let secret = self.secrets.iter().any(|s| path.starts_with(s));
         let d = self
@@ -384,10 +391,11 @@ fn absolute(pid: u32, raw: &[u8], dirfd: Option<i32>) -> Option<PathBuf> {
     base.is_absolute().then(|| base.join(p))
 }
 
-/// Whether the view refuses `path` for `access`, and what the host has
-/// there: absent from the view while the host has it, or read-only in
-/// the view for a write.
-fn judge(pid: u32, path: &Path, access: Access) -> Option<(Why, HostKind)> {
+/// Whether the view refuses `path` for `access`: the path it lacks (the
+/// path itself, or for a new name the directory it goes in), why, and
+/// what the host has there: absent from the view while the host has it,
+/// or read-only in the view for a write.
+fn judge(pid: u32, path: &Path, access: Access) -> Option<Verdict> {
     let in_view = |p: &Path| {
         PathBuf::from(format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p))
     };
@@ -406,10 +414,17 @@ fn judge(pid: u32, path: &Path, access: Access) -> Option<(Why, HostKind)> {
     let exists = std::fs::symlink_metadata(&view).is_ok();
     if !exists {
         if let Some(kind) = host_kind(path) {
-            return Some((Why::Absent, kind));
+            return Some((path.to_path_buf(), Why::Absent, kind));
         }
         if access != Access::Write {
             return None;
+        }
+        // A new name in a directory the host has and the view lacks: the
+        // directory is what was missing.
+        let parent = path.parent()?;
+        if std::fs::symlink_metadata(in_view(parent)).is_err() && host_kind(parent).is_some() {
+            return Some((parent.to_path_buf(), Why::Absent, HostKind::Dir))
+                .filter(|_| parent != Path::new("/"));
         }
     }
     if access == Access::Write {
@@ -421,8 +436,8 @@ fn judge(pid: u32, path: &Path, access: Access) -> Option<(Why, HostKind)> {
         };
         let st = nix::sys::statvfs::statvfs(&target).ok()?;
         if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
-            let kind = host_kind(path).unwrap_or(HostKind::Other);
-            return Some((Why::ReadOnly, kind));
+            let kind = host_kind(path).unwrap_or(HostKind::Missing);
+            return Some((path.to_path_buf(), Why::ReadOnly, kind));
         }
     }
     None

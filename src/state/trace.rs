@@ -65,12 +65,16 @@ pub enum HostKind {
     File,
     Dir,
     Other,
+    /// Nothing: the command made a new name (a write).
+    Missing,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PathDenial {
     /// As the command named it, made absolute (inside the sandbox, which
-    /// for a path absent from the view is the host's same path).
+    /// for a path absent from the view is the host's same path); bytes
+    /// that are not UTF-8 are replaced (U+FFFD), so a hostile name can't
+    /// stop the trace from being kept.
     pub path: PathBuf,
     pub access: Access,
     pub why: Why,
@@ -126,7 +130,9 @@ pub fn file(dir: &Path, name: Option<&str>) -> PathBuf {
 /// the user gave.
 pub fn save(dir: &Path, t: &Trace, named: bool) -> Result<(), StepError> {
     std::fs::create_dir_all(dir).step(Step::CreateStateDir, Some(dir))?;
-    let body = serde_json::to_vec_pretty(t).expect("a trace serializes");
+    let body = serde_json::to_vec_pretty(t).map_err(|e| {
+        StepError::failed(Step::Write, Some(dir)).hint(format!("the trace did not serialize: {e}"))
+    })?;
     let mut targets = vec![file(dir, None)];
     if named {
         targets.push(file(dir, Some(&t.name)));
@@ -141,7 +147,6 @@ pub fn save(dir: &Path, t: &Trace, named: bool) -> Result<(), StepError> {
 
 /// A kept trace; one clear line when it is missing, corrupt or from
 /// another version of nook.
-#[allow(dead_code, reason = "read by `nook why` and `nook learn`, coming")]
 pub fn load(path: &Path) -> Result<Trace, String> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!(
