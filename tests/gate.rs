@@ -645,3 +645,59 @@ fn other_protocols_reach_only_addresses_of_allowed_names() {
     );
     assert_eq!(a["unnamed"], "refused", "{out}");
 }
+
+/// `nook learn` behind the gate: a name the run was refused is proposed
+/// for the allow-list, and the learned profile lets the same command
+/// reach it (by name, through the gate).
+#[test]
+fn learn_proposes_the_names_a_run_was_refused() {
+    let env = TestEnv::new("gate-learn");
+    let Some(lab) = Lab::new() else { return };
+    let base = env.path("base.toml");
+    env.write(
+        &base,
+        "[network]\nnet = \"user\"\nnet-allow = [\"pkg.test:443\"]\n",
+    );
+    let state = env.dir.join("state");
+    let script = "curl -ks --max-time 5 https://other.test/";
+    let out = env
+        .nook(&[
+            "learn",
+            "--profile",
+            base.to_str().unwrap(),
+            "--output",
+            "learned.toml",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .in_netns(lab.pid())
+        .env("XDG_STATE_HOME", state.to_str().unwrap())
+        .timeout(Duration::from_secs(60))
+        .output();
+    out.ok();
+    let text = std::fs::read_to_string(env.path("learned.toml")).expect("learn wrote a profile");
+    let allow = text
+        .split_once("net-allow = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .unwrap_or_else(|| panic!("no net-allow proposed:\n{text}"));
+    assert!(allow.contains("\"other.test"), "{text}");
+    assert!(
+        !lab.queries().iter().any(|q| q == "other.test"),
+        "the refused name went out"
+    );
+    let out = env
+        .run(&["--profile", "./learned.toml", "--", "sh", "-c", script])
+        .in_netns(lab.pid())
+        .env("XDG_STATE_HOME", state.to_str().unwrap())
+        .timeout(Duration::from_secs(60))
+        .output();
+    out.ok();
+    assert_eq!(
+        out.stdout.trim(),
+        tls("other.test", SERVER_A),
+        "{out}\n{text}"
+    );
+}

@@ -132,6 +132,13 @@ fn keep_trace(
             }),
         });
     }
+    // Killed by SIGXFSZ (128+25): a write went past RLIMIT_FSIZE.
+    if o.status == 128 + libc::SIGXFSZ {
+        t.limits.push(trace::LimitHit {
+            what: "fsize".into(),
+            setting: "--rlimit fsize=SIZE".into(),
+        });
+    }
     if o.stats.timed_out {
         t.limits.push(trace::LimitHit {
             what: "timeout".into(),

@@ -128,7 +128,11 @@ impl Gate {
 
     /// Stop the gate and return what it refused.
     pub fn stop(mut self) -> Vec<Refusal> {
-        drop(self.stop.take());
+        // A byte, not only the hang-up: another child of the supervisor
+        // forked later may hold a copy of this end.
+        if let Some(stop) = self.stop.take() {
+            let _ = nix::unistd::write(&stop, b"x");
+        }
         let mut refused = Vec::new();
         if readable_within(self.report.as_fd(), Duration::from_secs(2))
             && let Ok(Some(FromGate::Refused(r))) = self.report.recv::<FromGate>()

@@ -97,6 +97,7 @@ impl Tracer {
                     paths: HashMap::new(),
                     calls: HashMap::new(),
                     judged: HashMap::new(),
+                    root: None,
                 };
                 w.serve(sock.as_fd(), stop_r.as_fd(), tx)
             }
@@ -110,7 +111,11 @@ impl Tracer {
 
     /// Stop the tracer (the sandbox has ended) and return what it saw.
     pub fn stop(mut self) -> Trace {
-        drop(self.stop.take());
+        // A byte, not only the hang-up: another child of the supervisor
+        // forked later may hold a copy of this end.
+        if let Some(stop) = self.stop.take() {
+            let _ = nix::unistd::write(&stop, b"x");
+        }
         let mut seen = Trace::default();
         let mut fds = [PollFd::new(self.report.as_fd(), PollFlags::POLLIN)];
         if matches!(poll(&mut fds, PollTimeout::from(2000u16)), Ok(n) if n > 0)
@@ -135,6 +140,8 @@ struct Watch<'a> {
     paths: HashMap<(PathBuf, Access, Why), PathDenial>,
     calls: HashMap<String, u32>,
     judged: HashMap<(PathBuf, Access), Option<Verdict>>,
+    /// The sandbox's root, opened through the first caller.
+    root: Option<OwnedFd>,
 }
 
 impl Watch<'_> {
@@ -218,11 +225,27 @@ impl Watch<'_> {
 
     /// Judge a path once per way it was used; a repeat only counts.
     fn judge_and_record(&mut self, pid: u32, path: PathBuf, access: Access) {
+        // Every process of the sandbox has the same root (none can
+        // chroot): held open from the first call on, so a caller that has
+        // exited by the time its path is judged is judged all the same.
+        if self.root.is_none() {
+            self.root = rustix::fs::open(
+                format!("/proc/{pid}/root"),
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok();
+        }
+        let Some(root) = self.root.as_ref() else {
+            return;
+        };
         let key = (path, access);
         let verdict = match self.judged.get(&key) {
             Some(v) => v.clone(),
             None => {
-                let v = judge(pid, &key.0, access);
+                let v = judge(root.as_fd(), &key.0, access);
                 self.judged.insert(key.clone(), v.clone());
                 v
             }
@@ -395,9 +418,25 @@ fn absolute(pid: u32, raw: &[u8], dirfd: Option<i32>) -> Option<PathBuf> {
 /// path itself, or for a new name the directory it goes in), why, and
 /// what the host has there: absent from the view while the host has it,
 /// or read-only in the view for a write.
-fn judge(pid: u32, path: &Path, access: Access) -> Option<Verdict> {
+fn judge(root: BorrowedFd<'_>, path: &Path, access: Access) -> Option<Verdict> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+    // The view's own lookup: inside the sandbox's root, whose absolute
+    // symlinks mean the sandbox's paths, never the host's.
     let in_view = |p: &Path| {
-        PathBuf::from(format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p))
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        openat2(
+            root,
+            rel,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .ok()
     };
     let host_kind = |p: &Path| {
         std::fs::metadata(p).ok().map(|m| {
@@ -410,9 +449,8 @@ fn judge(pid: u32, path: &Path, access: Access) -> Option<Verdict> {
             }
         })
     };
-    let view = in_view(path);
-    let exists = std::fs::symlink_metadata(&view).is_ok();
-    if !exists {
+    let found = in_view(path);
+    if found.is_none() {
         if let Some(kind) = host_kind(path) {
             return Some((path.to_path_buf(), Why::Absent, kind));
         }
@@ -422,20 +460,19 @@ fn judge(pid: u32, path: &Path, access: Access) -> Option<Verdict> {
         // A new name in a directory the host has and the view lacks: the
         // directory is what was missing.
         let parent = path.parent()?;
-        if std::fs::symlink_metadata(in_view(parent)).is_err() && host_kind(parent).is_some() {
+        if in_view(parent).is_none() && host_kind(parent).is_some() {
             return Some((parent.to_path_buf(), Why::Absent, HostKind::Dir))
                 .filter(|_| parent != Path::new("/"));
         }
     }
     if access == Access::Write {
         // A new name is written in its directory.
-        let target = if exists {
-            view
-        } else {
-            in_view(path.parent()?)
+        let target = match found {
+            Some(fd) => fd,
+            None => in_view(path.parent()?)?,
         };
-        let st = nix::sys::statvfs::statvfs(&target).ok()?;
-        if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        let st = rustix::fs::fstatvfs(&target).ok()?;
+        if st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
             let kind = host_kind(path).unwrap_or(HostKind::Missing);
             return Some((path.to_path_buf(), Why::ReadOnly, kind));
         }
