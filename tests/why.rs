@@ -479,3 +479,40 @@ fn learn_proposes_a_written_directory_read_write_and_never_a_secret() {
         "made\n"
     );
 }
+
+/// The shipped catalogue's programs, learned under their own profiles
+/// (the ones `nook run` picks): nothing is proposed beyond the shipped
+/// profile, so a learned profile is never wider than it.
+#[test]
+fn learning_the_catalogues_programs_proposes_nothing_beyond_their_profiles() {
+    let env = TestEnv::new("learn-catalogue");
+    state(&env);
+    let commands: &[&[&str]] = &[
+        &[
+            "python3",
+            "-c",
+            "import json, ssl, sqlite3; print(json.dumps([1]))",
+        ],
+        &["git", "--version"],
+        &["node", "-e", "require('fs').readdirSync('.')"],
+        &["cargo", "--version"],
+        &["sh", "-c", "ls / >/dev/null"],
+    ];
+    for cmd in commands {
+        if !common::which(cmd[0]) {
+            // .ci/setup installs them all; a machine without one still
+            // checks the others.
+            assert!(!common::strict(), "{} is missing: run .ci/setup", cmd[0]);
+            continue;
+        }
+        let mut args = vec!["learn", "--"];
+        args.extend_from_slice(cmd);
+        let out = nook(&env, &args);
+        out.ok();
+        assert!(
+            out.stderr.contains("0 entries proposed"),
+            "learn proposed more than {}'s shipped profile:\n{out}",
+            cmd[0]
+        );
+    }
+}

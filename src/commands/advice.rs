@@ -181,6 +181,11 @@ fn path_grant(d: &crate::state::trace::PathDenial, opened: bool, home: &Path) ->
     if path.starts_with("/proc") {
         return Grant::Withhold("the sandbox has its own /proc; the host's is not for it".into());
     }
+    if path.starts_with("/sys") {
+        return Grant::Withhold(
+            "the host's kernel and device state: not proposed; bind it yourself only if the command must see the host's".into(),
+        );
+    }
     let write = d.access == Access::Write;
     if write
         && d.why == Why::ReadOnly
@@ -755,6 +760,17 @@ mod tests {
         withheld(
             denial("/home/ana/proj/.envrc", Write, ReadOnly, File, 1),
             "protected",
+        );
+        // What node reads of the host's cgroup v1 limits.
+        withheld(
+            denial(
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                Read,
+                Absent,
+                File,
+                2,
+            ),
+            "kernel",
         );
         withheld(
             denial("/usr/lib/app/state", Write, ReadOnly, File, 1),
