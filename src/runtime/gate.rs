@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use crate::net::sniff::{MAX_SNIFF, Sniff, sniff};
 use crate::net::{GATE_MARK, GATE_PORT, NameRule};
 use crate::plan::GatePlan;
 use crate::runtime::events::{Event, Events};
-use crate::runtime::msg;
+use crate::runtime::side::{Ends, Side, readable_within};
 use crate::runtime::trace;
 use crate::sys;
 
@@ -76,97 +76,40 @@ enum FromGate {
 }
 
 /// The supervisor's handle on a running gate.
-pub struct Gate {
-    pid: Pid,
-    /// Closing it tells the gate to report and exit.
-    stop: Option<OwnedFd>,
-    report: msg::Receiver,
-}
+pub struct Gate(Side);
 
 impl Gate {
     /// Start the gate against init's namespaces; returns once it listens
     /// (or with the step it failed at).
     pub fn start(plan: &GatePlan, init: Pid, events: &Events, v: bool) -> Result<Gate, StepError> {
-        let step = Step::StartGate;
-        let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(step, None)?;
-        let (tx, report) = msg::channel().step(step, None)?;
-        let supervisor = nix::unistd::getpid();
-        match sys::fork().map_err(|e| e.into_step(step))? {
-            nix::unistd::ForkResult::Child => {
-                drop(stop_w);
-                drop(report);
-                let code = child(plan, init, supervisor, events, v, stop_r, tx);
-                sys::exit_now(code)
+        let mut side = Side::fork(Step::StartGate, |ends| child(plan, init, events, v, ends))?;
+        match side.hear::<FromGate>(READY_TIMEOUT) {
+            Some(FromGate::Ready) => Ok(Gate(side)),
+            Some(FromGate::Failed(e)) => {
+                side.stop::<FromGate>();
+                Err(e)
             }
-            nix::unistd::ForkResult::Parent { child } => {
-                drop(stop_r);
-                drop(tx);
-                let mut gate = Gate {
-                    pid: child,
-                    stop: Some(stop_w),
-                    report,
-                };
-                let said = readable_within(gate.report.as_fd(), READY_TIMEOUT)
-                    .then(|| gate.report.recv::<FromGate>().ok().flatten())
-                    .flatten();
-                match said {
-                    Some(FromGate::Ready) => Ok(gate),
-                    Some(FromGate::Failed(e)) => {
-                        gate.stop();
-                        Err(e)
-                    }
-                    _ => {
-                        gate.stop();
-                        Err(StepError::failed(step, None).hint(
-                            "the gate ended, or did not get ready in 10 s, before it listened",
-                        ))
-                    }
-                }
+            _ => {
+                side.stop::<FromGate>();
+                Err(StepError::failed(Step::StartGate, None)
+                    .hint("the gate ended, or did not get ready in 10 s, before it listened"))
             }
         }
     }
 
     /// Stop the gate and return what it refused.
-    pub fn stop(mut self) -> Vec<Refusal> {
-        // A byte, not only the hang-up: another child of the supervisor
-        // forked later may hold a copy of this end.
-        if let Some(stop) = self.stop.take() {
-            let _ = nix::unistd::write(&stop, b"x");
+    pub fn stop(self) -> Vec<Refusal> {
+        match self.0.stop::<FromGate>() {
+            Some(FromGate::Refused(r)) => r,
+            _ => Vec::new(),
         }
-        let mut refused = Vec::new();
-        if readable_within(self.report.as_fd(), Duration::from_secs(2))
-            && let Ok(Some(FromGate::Refused(r))) = self.report.recv::<FromGate>()
-        {
-            refused = r;
-        }
-        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(self.pid, None);
-        refused
     }
-}
-
-fn readable_within(fd: std::os::fd::BorrowedFd<'_>, t: Duration) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    let t = PollTimeout::try_from(t.as_millis() as i32).unwrap_or(PollTimeout::NONE);
-    matches!(poll(&mut fds, t), Ok(n) if n > 0)
 }
 
 /// The gate process: set up, say so, serve until the supervisor closes
 /// `stop`, then send the refusals.
-fn child(
-    plan: &GatePlan,
-    init: Pid,
-    supervisor: Pid,
-    events: &Events,
-    v: bool,
-    stop: OwnedFd,
-    mut tx: msg::Sender,
-) -> i32 {
-    // Never outlive the supervisor (it may have died already).
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    if nix::unistd::getppid() != supervisor {
-        return 1;
-    }
+fn child(plan: &GatePlan, init: Pid, events: &Events, v: bool, ends: Ends) -> i32 {
+    let Ends { stop, mut tx } = ends;
     let sockets = match setup(plan, init) {
         Ok(s) => s,
         Err(e) => {

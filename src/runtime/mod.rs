@@ -27,6 +27,7 @@ mod payload;
 #[cfg(test)]
 mod probe_tests;
 mod setup;
+mod side;
 pub mod stats;
 mod tracer;
 

@@ -23,10 +23,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Step, StepError};
+use crate::error::{Step, StepError};
 use crate::plan::seccomp::{PATH_CALLS, Policy};
 use crate::runtime::events::{Event, Events};
 use crate::runtime::msg;
+use crate::runtime::side::Side;
 use crate::state::trace::{Access, HostKind, PathDenial, SyscallDenial, Trace, Why};
 use crate::sys;
 
@@ -36,11 +37,7 @@ enum FromTracer {
 }
 
 /// The supervisor's handle on a running tracer.
-pub struct Tracer {
-    pid: Pid,
-    stop: Option<OwnedFd>,
-    report: msg::Receiver,
-}
+pub struct Tracer(Side);
 
 /// The socket pair the listener travels over: the tracer's end and the
 /// payload's.
@@ -77,55 +74,28 @@ impl Tracer {
         home: &Path,
         events: &Events,
     ) -> Result<Tracer, StepError> {
-        let step = Step::StartTracer;
-        let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(step, None)?;
-        let (tx, report) = msg::channel().step(step, None)?;
-        let supervisor = nix::unistd::getpid();
-        match sys::fork().map_err(|e| e.into_step(step))? {
-            nix::unistd::ForkResult::Child => {
-                drop(stop_w);
-                drop(report);
-                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-                if nix::unistd::getppid() != supervisor {
-                    sys::exit_now(1);
-                }
-                let w = Watch {
-                    policy,
-                    events,
-                    secrets: crate::profile::secrets::paths(home),
-                    started: Instant::now(),
-                    paths: HashMap::new(),
-                    calls: HashMap::new(),
-                    judged: HashMap::new(),
-                    root: None,
-                };
-                w.serve(sock.as_fd(), stop_r.as_fd(), tx)
-            }
-            nix::unistd::ForkResult::Parent { child } => Ok(Tracer {
-                pid: child,
-                stop: Some(stop_w),
-                report,
-            }),
-        }
+        let side = Side::fork(Step::StartTracer, |ends| {
+            let w = Watch {
+                policy,
+                events,
+                secrets: crate::profile::secrets::paths(home),
+                started: Instant::now(),
+                paths: HashMap::new(),
+                calls: HashMap::new(),
+                judged: HashMap::new(),
+                root: None,
+            };
+            w.serve(sock.as_fd(), ends.stop.as_fd(), ends.tx)
+        })?;
+        Ok(Tracer(side))
     }
 
     /// Stop the tracer (the sandbox has ended) and return what it saw.
-    pub fn stop(mut self) -> Trace {
-        // A byte, not only the hang-up: another child of the supervisor
-        // forked later may hold a copy of this end.
-        if let Some(stop) = self.stop.take() {
-            let _ = nix::unistd::write(&stop, b"x");
+    pub fn stop(self) -> Trace {
+        match self.0.stop::<FromTracer>() {
+            Some(FromTracer::Seen(t)) => t,
+            None => Trace::default(),
         }
-        let mut seen = Trace::default();
-        let mut fds = [PollFd::new(self.report.as_fd(), PollFlags::POLLIN)];
-        if matches!(poll(&mut fds, PollTimeout::from(2000u16)), Ok(n) if n > 0)
-            && let Ok(Some(FromTracer::Seen(t))) = self.report.recv::<FromTracer>()
-        {
-            seen = t;
-        }
-        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(self.pid, None);
-        seen
     }
 }
 
