@@ -9,7 +9,10 @@
 #    read-write shared directory, cleaned between runs), with --trace and
 #    without, then with --trace-stat and without, alternating. Target:
 #    traced / plain <= 1.5.
-# 3. Startup without --trace is untouched: `nook run -- true` against the
+# 3. The cargo profile building a small crate (MODS modules, no
+#    dependencies, offline, from clean), with and without --trace,
+#    alternating. Target: traced / plain <= 1.5.
+# 4. Startup without --trace is untouched: `nook run -- true` against the
 #    same binary's `nook run -- true`... measured by bench/startup.sh, not
 #    here (the default path gains no work: the tracer exists only with
 #    --trace).
@@ -72,3 +75,31 @@ for flag in --trace --trace-stat; do
         "$nook" run --share-cwd rw -- "${build[@]}") | sed 's/^/  /'
 done
 echo "  (target: traced / plain <= 1.5)"
+
+# 3. A small crate, built by the cargo profile.
+if command -v cargo >/dev/null; then
+    crate=$work/crate
+    mkdir -p "$crate/src"
+    printf '[package]\nname = "tcrate"\nversion = "0.1.0"\nedition = "2021"\n' >"$crate/Cargo.toml"
+    python3 - "$crate" "${MODS:-12}" <<'PY'
+import sys
+crate, mods = sys.argv[1], int(sys.argv[2])
+main = "".join(f"mod m{i};\n" for i in range(mods))
+main += "fn main() {\n" + "".join(f"    println!(\"{{}}\", m{i}::f(3));\n" for i in range(mods)) + "}\n"
+open(f"{crate}/src/main.rs", "w").write(main)
+for i in range(mods):
+    body = "use std::collections::HashMap;\npub fn f(x: u64) -> u64 {\n"
+    body += "    let mut m: HashMap<u64, String> = HashMap::new();\n"
+    body += "".join(f"    m.insert({j}, format!(\"{{}}\", x * {j}));\n" for j in range(40))
+    body += "    m.values().map(|s| s.len() as u64).sum()\n}\n"
+    open(f"{crate}/src/m{i}.rs", "w").write(body)
+PY
+    chown -R --reference="$work" "$crate"
+    cbuild=(sh -c 'rm -rf target && cargo build --offline -q')
+    echo "bench: the cargo profile building a crate of ${MODS:-12} modules, with and without --trace, $pairs alternating pairs"
+    (cd "$crate" && "${as_user[@]}" env HOME="$home" XDG_STATE_HOME="$work/state" PATH=/usr/bin:/bin \
+        python3 "$repo/bench/alternate.py" "$pairs" 1 traced plain 11 \
+        "$nook" run --trace --profile cargo --share-cwd rw -- "${cbuild[@]}" \
+        "$nook" run --profile cargo --share-cwd rw -- "${cbuild[@]}") | sed 's/^/  /'
+    echo "  (target: traced / plain <= 1.5)"
+fi

@@ -29,8 +29,10 @@ $NOOK run --memory 50m -- tail /dev/zero 2>err.txt; echo "oom_status=$?"
 echo "oom_said=$(grep -c "nook: killed: out of memory, limit 50 MiB" err.txt)"
 
 # A fork bomb under --pids 20, stopped by the timeout; the machine answers.
-$NOOK run --pids 20 --timeout 4s --stats=json -- sh -c 'b() { b | b & }; b; exec sleep 100' 2>bomb.txt
+$NOOK run --trace --pids 20 --timeout 4s --stats=json -- sh -c 'b() { b | b & }; b; exec sleep 100' 2>bomb.txt
 echo "bomb_status=$?"
+# The traced run kept the limit it hit, and `nook why` names it.
+echo "bomb_why=$($NOOK why 2>&1 | grep -c 'limit pids: the run hit --pids 20')"
 # The bomb's shells write their fork errors to the same stderr, and one
 # killed mid-message leaves a partial line before the stats: keep the JSON.
 echo "bomb_stats=$(tail -n1 bomb.txt | sed 's/^[^{]*//')"
@@ -93,6 +95,7 @@ fn limits_hold_in_a_delegated_cgroup() {
     );
 
     assert_eq!(field(&out, "bomb_status"), "124", "{out}");
+    assert_eq!(field(&out, "bomb_why"), "1", "{out}");
     let pids = json_field(&out, "bomb_stats", "pids_peak");
     assert!(
         (5.0..=20.0).contains(&pids),

@@ -92,7 +92,7 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
     if req.trace
         && let Ok(o) = &outcome
     {
-        keep_trace(&req, &names, &ctl, o, &host)?;
+        keep_trace(&req, &names, &ctl, o, &plan, &host)?;
     }
     outcome.and_then(report)
 }
@@ -104,6 +104,7 @@ fn keep_trace(
     profiles: &[String],
     ctl: &runtime::Control,
     o: &Outcome,
+    plan: &plan::Plan,
     host: &host::Host,
 ) -> Result<(), Error> {
     use crate::state::trace;
@@ -130,6 +131,15 @@ fn keep_trace(
             setting: k.memory_max.map_or("--memory".into(), |m| {
                 format!("--memory {}", crate::spec::units::human_bytes(m))
             }),
+        });
+    }
+    if o.pids_max_hits > 0 {
+        t.limits.push(trace::LimitHit {
+            what: "pids".into(),
+            setting: plan
+                .cgroup
+                .pids_max
+                .map_or("--pids".into(), |n| format!("--pids {n}")),
         });
     }
     // Killed by SIGXFSZ (128+25): a write went past RLIMIT_FSIZE.
@@ -235,6 +245,7 @@ pub fn report(o: Outcome) -> Result<i32, Error> {
         failure,
         refused,
         trace: _,
+        pids_max_hits: _,
     } = o;
     let mut text = String::new();
     for r in &refused {

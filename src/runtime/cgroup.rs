@@ -36,6 +36,8 @@ pub struct Usage {
     pub io_read_bytes: Option<u64>,
     pub io_write_bytes: Option<u64>,
     pub oom_kills: u64,
+    /// Forks refused because pids.max was reached (pids.events `max`).
+    pub pids_max_hits: u64,
 }
 
 impl Leaf {
@@ -164,6 +166,7 @@ impl Leaf {
             io_read_bytes: read_b,
             io_write_bytes: write_b,
             oom_kills: field(&kv("memory.events"), "oom_kill").unwrap_or(0),
+            pids_max_hits: field(&kv("pids.events"), "max").unwrap_or(0),
         }
     }
 

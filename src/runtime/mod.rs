@@ -132,6 +132,8 @@ pub struct Outcome {
     pub failure: Option<Error>,
     /// What the egress gate refused, per destination.
     pub refused: Vec<gate::Refusal>,
+    /// Forks the sandbox's pids limit refused (0 without a cgroup leaf).
+    pub pids_max_hits: u64,
     /// With --trace: the paths and system calls the command was refused
     /// (the rest of the trace is filled in by the caller).
     pub trace: Option<crate::state::trace::Trace>,
@@ -546,6 +548,7 @@ fn step7_teardown(
         kept_changes,
         failure: failure.map(Error::from),
         refused: Vec::new(),
+        pids_max_hits: usage.as_ref().map_or(0, |u| u.pids_max_hits),
         trace: None,
     }
 }
