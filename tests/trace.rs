@@ -93,3 +93,27 @@ fn trace_records_what_the_view_lacks_and_what_the_filter_refused() {
     );
     assert_eq!(t["version"], 1);
 }
+
+/// A scratch space filled to its --disk-quota is kept as a limit hit; a
+/// run that stays below keeps none.
+#[test]
+fn trace_records_a_full_disk_quota() {
+    let env = TestEnv::new("trace-quota");
+    let state = env.dir.join("state");
+    let limits = |script: &str| {
+        env.run(&["--trace", "--disk-quota", "1M", "--", "sh", "-c", script])
+            .env("XDG_STATE_HOME", state.to_str().unwrap())
+            .output();
+        trace_of(&state)["limits"].clone()
+    };
+    let full = limits("head -c 2000000 /dev/zero > ~/big 2>/dev/null; true");
+    assert!(
+        full.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["what"] == "disk-quota" && l["setting"] == "--disk-quota 1 MiB"),
+        "{full:#}"
+    );
+    let below = limits("head -c 2000 /dev/zero > ~/small");
+    assert_eq!(below, serde_json::json!([]));
+}

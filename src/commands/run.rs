@@ -142,6 +142,14 @@ fn keep_trace(
                 .map_or("--pids".into(), |n| format!("--pids {n}")),
         });
     }
+    if o.scratch_full {
+        t.limits.push(trace::LimitHit {
+            what: "disk-quota".into(),
+            setting: plan.scratch_size.map_or("--disk-quota".into(), |n| {
+                format!("--disk-quota {}", crate::spec::units::human_bytes(n))
+            }),
+        });
+    }
     // Killed by SIGXFSZ (128+25): a write went past RLIMIT_FSIZE.
     if o.status == 128 + libc::SIGXFSZ {
         t.limits.push(trace::LimitHit {
@@ -246,6 +254,7 @@ pub fn report(o: Outcome) -> Result<i32, Error> {
         refused,
         trace: _,
         pids_max_hits: _,
+        scratch_full: _,
     } = o;
     let mut text = String::new();
     for r in &refused {

@@ -32,7 +32,7 @@ pub fn run(
     }
     drop(rx);
 
-    let _kept = match prepare(plan, v) {
+    let kept = match prepare(plan, v) {
         Ok(kept) => kept,
         Err(e) => {
             let _ = tx.send(&ToSupervisor::Failed(e));
@@ -51,7 +51,7 @@ pub fn run(
     drop(tx);
     trace(v, "init", format_args!("payload is pid {payload}"));
     let code = reap(payload);
-    tell_the_end(code, end);
+    tell_the_end(code, end, kept.1.as_ref());
     sys::exit_now(code)
 }
 
@@ -61,7 +61,7 @@ pub fn run(
 /// supervisor can then answer without waiting for the kernel to tear the
 /// namespaces down after us. When something is left, say nothing: the
 /// supervisor waits for our exit, which kills the rest (pid_namespaces(7)).
-fn tell_the_end(code: i32, mut end: Sender) {
+fn tell_the_end(code: i32, mut end: Sender, pool: Option<&OwnedFd>) {
     use nix::sys::resource::{UsageWho, getrusage};
     if waitpid(None, Some(WaitPidFlag::WNOHANG)) != Err(Errno::ECHILD) {
         return;
@@ -81,11 +81,15 @@ fn tell_the_end(code: i32, mut end: Sender) {
         maxrss_kb: me.max_rss().max(reaped.max_rss()),
         inblock: me.block_reads() + reaped.block_reads(),
         oublock: me.block_writes() + reaped.block_writes(),
+        // A tmpfs at its size has no block left to give.
+        scratch_full: pool.is_some_and(|p| rustix::fs::fstatvfs(p).is_ok_and(|s| s.f_bavail == 0)),
     });
 }
 
-/// Everything before the payload; returns what init keeps until it exits.
-fn prepare(plan: &Plan, v: bool) -> Result<Option<OwnedFd>, StepError> {
+/// Everything before the payload; returns what init keeps until it exits
+/// (the proc mount that forbids nested user namespaces, the scratch
+/// pool).
+fn prepare(plan: &Plan, v: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), StepError> {
     if !plan.namespaces.pid {
         // Not pid 1: become the reaper for the payload's orphans anyway.
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
@@ -113,7 +117,7 @@ fn prepare(plan: &Plan, v: bool) -> Result<Option<OwnedFd>, StepError> {
     } else {
         None
     };
-    mounts::build_root(&plan.mounts, plan.scratch_size, v)?;
+    let pool = mounts::build_root(&plan.mounts, plan.scratch_size, v)?;
     if plan.net.wait_for_route {
         // The helper started while the mounts were built; the payload
         // starts only once the interface really carries a default route.
@@ -125,7 +129,7 @@ fn prepare(plan: &Plan, v: bool) -> Result<Option<OwnedFd>, StepError> {
     }
     // Setup is over: init keeps nothing the payload could use against it.
     lock_down()?;
-    Ok(proc)
+    Ok((proc, pool))
 }
 
 /// Set user.max_user_namespaces to 0 for our user namespace, through a

@@ -134,6 +134,8 @@ pub struct Outcome {
     pub refused: Vec<gate::Refusal>,
     /// Forks the sandbox's pids limit refused (0 without a cgroup leaf).
     pub pids_max_hits: u64,
+    /// The scratch areas were full at the end (--disk-quota reached).
+    pub scratch_full: bool,
     /// With --trace: the paths and system calls the command was refused
     /// (the rest of the trace is filled in by the caller).
     pub trace: Option<crate::state::trace::Trace>,
@@ -549,6 +551,7 @@ fn step7_teardown(
         failure: failure.map(Error::from),
         refused: Vec::new(),
         pids_max_hits: usage.as_ref().map_or(0, |u| u.pids_max_hits),
+        scratch_full: end.scratch_full,
         trace: None,
     }
 }
@@ -601,6 +604,8 @@ pub struct End {
     pub timed_out: bool,
     /// init's and every process it reaped (the whole sandbox).
     pub rusage: Option<libc::rusage>,
+    /// The scratch areas were full (--disk-quota reached), as init saw.
+    pub scratch_full: bool,
 }
 
 /// `wait_for`, or less: when init reports the payload's end on `end`
@@ -668,6 +673,7 @@ fn ended(e: msg::Ending) -> End {
     End {
         code: e.code,
         timed_out: false,
+        scratch_full: e.scratch_full,
         rusage: Some(libc::rusage {
             ru_utime: tv(e.user_us),
             ru_stime: tv(e.system_us),
@@ -717,12 +723,14 @@ fn reaped(init: Pid, timed_out: bool) -> Option<End> {
             code: r.code,
             timed_out,
             rusage: Some(r.rusage),
+            scratch_full: false,
         }),
         Ok(None) => None,
         Err(_) => Some(End {
             code: EXIT_NOOK,
             timed_out,
             rusage: None,
+            scratch_full: false,
         }),
     }
 }

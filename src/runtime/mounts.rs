@@ -37,7 +37,7 @@ pub fn build_root(
     ops: &[MountOp],
     scratch_size: Option<u64>,
     verbose: bool,
-) -> Result<(), StepError> {
+) -> Result<Option<OwnedFd>, StepError> {
     // Mount events must not travel back to the host. In a namespace owned
     // by a less privileged user namespace shared mounts already became
     // slaves (mount_namespaces(7)); this makes it explicit for all.
@@ -79,6 +79,25 @@ pub fn build_root(
     };
     interpret(&mut kernel, ops, scratch_size, verbose)?;
     drop(kernel);
+    // With --disk-quota, the pool every scratch area lives in (when one
+    // was made: then /scratch is a mount of its own), held for init to
+    // tell at the end whether the sandbox filled it.
+    let pool = match scratch_size {
+        Some(_) => {
+            let dev = |p: &str| rustix::fs::stat(p).map(|s| s.st_dev).ok();
+            (dev("/scratch") != dev("/"))
+                .then(|| {
+                    rustix::fs::open(
+                        "/scratch",
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .ok()
+                })
+                .flatten()
+        }
+        None => None,
+    };
 
     // pivot_root(".", ".") stacks the staging root, with the host's root
     // still at /oldroot in it, on top of the new one; detaching "." then
@@ -91,7 +110,7 @@ pub fn build_root(
     nix::unistd::pivot_root(".", ".").step(Step::PivotNewRoot, None)?;
     umount2(".", MntFlags::MNT_DETACH).step(Step::DetachRoots, None)?;
     nix::unistd::chdir("/").step(Step::Enter, Some(Path::new("/")))?;
-    Ok(())
+    Ok(pool)
 }
 
 /// What the interpreter asks of the kernel, at the level of its own

@@ -37,6 +37,8 @@ pub struct Ending {
     pub maxrss_kb: i64,
     pub inblock: i64,
     pub oublock: i64,
+    /// With --disk-quota: the scratch areas were full at the end.
+    pub scratch_full: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
