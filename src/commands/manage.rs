@@ -102,7 +102,7 @@ fn supervise_detached(
 }
 
 pub fn command(cmd: ManageCommand, host: &Host) -> Result<i32, Error> {
-    let dir = running::dir(&host.env, host.uid);
+    let dir = running::dir(&host.env, host.uid, &host.home);
     match cmd {
         ManageCommand::Ps { json } => ps(&dir, json),
         ManageCommand::Exec { name, command } => {

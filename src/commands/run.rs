@@ -60,12 +60,28 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
         super::out(&out);
         return Ok(0);
     }
-    let state_dir = running::dir(&host.env, host.uid);
-    running::ensure(&state_dir, host.uid)?;
+    let state_dir = running::dir(&host.env, host.uid, &host.home);
+    // The record is what `nook ps`, `exec` and `stop` find a sandbox by:
+    // a named or detached one needs it; an anonymous foreground run goes
+    // on without it, with one warning.
+    let state_dir = match running::ensure(&state_dir, host.uid) {
+        Ok(()) => Some(state_dir),
+        Err(e) if req.name.is_none() && !req.detach => {
+            let _ = std::io::stderr().write_all(
+                format!(
+                    "nook: warning: {}; this run is not listed by `nook ps`\n",
+                    crate::escape::line(&e.to_string())
+                )
+                .as_bytes(),
+            );
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut ctl = runtime::Control {
         verbose: req.verbose,
         stats: req.stats,
-        state_dir: Some(state_dir),
+        state_dir,
         name: sandbox
             .as_ref()
             .map_or_else(|| format!("sb-{}", std::process::id()), |s| s.name.clone()),

@@ -112,8 +112,22 @@ fn prepare(plan: &Plan, v: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), S
     // namespaces, which would need one): the limit is per user namespace
     // and ours is the one we hold every capability in. Written before the
     // sandbox's /proc/sys becomes read-only.
+    // Best effort, like the other hardening layers: nested in a sandbox
+    // that already made /proc/sys read-only, or in one that forbids it
+    // itself, the limit can't be written; the run goes on with one
+    // warning unless --strict.
     let proc = if plan.forbid_nested_userns {
-        forbid_nested_userns(plan.namespaces.pid)?
+        match forbid_nested_userns(plan.namespaces.pid) {
+            Ok(p) => p,
+            Err(e) if !plan.exec.strict => {
+                let line = format!(
+                    "nook: warning: {e}; nested user namespaces stay possible inside (--strict makes this an error)\n"
+                );
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                None
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };

@@ -32,21 +32,36 @@ pub struct Entry {
 }
 
 /// `$XDG_RUNTIME_DIR/nook`, or `/tmp/nook-UID` without one.
-pub fn dir(env: &std::collections::BTreeMap<String, String>, uid: u32) -> PathBuf {
+pub fn dir(env: &std::collections::BTreeMap<String, String>, uid: u32, home: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    // $XDG_RUNTIME_DIR only when it really is the user's own directory: a
+    // sandbox, a container or `su` often leave the variable pointing at
+    // one that isn't there. Otherwise under the user's home, where no
+    // other user can make the directory first (unlike a fixed name in a
+    // shared /tmp).
     env.get("XDG_RUNTIME_DIR")
         .filter(|d| d.starts_with('/'))
+        .filter(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.uid() == uid))
         .map(|d| Path::new(d).join("nook"))
-        .unwrap_or_else(|| PathBuf::from(format!("/tmp/nook-{uid}")))
+        .unwrap_or_else(|| {
+            env.get("XDG_STATE_HOME")
+                .filter(|d| d.starts_with('/'))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".local/state"))
+                .join("nook/running")
+        })
 }
 
-/// The directory, made if missing; refused unless it is ours and private
-/// (under a shared /tmp another user could have made it first).
+/// The directory, made if missing; refused unless it is ours and private.
 pub fn ensure(dir: &Path, uid: u32) -> Result<(), StepError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(StepError::io(Step::CreateStateDir, Some(dir), &e)),
+    // Parents too (~/.local/state may not exist yet), private like it.
+    if let Err(e) = std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
+        return Err(StepError::io(Step::CreateStateDir, Some(dir), &e));
     }
     let m = std::fs::symlink_metadata(dir).step(Step::Inspect, Some(dir))?;
     if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
