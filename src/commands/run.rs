@@ -131,16 +131,7 @@ fn keep_trace(
     t.profiles = profiles.to_vec();
     t.exit_status = o.status;
     t.started = crate::host::unix_now() - o.stats.wall_seconds.unwrap_or(0.0);
-    t.network = o
-        .refused
-        .iter()
-        .map(|r| trace::NetDenial {
-            lookup: r.lookup,
-            dest: r.dest.clone(),
-            reason: r.reason.clone(),
-            count: r.count,
-        })
-        .collect();
+    t.network = o.refused.clone();
     if let Some(k) = &o.oom {
         t.limits.push(trace::LimitHit {
             what: "memory".into(),

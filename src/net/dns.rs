@@ -20,7 +20,7 @@ pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_SVCB: u16 = 64;
 pub const TYPE_HTTPS: u16 = 65;
 
-const CLASS_IN: u16 = 1;
+pub const CLASS_IN: u16 = 1;
 const HEADER: usize = 12;
 /// Header flag bits (RFC 1035 §4.1.1).
 const QR: u16 = 0x8000;

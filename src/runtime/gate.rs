@@ -35,8 +35,9 @@ use crate::net::sniff::{MAX_SNIFF, Sniff, sniff};
 use crate::net::{GATE_MARK, GATE_PORT, NameRule};
 use crate::plan::GatePlan;
 use crate::runtime::events::{Event, Events};
-use crate::runtime::side::{Ends, Side, readable_within};
+use crate::runtime::side::{Ends, Side, ready_within};
 use crate::runtime::trace;
+use crate::state::trace::NetDenial;
 use crate::sys;
 
 /// How long a client may take to send its first bytes before the gate
@@ -57,22 +58,11 @@ const THREAD_STACK: usize = 256 * 1024;
 
 pub const NOT_ALLOWED: &str = "not in the allow-list";
 
-/// Refusals of one kind to one destination, for the summary at exit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Refusal {
-    /// A DNS lookup (of `dest`, a name), or a connection (to `dest`,
-    /// NAME:PORT or ADDRESS:PORT).
-    pub lookup: bool,
-    pub dest: String,
-    pub reason: String,
-    pub count: u32,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 enum FromGate {
     Ready,
     Failed(StepError),
-    Refused(Vec<Refusal>),
+    Refused(Vec<NetDenial>),
 }
 
 /// The supervisor's handle on a running gate.
@@ -97,8 +87,9 @@ impl Gate {
         }
     }
 
-    /// Stop the gate and return what it refused.
-    pub fn stop(self) -> Vec<Refusal> {
+    /// Stop the gate and return what it refused, per destination (what
+    /// the exit summary says, and a trace keeps).
+    pub fn stop(self) -> Vec<NetDenial> {
         match self.0.stop::<FromGate>() {
             Some(FromGate::Refused(r)) => r,
             _ => Vec::new(),
@@ -241,12 +232,12 @@ impl Shared<'_> {
         }
     }
 
-    fn refusals(&self) -> Vec<Refusal> {
+    fn refusals(&self) -> Vec<NetDenial> {
         let Ok(m) = self.refused.lock() else {
             return Vec::new();
         };
         m.iter()
-            .map(|((lookup, dest, reason), count)| Refusal {
+            .map(|((lookup, dest, reason), count)| NetDenial {
                 lookup: *lookup,
                 dest: dest.clone(),
                 reason: reason.clone(),
@@ -305,8 +296,11 @@ impl Shared<'_> {
             let Some(query) = dns::query(id, name, qtype) else {
                 continue;
             };
-            let Ok(q) = dns::parse_query(&query) else {
-                continue;
+            let q = dns::Query {
+                id,
+                name: name.to_string(),
+                qtype,
+                qclass: dns::CLASS_IN,
             };
             if let Some(resp) = self.ask_upstream(&query)
                 && let Ok(a) = dns::check_response(&resp, &q)
@@ -431,18 +425,14 @@ fn start_connect(to: SocketAddr) -> Option<socket2::Socket> {
 
 /// Wait for a started connection; the stream once it stands.
 fn finish_connect(s: socket2::Socket) -> Option<TcpStream> {
-    if !writable_within(s.as_fd(), CONNECT_TIMEOUT) || s.take_error().ok()?.is_some() {
+    if !ready_within(s.as_fd(), PollFlags::POLLOUT, CONNECT_TIMEOUT)
+        || s.take_error().ok()?.is_some()
+    {
         return None;
     }
     s.set_nonblocking(false).ok()?;
     s.set_tcp_nodelay(true).ok()?;
     Some(s.into())
-}
-
-fn writable_within(fd: std::os::fd::BorrowedFd<'_>, t: Duration) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-    let t = PollTimeout::try_from(t.as_millis() as i32).unwrap_or(PollTimeout::NONE);
-    matches!(poll(&mut fds, t), Ok(n) if n > 0)
 }
 
 /// One DNS message over TCP: a two-byte length, then the message.
@@ -582,7 +572,7 @@ fn original_destination(c: &TcpStream) -> Option<SocketAddr> {
 /// Wait for the client's first bytes and read what they say, without
 /// taking them from the socket (MSG_PEEK): the server gets them as sent.
 fn peek(c: &TcpStream) -> Sniff {
-    if !readable_within(c.as_fd(), FIRST_BYTES) {
+    if !ready_within(c.as_fd(), PollFlags::POLLIN, FIRST_BYTES) {
         return Sniff::Other;
     }
     let deadline = Instant::now() + WHOLE_HEAD;

@@ -131,7 +131,7 @@ pub struct Outcome {
     /// A step that failed once the sandbox existed; reported after the rest.
     pub failure: Option<Error>,
     /// What the egress gate refused, per destination.
-    pub refused: Vec<gate::Refusal>,
+    pub refused: Vec<crate::state::trace::NetDenial>,
     /// Forks the sandbox's pids limit refused (0 without a cgroup leaf).
     pub pids_max_hits: u64,
     /// The scratch areas were full at the end (--disk-quota reached).

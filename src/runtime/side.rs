@@ -56,7 +56,7 @@ impl Side {
 
     /// The side's next message, if one comes within `t`.
     pub fn hear<T: for<'de> Deserialize<'de>>(&mut self, t: Duration) -> Option<T> {
-        readable_within(self.report.as_fd(), t)
+        ready_within(self.report.as_fd(), PollFlags::POLLIN, t)
             .then(|| self.report.recv::<T>().ok().flatten())
             .flatten()
     }
@@ -76,8 +76,9 @@ impl Side {
     }
 }
 
-pub fn readable_within(fd: std::os::fd::BorrowedFd<'_>, t: Duration) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+/// Whether `fd` is ready for `what` (POLLIN, POLLOUT) within `t`.
+pub fn ready_within(fd: std::os::fd::BorrowedFd<'_>, what: PollFlags, t: Duration) -> bool {
+    let mut fds = [PollFd::new(fd, what)];
     let t = PollTimeout::try_from(t.as_millis() as i32).unwrap_or(PollTimeout::NONE);
     matches!(poll(&mut fds, t), Ok(n) if n > 0)
 }

@@ -76,7 +76,13 @@ impl Tracer {
     ) -> Result<Tracer, StepError> {
         let side = Side::fork(Step::StartTracer, |ends| {
             let w = Watch {
-                policy,
+                watched: PATH_CALLS
+                    .iter()
+                    .filter_map(|&(name, arg, dirfd, _)| {
+                        crate::spec::syscalls::number(name).map(|nr| (nr, (name, arg, dirfd)))
+                    })
+                    .filter(|(nr, _)| !policy.refuses(*nr))
+                    .collect(),
                 events,
                 secrets: crate::profile::secrets::paths(home),
                 started: Instant::now(),
@@ -103,7 +109,9 @@ impl Tracer {
 type Verdict = (PathBuf, Why, HostKind);
 
 struct Watch<'a> {
-    policy: &'a Policy,
+    /// The watched calls the policy runs, by number (looked up once, not
+    /// by name at each call): name, path argument, directory argument.
+    watched: HashMap<i64, (&'static str, usize, Option<usize>)>,
     events: &'a Events,
     secrets: Vec<PathBuf>,
     started: Instant,
@@ -168,17 +176,16 @@ impl Watch<'_> {
         n: &sys::Notice,
     ) -> (Option<Errno>, Option<(PathBuf, Access)>) {
         let nr = i64::from(n.nr);
-        let name = crate::spec::syscalls::name(nr).unwrap_or("unknown");
-        if self.policy.refuses(nr) || !PATH_CALLS.iter().any(|c| c.0 == name) {
+        // What the filter hands over is either a watched call the policy
+        // runs, or a refusal.
+        let Some(&(name, arg, dirfd)) = self.watched.get(&nr) else {
+            let name = crate::spec::syscalls::name(nr).unwrap_or("unknown");
             let count = self.calls.entry(name.to_string()).or_default();
             *count += 1;
             if *count == 1 {
                 self.events.emit(Event::DeniedCall { syscall: name });
             }
             return (Some(Errno::EPERM), None);
-        }
-        let Some(&(_, arg, dirfd, _)) = PATH_CALLS.iter().find(|c| c.0 == name) else {
-            return (None, None);
         };
         let Some(raw) = read_string(n.pid, n.args[arg]) else {
             return (None, None);
