@@ -65,6 +65,7 @@ pub fn run(host: &Host) -> Vec<Check> {
         ),
         subids(host),
         cgroup(host),
+        nesting(),
     ]
 }
 
@@ -93,7 +94,8 @@ fn userns() -> Check {
             true,
         ),
         Err(e) => {
-            let mut fix = crate::host::userns_hint(e);
+            let mut fix =
+                crate::host::nesting::userns_hint(e, &crate::host::nesting::Surroundings::read());
             if fix.contains("AppArmor") {
                 fix.push_str(
                     "; or install nook's AppArmor profile: sudo install -m 644 contrib/apparmor/nook /etc/apparmor.d/nook && sudo apparmor_parser -r /etc/apparmor.d/nook",
@@ -184,6 +186,65 @@ fn overlay_probe() -> Result<(), nix::errno::Errno> {
         Some("overlay"),
         MsFlags::empty(),
         Some("lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w"),
+    )
+}
+
+/// A new procfs for a new pid namespace, as init mounts it: refused
+/// where the parent's /proc has covered parts (mount_too_revealing).
+fn proc_probe() -> Result<(), nix::errno::Errno> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)?;
+    let w = |p: &str, s: String| std::fs::write(p, s).map_err(|_| nix::errno::Errno::EACCES);
+    w("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    w("/proc/self/setgroups", "deny".into())?;
+    w("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    // The first child is the new pid namespace's init.
+    in_child(|| {
+        let e = crate::error::from_rustix;
+        let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(e)?;
+        rustix::mount::fsconfig_create(&fs).map_err(e)?;
+        rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+            .map(drop)
+            .map_err(e)
+    })
+}
+
+/// Where nook runs (nested in a sandbox or a container, under an
+/// inherited seccomp filter) and what that costs its sandboxes.
+fn nesting() -> Check {
+    let around = crate::host::nesting::Surroundings::read();
+    let mut costs = Vec::new();
+    let proc = in_child(proc_probe);
+    if let Err(e) = proc {
+        costs.push(format!(
+            "a new /proc is refused ({e}): sandboxes get the parent's /proc, which lists its processes"
+        ));
+    }
+    if around.seccomp_filter {
+        costs.push(
+            "the inherited filter applies inside every sandbox too, before nook's own".to_string(),
+        );
+    }
+    let mut detail = around.describe();
+    for c in &costs {
+        detail.push_str("; ");
+        detail.push_str(c);
+    }
+    let status = if proc.is_err() {
+        Status::Degraded
+    } else {
+        Status::Ok
+    };
+    check(
+        "where nook runs",
+        status,
+        detail,
+        proc.is_err().then(|| {
+            "for sandboxes with a /proc of their own, start the outer one with /proc uncovered (podman: --security-opt unmask=ALL; docker: --security-opt systempaths=unconfined) or run nook outside it".to_string()
+        }),
+        false,
     )
 }
 

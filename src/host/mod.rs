@@ -3,6 +3,7 @@
 //! that spec resolution and planning can be tested against made-up hosts.
 
 pub mod cgroup;
+pub mod nesting;
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
@@ -255,64 +256,9 @@ pub fn parse_subid(text: &str, user: Option<&str>, uid: u32) -> Option<SubRange>
     })
 }
 
-/// Why creating a user namespace may have failed, read from the sysctls
-/// that restrict it. Only called on that failure.
-pub fn userns_hint(e: nix::errno::Errno) -> String {
-    userns_hint_from(e, |p| {
-        std::fs::read_to_string(p)
-            .ok()
-            .map(|s| s.trim().to_string())
-    })
-}
-
-fn userns_hint_from(e: nix::errno::Errno, read: impl Fn(&str) -> Option<String>) -> String {
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        return "unprivileged user namespaces are disabled; enable them with 'sysctl kernel.unprivileged_userns_clone=1'".into();
-    }
-    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
-        return "AppArmor restricts unprivileged user namespaces; allow them with 'sysctl kernel.apparmor_restrict_unprivileged_userns=0' or an AppArmor profile granting 'userns' to nook".into();
-    }
-    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        return "user namespaces are disabled; raise 'sysctl user.max_user_namespaces' above 0"
-            .into();
-    }
-    if e == nix::errno::Errno::ENOSPC {
-        return "the limit on user namespaces is reached; raise 'sysctl user.max_user_namespaces'"
-            .into();
-    }
-    if e == nix::errno::Errno::EPERM {
-        return "user namespaces are refused here; inside a container, its seccomp profile may block them".into();
-    }
-    "the kernel may lack CONFIG_USER_NS".into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn userns_hints_name_the_setting() {
-        use nix::errno::Errno;
-        let with = |key: &'static str, val: &'static str| {
-            move |p: &str| (p.ends_with(key)).then(|| val.to_string())
-        };
-        assert!(
-            userns_hint_from(Errno::EPERM, with("unprivileged_userns_clone", "0"))
-                .contains("sysctl kernel.unprivileged_userns_clone=1")
-        );
-        assert!(
-            userns_hint_from(
-                Errno::EACCES,
-                with("apparmor_restrict_unprivileged_userns", "1")
-            )
-            .contains("kernel.apparmor_restrict_unprivileged_userns=0")
-        );
-        assert!(
-            userns_hint_from(Errno::ENOSPC, with("max_user_namespaces", "0"))
-                .contains("user.max_user_namespaces")
-        );
-        assert!(userns_hint_from(Errno::ENOSPC, |_| None).contains("limit"));
-    }
 
     #[test]
     fn passwd_lookup_by_uid() {

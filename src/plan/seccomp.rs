@@ -98,6 +98,23 @@ pub const DENIED: &[&str] = &[
     "nfsservctl",
 ];
 
+/// What a nested sandbox needs besides clone and unshare with namespace
+/// flags: mounting (old and new API) and joining its own namespaces.
+const NESTING: &[&str] = &[
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "open_tree_attr",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "setns",
+];
+
 /// Namespace flags refused in clone and unshare (clone3 gets ENOSYS, so
 /// libc falls back to clone, whose flags a filter can see).
 const NS_FLAGS: u32 = (libc::CLONE_NEWUSER
@@ -152,6 +169,23 @@ impl Policy {
             .filter(|c| syscalls::number(c).is_some())
             .map(|s| s.to_string())
             .collect();
+        // With namespaces allowed, the calls that set one up run too (a
+        // nested sandbox mounts and joins its own): they act only on
+        // namespaces the sandbox made, since its capabilities reach no
+        // further. The profile's own lists come after and win.
+        if allow_namespaces {
+            match mode {
+                Mode::Default => calls.retain(|c| !NESTING.contains(&c.as_str())),
+                Mode::Strict => {
+                    for c in NESTING {
+                        if syscalls::number(c).is_some() && !calls.iter().any(|k| k == c) {
+                            calls.push(c.to_string());
+                        }
+                    }
+                }
+                Mode::Off => {}
+            }
+        }
         let (add, remove) = match mode {
             Mode::Strict => (allow, deny),
             _ => (deny, allow),
@@ -161,9 +195,6 @@ impl Policy {
             if !calls.contains(a) {
                 calls.push(a.clone());
             }
-        }
-        if allow_namespaces && mode == Mode::Default {
-            calls.retain(|c| c != "setns");
         }
         Policy {
             mode,
@@ -258,6 +289,12 @@ impl Policy {
             }
         }
         Ok(vec![program(&answers, Answer::Ret(others))])
+    }
+
+    /// Whether clone and unshare are refused namespace flags (and clone3
+    /// answered ENOSYS), so that no nested namespace can be made.
+    pub fn refuses_namespaces(&self) -> bool {
+        self.mode != Mode::Off && !self.allow_namespaces
     }
 
     /// Whether the policy refuses call number `nr` outright (what the
@@ -836,6 +873,32 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// Allowing namespaces allows what a nested sandbox does with them
+    /// (mount, pivot_root, setns), in both modes; a profile's own refusal
+    /// still wins.
+    #[test]
+    fn allowed_namespaces_bring_the_mount_calls() {
+        let has = |p: &Policy, c: &str| p.calls.iter().any(|k| k == c);
+        let closed = Policy::new(Mode::Default, &[], &[], false);
+        assert!(has(&closed, "mount") && has(&closed, "setns") && closed.refuses_namespaces());
+        let open = Policy::new(Mode::Default, &[], &[], true);
+        for c in [
+            "mount",
+            "umount2",
+            "pivot_root",
+            "fsopen",
+            "fsmount",
+            "setns",
+        ] {
+            assert!(!has(&open, c), "{c}");
+        }
+        assert!(has(&open, "bpf") && !open.refuses_namespaces());
+        let strict = Policy::new(Mode::Strict, &[], &[], true);
+        assert!(has(&strict, "mount") && has(&strict, "pivot_root"));
+        let denied = Policy::new(Mode::Default, &[], &["mount".to_string()], true);
+        assert!(has(&denied, "mount") && !has(&denied, "umount2"));
     }
 
     #[test]

@@ -114,24 +114,37 @@ fn prepare(plan: &Plan, v: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), S
     // sandbox's /proc/sys becomes read-only.
     // Best effort, like the other hardening layers: nested in a sandbox
     // that already made /proc/sys read-only, or in one that forbids it
-    // itself, the limit can't be written; the run goes on with one
-    // warning unless --strict.
+    // itself, the limit can't be written. Where seccomp refuses namespace
+    // flags anyway the loss is a -v line; else one warning; --strict
+    // makes it an error.
     let proc = if plan.forbid_nested_userns {
         match forbid_nested_userns(plan.namespaces.pid) {
             Ok(p) => p,
-            Err(e) if !plan.exec.strict => {
-                let line = format!(
-                    "nook: warning: {e}; nested user namespaces stay possible inside (--strict makes this an error)\n"
+            Err(e) if plan.exec.strict => return Err(e),
+            Err(e) if plan.exec.seccomp.refuses_namespaces() => {
+                trace(
+                    v,
+                    "init",
+                    format_args!("{e}; seccomp still refuses nested namespaces"),
                 );
-                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                 None
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                warn(&format!(
+                    "{e}; nested user namespaces stay possible inside (--strict makes this an error)"
+                ));
+                None
+            }
         }
     } else {
         None
     };
-    let pool = mounts::build_root(&plan.mounts, plan.scratch_size, v)?;
+    let built = mounts::build_root(&plan.mounts, plan.scratch_size, plan.exec.strict, v)?;
+    if built.parent_proc {
+        warn(
+            "a new /proc was refused (nook runs inside another sandbox or container whose /proc has covered parts): the sandbox has the parent's /proc, which lists the parent's processes (--strict makes this an error)",
+        );
+    }
     if plan.net.wait_for_route {
         // The helper started while the mounts were built; the payload
         // starts only once the interface really carries a default route.
@@ -143,7 +156,12 @@ fn prepare(plan: &Plan, v: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), S
     }
     // Setup is over: init keeps nothing the payload could use against it.
     lock_down()?;
-    Ok((proc, pool))
+    Ok((proc, built.pool))
+}
+
+fn warn(what: &str) {
+    let line = format!("nook: warning: {what}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 /// Set user.max_user_namespaces to 0 for our user namespace, through a

@@ -327,9 +327,13 @@ fn step2_start_init(plan: &Plan, s: &mut Supervision, v: bool) -> Result<Pid, Er
     let (to_sup_tx, to_sandbox_rx, end_tx) = s.child_ends.take().expect("taken once");
     let flags = setup::clone_flags(&plan.namespaces, s.alone);
     let init = match sys::clone_fork(flags).map_err(|e| match e {
-        sys::ForkError::Failed(errno) => e
-            .into_step(Step::CreateNamespaces)
-            .hint(crate::host::userns_hint(errno)),
+        sys::ForkError::Failed(errno) => {
+            e.into_step(Step::CreateNamespaces)
+                .hint(crate::host::nesting::userns_hint(
+                    errno,
+                    &crate::host::nesting::Surroundings::read(),
+                ))
+        }
         _ => e.into_step(Step::CreateNamespaces),
     })? {
         None => {

@@ -36,8 +36,9 @@ const STAGING: &str = "/tmp";
 pub fn build_root(
     ops: &[MountOp],
     scratch_size: Option<u64>,
+    strict: bool,
     verbose: bool,
-) -> Result<Option<OwnedFd>, StepError> {
+) -> Result<Built, StepError> {
     // Mount events must not travel back to the host. In a namespace owned
     // by a less privileged user namespace shared mounts already became
     // slaves (mount_namespaces(7)); this makes it explicit for all.
@@ -77,12 +78,10 @@ pub fn build_root(
         root: open_dir("/newroot")?,
         host: open_dir("/oldroot")?,
     };
-    interpret(&mut kernel, ops, scratch_size, verbose)?;
+    let mut built = interpret(&mut kernel, ops, scratch_size, strict, verbose)?;
     drop(kernel);
-    // With --disk-quota, the pool every scratch area lives in (when one
-    // was made: then /scratch is a mount of its own), held for init to
-    // tell at the end whether the sandbox filled it.
-    let pool = match scratch_size {
+    // The scratch pool is a mount of its own only when an area was made.
+    built.pool = match scratch_size {
         Some(_) => {
             let dev = |p: &str| rustix::fs::stat(p).map(|s| s.st_dev).ok();
             (dev("/scratch") != dev("/"))
@@ -110,7 +109,7 @@ pub fn build_root(
     nix::unistd::pivot_root(".", ".").step(Step::PivotNewRoot, None)?;
     umount2(".", MntFlags::MNT_DETACH).step(Step::DetachRoots, None)?;
     nix::unistd::chdir("/").step(Step::Enter, Some(Path::new("/")))?;
-    Ok(pool)
+    Ok(built)
 }
 
 /// What the interpreter asks of the kernel, at the level of its own
@@ -189,20 +188,37 @@ pub(super) fn interpret<S: MountSys>(
     sys: &mut S,
     ops: &[MountOp],
     scratch_size: Option<u64>,
+    strict: bool,
     verbose: bool,
-) -> Result<(), StepError> {
+) -> Result<Built, StepError> {
     let mut b = Builder {
         sys,
         files: 0,
         hidden_file: None,
         scratch_size,
         scratch_areas: 0,
+        strict,
+        parent_proc: false,
     };
     for op in ops {
         trace(verbose, "init", format_args!("{op}"));
         b.apply(op)?;
     }
-    Ok(())
+    Ok(Built {
+        pool: None,
+        parent_proc: b.parent_proc,
+    })
+}
+
+/// What the finished view holds for init beyond the mounts.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// With --disk-quota, the pool every scratch area lives in, for init
+    /// to tell at the end whether the sandbox filled it.
+    pub pool: Option<OwnedFd>,
+    /// A new procfs was refused: /proc is the parent's (and lists its
+    /// processes).
+    pub parent_proc: bool,
 }
 
 struct Builder<'a, S: MountSys> {
@@ -213,6 +229,9 @@ struct Builder<'a, S: MountSys> {
     scratch_size: Option<u64>,
     /// Scratch areas made so far (the pool is mounted with the first).
     scratch_areas: usize,
+    /// A refused new procfs is an error rather than a borrowed /proc.
+    strict: bool,
+    parent_proc: bool,
 }
 
 impl<S: MountSys> Builder<'_, S> {
@@ -283,15 +302,40 @@ impl<S: MountSys> Builder<'_, S> {
                 self.sys.attach(&m, dst, true)
             }
             MountOp::Proc { dst } => {
-                let m = self.sys.new_fs(
+                let fresh = self.sys.new_fs(
                     "proc",
                     &[],
                     MountAttrFlags::MOUNT_ATTR_NOSUID
                         | MountAttrFlags::MOUNT_ATTR_NODEV
                         | MountAttrFlags::MOUNT_ATTR_NOEXEC,
                     dst,
-                )?;
-                self.sys.attach(&m, dst, true)
+                );
+                match fresh {
+                    Ok(m) => self.sys.attach(&m, dst, true),
+                    // Inside another sandbox or a container, parts of the
+                    // parent's /proc are covered (read-only /proc/sys,
+                    // masked files), and the kernel refuses a new procfs
+                    // that would show them uncovered (mount_too_revealing).
+                    // What is left is the parent's own /proc, covers and
+                    // all: the sandbox then sees the parent's processes.
+                    Err(e) if e.errno() == Some(Errno::EPERM) && !self.strict => {
+                        let proc = Path::new("/proc");
+                        let node = self
+                            .sys
+                            .open_host(proc)
+                            .map_err(|e| StepError::new(Step::Open, Some(proc), e))?;
+                        let tree = self
+                            .sys
+                            .clone_tree(&node)
+                            .step(Step::CloneMountTree, Some(proc))?;
+                        self.sys.attach(&tree, dst, true)?;
+                        self.parent_proc = true;
+                        Ok(())
+                    }
+                    Err(e) => Err(e.hint(
+                        "this runs inside another sandbox or container whose /proc has covered parts; without --strict nook uses the parent's /proc",
+                    )),
+                }
             }
             MountOp::Devpts { dst } => {
                 let m = self.sys.new_fs(

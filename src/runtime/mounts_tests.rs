@@ -328,7 +328,7 @@ fn bare() -> Layer {
 }
 
 fn run(rec: &mut Recorder, ops: &[MountOp], scratch_size: Option<u64>) -> Result<(), StepError> {
-    interpret(rec, ops, scratch_size, false)
+    interpret(rec, ops, scratch_size, false, false).map(drop)
 }
 
 /// `lines` appear in the log one after the other.
@@ -672,4 +672,35 @@ fn later_operations_cover_earlier_ones() {
             .iter()
             .any(|l| l.ends_with(" at /usr (dir)"))
     );
+}
+
+/// Nested in a sandbox whose /proc has covered parts, the kernel refuses
+/// a new procfs: the parent's /proc, covers and all, takes its place and
+/// init is told so (to warn); with --strict the refusal stands.
+#[test]
+fn refused_procfs_falls_back_to_the_parents_unless_strict() {
+    let plan = plan_of(&Layer::default());
+    let rec = || {
+        with_devices(with_procfs(Recorder::default()))
+            .host("/proc", Kind::Dir)
+            .fail(Call::NewFs, "/proc", Errno::EPERM)
+    };
+    let mut r = rec();
+    let built = interpret(&mut r, &plan.mounts, None, false, false).unwrap();
+    assert!(built.parent_proc);
+    assert_run(
+        &r.log,
+        &[
+            "open host /proc",
+            "clone host /proc (recursive)",
+            "attach host /proc at /proc (dir)",
+        ],
+    );
+    pos(&r.log, "read-only /proc/sys (recursive)");
+    let mut r = rec();
+    let e = interpret(&mut r, &plan.mounts, None, true, false).unwrap_err();
+    assert_eq!(e.errno(), Some(Errno::EPERM), "{e}");
+    let mut r = with_devices(with_procfs(Recorder::default()));
+    let built = interpret(&mut r, &plan.mounts, None, false, false).unwrap();
+    assert!(!built.parent_proc);
 }

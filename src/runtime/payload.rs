@@ -156,6 +156,12 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     // when the keyring calls are allowed.
     let keyring = match sys::join_new_session_keyring() {
         Ok(()) => "new session keyring".to_string(),
+        // A filter nook runs under (a container engine's, an outer
+        // sandbox's) refuses keyctl: it refuses the payload the same, so
+        // no keyring is in reach and nothing is weaker.
+        Err(e @ (Errno::EPERM | Errno::ENOSYS)) => {
+            format!("out of reach (keyctl refused by an inherited filter: {e})")
+        }
         Err(e) => {
             best_effort(Step::NewKeyring, e, &mut weaker)?;
             format!("unchanged ({e})")

@@ -300,7 +300,7 @@ keys! {
     Landlock = Def::new("--landlock", Choice { words: &["best-effort", "required", "off"], noun: "a mode" }, "MODE")
         .help(HARDENING, "Landlock filesystem rules: best-effort, required or off");
     AllowUserns = Def::new("--allow-userns", Bool, "")
-        .help(HARDENING, "Allow nested user namespaces (browsers' own sandboxes need them)");
+        .help(HARDENING, "Allow nested user namespaces and the mounts they make (browsers' sandboxes, nook in nook); Landlock is then off unless --landlock names a level");
 
     Memory = Def::new("--memory", STR, "SIZE")
         .section(Section::Limits)

@@ -680,8 +680,17 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
     }
     let seccomp_deny = names.pop().unwrap_or_default();
     let seccomp_allow = names.pop().unwrap_or_default();
+    let allow_userns = set.on(Key::AllowUserns);
+    // Any Landlock domain forbids changing the mount topology, in nested
+    // namespaces too: a sandbox that may make its own (another nook, a
+    // browser's, a container's) gets none unless asked by name.
+    let default_landlock = if allow_userns {
+        LandlockMode::Off
+    } else {
+        LandlockMode::BestEffort
+    };
     let mut landlock =
-        choice(set, Key::Landlock, LandlockMode::parse)?.map_or(LandlockMode::BestEffort, |v| v.v);
+        choice(set, Key::Landlock, LandlockMode::parse)?.map_or(default_landlock, |v| v.v);
     if strict && landlock == LandlockMode::BestEffort {
         landlock = LandlockMode::Required;
     }
@@ -692,7 +701,7 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
         seccomp_allow,
         seccomp_deny,
         landlock,
-        allow_userns: set.on(Key::AllowUserns),
+        allow_userns,
     })
 }
 

@@ -70,6 +70,10 @@ pub fn ensure(dir: &Path, uid: u32) -> Result<(), StepError> {
                 .hint("it must be a directory of yours with mode 0700"),
         );
     }
+    // It may be there and still not writable (a read-only bind of the
+    // home in another sandbox).
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
+        .map_err(|e| StepError::new(Step::UseStateDir, Some(dir), crate::error::from_rustix(e)))?;
     Ok(())
 }
 
