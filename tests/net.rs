@@ -124,17 +124,29 @@ fn host_loopback_opens_when_allowed() {
     );
     assert_eq!(a["gw4"], "tcp-127.0.0.1", "{a:?}");
     assert_eq!(a["gw6"], "tcp-v6-loopback", "{a:?}");
-    // One port: it appears on the sandbox's own loopback, the rest stays shut.
-    let a = probe(
-        &env,
-        &lab,
-        &["--net", "user", "--allow-host-port", "8001"],
-        &format!("{HOST_LOOPBACK_PROBES}; tcp other 127.0.0.1:8002"),
-    );
-    assert_eq!(a["lo4"], "tcp-127.0.0.1", "{a:?}");
-    assert_eq!(a["lo6"], "tcp-v6-loopback", "{a:?}");
-    assert_eq!(a["gw4"], "tcp-gateway", "{a:?}");
-    assert_eq!(a["other"], "refused", "{a:?}");
+}
+
+/// One host port: it appears on the sandbox's own loopback, over IPv4 and
+/// IPv6, and the rest of the host's loopback stays shut, with either
+/// driver (pasta forwards it itself, nook relays it for slirp4netns,
+/// whose gateway stays closed).
+#[test]
+fn single_host_port_opens_with_both_drivers() {
+    let env = TestEnv::new("net-hostport");
+    let Some(lab) = Lab::new() else { return };
+    for driver in ["pasta", "slirp4netns"] {
+        let a = probe(
+            &env,
+            &lab,
+            &["--net", "user", "--net-driver", driver, "--allow-host-port", "8001"],
+            &format!("{HOST_LOOPBACK_PROBES}; tcp other 127.0.0.1:8002; tcp slirpgw 10.0.2.2:8001"),
+        );
+        assert_eq!(a["lo4"], "tcp-127.0.0.1", "{driver}: {a:?}");
+        assert_eq!(a["lo6"], "tcp-v6-loopback", "{driver}: {a:?}");
+        assert_eq!(a["gw4"], "tcp-gateway", "{driver}: {a:?}");
+        assert_eq!(a["other"], "refused", "{driver}: {a:?}");
+        assert_ne!(a["slirpgw"], "tcp-127.0.0.1", "{driver}: {a:?}");
+    }
 }
 
 #[test]
@@ -181,42 +193,49 @@ fn allow_list_refuses_other_addresses_and_ports() {
     assert_eq!(a["six"], "tcp-10.199.0.6", "{a:?}");
 }
 
+/// `-p` with either driver: TCP served to the host, and UDP delivered.
+/// pasta publishes itself; slirp4netns through its API socket.
 #[test]
 fn published_port_serves_the_host() {
     let env = TestEnv::new("net-publish");
     let Some(lab) = Lab::new() else { return };
-    let mut run = env
-        .run(&[
-            "--net",
-            "user",
-            "-p",
-            "127.0.0.1:18080:8080",
-            "-p",
-            "18053:8053/udp",
-            "--",
-            "sh",
-            "-c",
-            "socat TCP-LISTEN:8080,reuseaddr SYSTEM:'echo served-from-sandbox' & \
-             socat -u UDP-RECV:8053 STDOUT & \
-             until grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && \
-                   grep -q ':1F75 00000000:0000 07' /proc/net/udp; do sleep 0.05; done; \
-             echo listening; wait",
-        ])
-        .in_netns(lab.pid())
-        .timeout(Duration::from_secs(30))
-        .spawn();
-    run.wait_for_line("listening", Duration::from_secs(15));
-    let out = lab.host_sh("socat -u TCP:127.0.0.1:18080,connect-timeout=2 - | head -n1");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "served-from-sandbox"
-    );
-    // UDP one way: the pasta that Debian 12 ships delivers datagrams to a
-    // published port but loses the sandbox's replies (README says so).
-    lab.host_sh("echo datagram-from-host | socat -u - UDP:127.0.0.1:18053");
-    run.wait_for_line("datagram-from-host", Duration::from_secs(10));
-    run.signal("TERM");
-    let _ = run.wait(Duration::from_secs(10));
+    for driver in ["pasta", "slirp4netns"] {
+        let mut run = env
+            .run(&[
+                "--net",
+                "user",
+                "--net-driver",
+                driver,
+                "-p",
+                "127.0.0.1:18080:8080",
+                "-p",
+                "18053:8053/udp",
+                "--",
+                "sh",
+                "-c",
+                "socat TCP-LISTEN:8080,reuseaddr SYSTEM:'echo served-from-sandbox' & \
+                 socat -u UDP-RECV:8053 STDOUT & \
+                 until grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && \
+                       grep -q ':1F75 00000000:0000 07' /proc/net/udp; do sleep 0.05; done; \
+                 echo listening; wait",
+            ])
+            .in_netns(lab.pid())
+            .timeout(Duration::from_secs(30))
+            .spawn();
+        run.wait_for_line("listening", Duration::from_secs(15));
+        let out = lab.host_sh("socat -u TCP:127.0.0.1:18080,connect-timeout=2 - | head -n1");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "served-from-sandbox",
+            "{driver}"
+        );
+        // UDP one way: the pasta that Debian 12 ships delivers datagrams to
+        // a published port but loses the sandbox's replies (README says so).
+        lab.host_sh("echo datagram-from-host | socat -u - UDP:127.0.0.1:18053");
+        run.wait_for_line("datagram-from-host", Duration::from_secs(10));
+        run.signal("TERM");
+        let _ = run.wait(Duration::from_secs(10));
+    }
 }
 
 #[test]

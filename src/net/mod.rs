@@ -209,6 +209,9 @@ pub fn helper_args(net: &Network) -> Vec<String> {
         }
         Some(DriverKind::Slirp4netns) => {
             a.extend(["--configure", "--mtu=65520"].map(String::from));
+            // Single host ports come through nook's own relay onto the
+            // sandbox's loopback (as pasta's -T does), so slirp's gateway
+            // stays closed for them.
             if !net.allow_host_loopback {
                 a.push("--disable-host-loopback".into());
             }
@@ -216,6 +219,28 @@ pub fn helper_args(net: &Network) -> Vec<String> {
         None => {}
     }
     a
+}
+
+/// The slirp4netns API requests (one JSON object per connection to its
+/// `--api-socket`) that publish `publish`: the host side on the given
+/// address (all IPv4 ones by default), the sandbox side on its interface
+/// address, where a server listening on every address is found.
+pub fn slirp_forwards(publish: &[Publish]) -> Vec<String> {
+    publish
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "execute": "add_hostfwd",
+                "arguments": {
+                    "proto": if p.udp { "udp" } else { "tcp" },
+                    "host_addr": p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+                    "host_port": p.host_port,
+                    "guest_port": p.sandbox_port,
+                }
+            })
+            .to_string()
+        })
+        .collect()
 }
 
 /// Feed `rules` to `nft -f -` (in the gate, in the sandbox's namespaces).
@@ -318,6 +343,21 @@ mod tests {
         for bad in ["80", "0:80", "a:80", "1:2/sctp", "1.2.3:1:2", "70000:1"] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn slirp_publishes_through_its_api() {
+        let p = [
+            parse_publish("127.0.0.1:8080:8000").unwrap(),
+            parse_publish("5353:53/udp").unwrap(),
+        ];
+        assert_eq!(
+            slirp_forwards(&p),
+            [
+                r#"{"arguments":{"guest_port":8000,"host_addr":"127.0.0.1","host_port":8080,"proto":"tcp"},"execute":"add_hostfwd"}"#,
+                r#"{"arguments":{"guest_port":53,"host_addr":"0.0.0.0","host_port":5353,"proto":"udp"},"execute":"add_hostfwd"}"#,
+            ]
+        );
     }
 
     #[test]

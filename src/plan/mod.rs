@@ -99,6 +99,12 @@ pub struct NetPlan {
     pub helper: Option<(PathBuf, Vec<String>)>,
     /// The egress gate, when there is an allow-list.
     pub gate: Option<GatePlan>,
+    /// slirp4netns: the API requests that publish ports (sent by the
+    /// supervisor once the helper listens; init waits for word that they
+    /// were) and the host ports nook's relay brings onto the sandbox's
+    /// loopback (pasta does both itself).
+    pub slirp_forwards: Vec<String>,
+    pub relay_ports: Vec<u16>,
     /// init waits for the helper to configure a default route.
     pub wait_for_route: bool,
     /// ...and to listen on these sandbox loopback ports (host ports
@@ -281,6 +287,14 @@ fn net_plan(n: &crate::net::Network) -> NetPlan {
             .clone()
             .map(|path| (path, crate::net::helper_args(n))),
         gate: gate_plan(n),
+        slirp_forwards: match n.driver {
+            Some(crate::net::DriverKind::Slirp4netns) => crate::net::slirp_forwards(&n.publish),
+            _ => Vec::new(),
+        },
+        relay_ports: match n.driver {
+            Some(crate::net::DriverKind::Slirp4netns) => n.allow_host_ports.clone(),
+            _ => Vec::new(),
+        },
         wait_for_route: n.helper.is_some(),
         wait_for_listen: n
             .allow_host_ports

@@ -25,17 +25,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Step, StepError};
+use crate::error::{Step, StepError};
 use crate::net::dns;
 use crate::net::sniff::{MAX_SNIFF, Sniff, sniff};
 use crate::net::{GATE_MARK, GATE_PORT, NameRule};
 use crate::plan::GatePlan;
 use crate::runtime::events::{Event, Events};
-use crate::runtime::side::{Ends, Side, ready_within};
+use crate::runtime::relay::{THREAD_STACK, pump};
+use crate::runtime::side::{Ends, Side, enter_sandbox_net, ready_within};
 use crate::runtime::trace;
 use crate::state::trace::NetDenial;
 use crate::sys;
@@ -52,9 +52,6 @@ const DNS_TIMEOUT: Duration = Duration::from_millis(2500);
 /// admitted by address: the client's lookup and its connect are a moment
 /// apart, and clients round TTLs up.
 const ADDRESS_GRACE: Duration = Duration::from_secs(5);
-const PIPE_SIZE: i32 = 256 * 1024;
-/// Connection threads need little stack: their buffers are on the heap.
-const THREAD_STACK: usize = 256 * 1024;
 
 pub const NOT_ALLOWED: &str = "not in the allow-list";
 
@@ -147,17 +144,7 @@ struct Sockets {
 }
 
 fn setup(plan: &GatePlan, init: Pid) -> Result<Sockets, StepError> {
-    for (ns, flag) in [
-        ("user", CloneFlags::CLONE_NEWUSER),
-        ("net", CloneFlags::CLONE_NEWNET),
-    ] {
-        let path = std::path::PathBuf::from(format!("/proc/{init}/ns/{ns}"));
-        let f = std::fs::File::open(&path).step(Step::Setns, Some(&path))?;
-        nix::sched::setns(f, flag).map_err(|e| StepError::new(Step::Setns, Some(&path), e))?;
-    }
-    // init brings loopback up too; whoever is first, the addresses the
-    // gate binds must exist.
-    sys::loopback_up().map_err(|e| StepError::new(Step::LoopbackUp, None, e))?;
+    enter_sandbox_net(init)?;
     crate::net::install_rules(&plan.nft, &plan.rules)?;
     let mut s = Sockets {
         udp: Vec::new(),
@@ -683,42 +670,4 @@ fn connection(shared: &Shared<'_>, client: TcpStream) {
         spawn_in(s, || pump(&client, &server));
         pump(&server, &client);
     });
-}
-
-/// Move bytes from `from` to `to` through a pipe with splice(2) until
-/// `from` ends; then end `to`'s sending side (a half-close passes on).
-fn pump(from: &TcpStream, to: &TcpStream) {
-    use nix::fcntl::{SpliceFFlags, splice};
-    // No SPLICE_F_MORE: like MSG_MORE it would hold a short write back
-    // for up to 200 ms waiting for more, on every exchange of a handshake.
-    let flags = SpliceFFlags::SPLICE_F_MOVE;
-    let Ok((r, w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
-        return;
-    };
-    // A bigger pipe moves more per pair of calls (the default is 64 KiB);
-    // where the system refuses, the default does.
-    let chunk = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE))
-        .map_or(1 << 16, |n| n as usize);
-    let ok = (|| -> nix::Result<()> {
-        loop {
-            let n = splice(from, None, &w, None, chunk, flags)?;
-            if n == 0 {
-                return Ok(());
-            }
-            let mut left = n;
-            while left > 0 {
-                left -= splice(&r, None, to, None, left, flags)?;
-            }
-        }
-    })();
-    match ok {
-        Ok(()) => {
-            let _ = to.shutdown(std::net::Shutdown::Write);
-        }
-        // A reset or a dead peer: end both ways, so the other pump ends.
-        Err(_) => {
-            let _ = to.shutdown(std::net::Shutdown::Both);
-            let _ = from.shutdown(std::net::Shutdown::Both);
-        }
-    }
 }

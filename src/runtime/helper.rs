@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use nix::sys::signal::{Signal, kill};
@@ -21,6 +22,24 @@ pub struct Helper {
     /// Its stderr: a memory file, so that a chatty helper never blocks on
     /// a pipe nobody reads while the payload runs.
     log: std::fs::File,
+    /// slirp4netns's API socket, in a private directory of ours that goes
+    /// as soon as the ports are published.
+    api: Option<ApiDir>,
+}
+
+/// A directory only we can enter, removed when dropped.
+struct ApiDir(PathBuf);
+
+impl ApiDir {
+    fn socket(&self) -> PathBuf {
+        self.0.join("api.sock")
+    }
+}
+
+impl Drop for ApiDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Refuse to start when a published port is taken, with a clear line,
@@ -64,7 +83,17 @@ impl Helper {
                 .step(step, Some(path))?
                 .into();
         let mut cmd = Command::new(path);
-        cmd.args(args).arg(target.to_string());
+        cmd.args(args);
+        let api = if plan.slirp_forwards.is_empty() {
+            None
+        } else {
+            let base = std::env::temp_dir().join("nook-slirp-XXXXXX");
+            let dir = nix::unistd::mkdtemp(&base).step(step, Some(&base))?;
+            let api = ApiDir(dir);
+            cmd.arg(format!("--api-socket={}", api.socket().display()));
+            Some(api)
+        };
+        cmd.arg(target.to_string());
         if driver == DriverKind::Slirp4netns {
             cmd.arg("tap0");
         }
@@ -78,7 +107,67 @@ impl Helper {
             rustix::process::PidfdFlags::empty(),
         )
         .step(step, Some(path))?;
-        Ok(Some(Helper { child, pidfd, log }))
+        Ok(Some(Helper {
+            child,
+            pidfd,
+            log,
+            api,
+        }))
+    }
+
+    /// Send slirp4netns the requests that publish ports, one per
+    /// connection to its API socket (which it makes a moment after it
+    /// starts), and check each answer; then the socket goes.
+    pub fn publish(&mut self, requests: &[String]) -> Result<(), StepError> {
+        use std::io::Write;
+        let Some(api) = self.api.take() else {
+            return Ok(());
+        };
+        let step = Step::PublishPorts;
+        let sock = api.socket();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let connect = || -> Result<std::os::unix::net::UnixStream, StepError> {
+            let mut pause = std::time::Duration::from_micros(200);
+            loop {
+                match std::os::unix::net::UnixStream::connect(&sock) {
+                    Ok(c) => return Ok(c),
+                    Err(e) if std::time::Instant::now() > deadline || self.exited() => {
+                        return Err(StepError::io(step, Some(&sock), &e));
+                    }
+                    Err(_) => std::thread::sleep(pause),
+                }
+                pause = (pause * 2).min(std::time::Duration::from_millis(5));
+            }
+        };
+        for r in requests {
+            let mut c = connect()?;
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .step(step, Some(&sock))?;
+            // One write: slirp4netns takes a request in one read.
+            c.write_all(r.as_bytes()).step(step, Some(&sock))?;
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).step(step, Some(&sock))?;
+            let said: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+            if said.get("return").is_none() {
+                let why = said
+                    .pointer("/error/desc")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or(answer.trim());
+                return Err(StepError::failed(step, Some(&sock))
+                    .detail(r.clone())
+                    .hint(format!("slirp4netns said: {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn exited(&self) -> bool {
+        crate::runtime::side::ready_within(
+            self.exit_fd(),
+            nix::poll::PollFlags::POLLIN,
+            std::time::Duration::ZERO,
+        )
     }
 
     /// Becomes readable when the helper exits.

@@ -12,7 +12,7 @@ use crate::error::{EXIT_NOOK, Step, StepError, from_io, from_rustix};
 use crate::plan::Plan;
 use crate::sys;
 
-use super::msg::{Ending, Receiver, Sender, ToSupervisor};
+use super::msg::{Ending, Receiver, Sender, ToSandbox, ToSupervisor};
 use super::payload::{self, ExecPlan};
 use super::setup;
 use super::{FORWARDED, mounts, trace, wait_mask};
@@ -30,9 +30,7 @@ pub fn run(
         let _ = tx.send(&ToSupervisor::Failed(e));
         sys::exit_now(EXIT_NOOK);
     }
-    drop(rx);
-
-    let kept = match prepare(plan, v) {
+    let kept = match prepare(plan, v, rx) {
         Ok(kept) => kept,
         Err(e) => {
             let _ = tx.send(&ToSupervisor::Failed(e));
@@ -89,7 +87,11 @@ fn tell_the_end(code: i32, mut end: Sender, pool: Option<&OwnedFd>) {
 /// Everything before the payload; returns what init keeps until it exits
 /// (the proc mount that forbids nested user namespaces, the scratch
 /// pool).
-fn prepare(plan: &Plan, v: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), StepError> {
+fn prepare(
+    plan: &Plan,
+    v: bool,
+    mut rx: Receiver,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>), StepError> {
     if !plan.namespaces.pid {
         // Not pid 1: become the reaper for the payload's orphans anyway.
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
@@ -154,6 +156,13 @@ fn prepare(plan: &Plan, v: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), S
         )?;
         trace(v, "init", format_args!("network up"));
     }
+    if !plan.net.slirp_forwards.is_empty() {
+        match rx.recv::<ToSandbox>() {
+            Ok(Some(ToSandbox::Published)) => trace(v, "init", format_args!("ports published")),
+            _ => sys::exit_now(EXIT_NOOK),
+        }
+    }
+    drop(rx);
     // Setup is over: init keeps nothing the payload could use against it.
     lock_down()?;
     Ok((proc, built.pool))

@@ -26,6 +26,7 @@ pub mod msg;
 mod payload;
 #[cfg(test)]
 mod probe_tests;
+mod relay;
 mod setup;
 mod side;
 pub mod stats;
@@ -194,13 +195,41 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     ctl.events.emit(Event::Namespaces {
         init_pid: init.as_raw(),
     });
-    let helper = step4_start_helper(plan, init, ctl).map_err(abort)?;
+    let mut helper = step4_start_helper(plan, init, ctl).map_err(abort)?;
+    if let Some(h) = helper.as_mut()
+        && !plan.net.slirp_forwards.is_empty()
+    {
+        let published = h.publish(&plan.net.slirp_forwards).and_then(|()| {
+            s.to_sandbox
+                .as_mut()
+                .expect("held until the end")
+                .send(&ToSandbox::Published)
+                .map_err(io_step(Step::SignalInit))
+        });
+        if let Err(e) = published {
+            helper.map(helper::Helper::stop);
+            return Err(abort(e));
+        }
+        trace(v, "supervisor", format_args!("ports published"));
+    }
+    let relay = if plan.net.relay_ports.is_empty() {
+        None
+    } else {
+        match relay::PortRelay::start(&plan.net.relay_ports, init, v) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                helper.map(helper::Helper::stop);
+                return Err(abort(e));
+            }
+        }
+    };
     let gate = match &plan.net.gate {
         None => None,
         Some(g) => match gate::Gate::start(g, init, &ctl.events, v) {
             Ok(gate) => Some(gate),
             Err(e) => {
                 helper.map(helper::Helper::stop);
+                relay.map(relay::PortRelay::stop);
                 return Err(abort(e));
             }
         },
@@ -211,6 +240,7 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
                 Ok(t) => Some(t),
                 Err(e) => {
                     helper.map(helper::Helper::stop);
+                    relay.map(relay::PortRelay::stop);
                     gate.map(gate::Gate::stop);
                     return Err(abort(e));
                 }
@@ -221,6 +251,7 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
     let end = step6_wait_for_end(plan, &mut s, init);
     let refused = gate.map(gate::Gate::stop).unwrap_or_default();
+    relay.map(relay::PortRelay::stop);
     let seen = watcher.map(tracer::Tracer::stop);
     let mut outcome = step7_teardown(plan, s, end, helper, failure, ctl);
     outcome.refused = refused;

@@ -82,3 +82,19 @@ pub fn ready_within(fd: std::os::fd::BorrowedFd<'_>, what: PollFlags, t: Duratio
     let t = PollTimeout::try_from(t.as_millis() as i32).unwrap_or(PollTimeout::NONE);
     matches!(poll(&mut fds, t), Ok(n) if n > 0)
 }
+
+/// Join the sandbox's user and network namespaces (init's), holding every
+/// capability there, with its loopback up: init brings it up too, and
+/// whoever comes first, the addresses a side binds must exist.
+pub fn enter_sandbox_net(init: Pid) -> Result<(), StepError> {
+    use nix::sched::CloneFlags;
+    for (ns, flag) in [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("net", CloneFlags::CLONE_NEWNET),
+    ] {
+        let path = std::path::PathBuf::from(format!("/proc/{init}/ns/{ns}"));
+        let f = std::fs::File::open(&path).step(Step::Setns, Some(&path))?;
+        nix::sched::setns(f, flag).map_err(|e| StepError::new(Step::Setns, Some(&path), e))?;
+    }
+    sys::loopback_up().map_err(|e| StepError::new(Step::LoopbackUp, None, e))
+}

@@ -615,21 +615,17 @@ fn resolve_network(set: &Layer, host: &Host) -> Result<Network, Error> {
         )
     })?);
     net.driver = Some(driver);
-    if driver == DriverKind::Slirp4netns {
-        if let Some(p) = publish.first() {
-            return Err(Error::usage(
-                &p.from.to_string(),
-                &p.v,
-                "port publishing needs the pasta driver (--net-driver pasta, package 'passt')",
-            ));
-        }
-        if let Some(p) = allow_host_port.first() {
-            return Err(Error::usage(
-                &p.from.to_string(),
-                &p.v.to_string(),
-                "single host ports need the pasta driver (--net-driver pasta, package 'passt')",
-            ));
-        }
+    if driver == DriverKind::Slirp4netns
+        && let Some(p) = publish
+            .iter()
+            .zip(&net.publish)
+            .find(|(_, p)| p.host_ip.is_some_and(|ip| ip.is_ipv6()))
+    {
+        return Err(Error::usage(
+            &p.0.from.to_string(),
+            &p.0.v,
+            "slirp4netns publishes on IPv4 host addresses only; use the pasta driver (--net-driver pasta) for IPv6",
+        ));
     }
     if let Some(first) = net_allow.first() {
         net.nft = Some(host.find_program("nft").ok_or_else(|| {
