@@ -6,9 +6,12 @@
 #    - pasta started by hand (`pasta -- iperf3 ...`) and nook --net user,
 #    - slirp4netns started by hand and nook --net user --net-driver slirp4netns,
 #    every helper with its default MTU of 65520 and the same options nook
-#    gives it. Target: nook / by-hand >= 0.95 for each driver.
-# 2. Startup: `nook run --net user -- true` against `nook run -- true`
-#    (hyperfine). Target: no more than 30 ms apart.
+#    gives it. Target: nook / by-hand >= 0.95 for each driver; and
+#    `--net user` with the default `--net-driver auto` at least 0.9x the
+#    faster driver by hand.
+# 2. Startup: `nook run --net user -- true` (auto) against `nook run --
+#    true`, alternating (A B A B, bench/alternate.py), medians; the same
+#    for each driver named. Target: auto adds at most 20 ms.
 # 3. The egress gate (--net-allow by name), against the same driver without
 #    an allow-list:
 #    a. throughput, iperf3 to a name (`--net-allow iperf.test`), in the
@@ -36,7 +39,8 @@
 # Usage: bench/net.sh    (SECS=5 per throughput run, TRIES=5 rounds;
 #                         RUNS=100 startup runs; ROUNDS=20 x BLOCK=10
 #                         requests; PAIRS=200 gate startup pairs;
-#                         GATE_ONLY=1 measures only the gate, part 3)
+#                         GATE_ONLY=1 measures only the gate, part 3;
+#                         DRIVERS_ONLY=1 only parts 1 and 2)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -48,6 +52,7 @@ rounds=${ROUNDS:-20}
 block=${BLOCK:-10}
 pairs=${PAIRS:-200}
 gate_only=${GATE_ONLY:-0}
+drivers_only=${DRIVERS_ONLY:-0}
 
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root (it makes a network namespace)" >&2; exit 1; }
 for tool in hyperfine iperf3 pasta slirp4netns nsenter python3 curl openssl; do
@@ -157,26 +162,34 @@ for _ in $(seq "$tries"); do
         if [ "$gate_only" != 1 ]; then
             echo "host $(gbits "${lab[@]}" "${as_user[@]}" "${client[@]}")"
             echo "pasta_hand $(gbits pasta_by_hand)"
-            echo "pasta_nook $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user -- "${client[@]}")"
+            echo "pasta_nook $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user --net-driver pasta -- "${client[@]}")"
             echo "slirp_hand $(gbits slirp_by_hand)"
             echo "slirp_nook $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user --net-driver slirp4netns -- "${client[@]}")"
+            echo "auto_nook $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user -- "${client[@]}")"
         fi
+        [ "$drivers_only" = 1 ] && continue
         echo "name_open $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user -- "${client_name[@]}")"
         echo "name_gate $(gbits "${lab[@]}" "${as_user[@]}" "$nook" run --net user --net-allow iperf.test -- "${client_name[@]}")"
     } >>"$work/tp.txt"
 done
 
-json=$work/net-startup.json
 if [ "$gate_only" != 1 ]; then
-    echo "bench: startup, --net user against --net none"
-    (cd "$work" && "${lab[@]}" "${as_user[@]}" hyperfine -N --warmup 10 --runs "$runs" \
-        --export-json "$json" \
-        -n none "$nook run -- /bin/true" \
-        -n user "$nook run --net user -- /bin/true" >/dev/null)
+    echo "bench: startup, --net user (auto, pasta, slirp4netns) against --net none, $pairs alternating pairs each"
+    none_cmd=("$nook" run -- /bin/true)
+    for d in auto pasta slirp4netns; do
+        user_cmd=("$nook" run --net user -- /bin/true)
+        [ "$d" = auto ] || user_cmd=("$nook" run --net user --net-driver "$d" -- /bin/true)
+        "${lab[@]}" "${as_user[@]}" "${user_cmd[@]}" || { echo "bench: '${user_cmd[*]}' failed" >&2; exit 1; }
+        "${lab[@]}" "${as_user[@]}" "$py" "$repo/bench/alternate.py" "$pairs" 20 "user-$d" none \
+            "${#user_cmd[@]}" "${user_cmd[@]}" "${none_cmd[@]}" >>"$work/net-startup.txt"
+    done
 else
-    echo '{"results": []}' >"$json"
+    : >"$work/net-startup.txt"
 fi
-
+if [ "$drivers_only" = 1 ]; then
+    : >"$work/ttfb.txt"
+    : >"$work/gate-startup.txt"
+else
 # Time to first byte: one sandbox makes BLOCK requests (after one that
 # warms up curl, the page cache and the gate's name cache), printing
 # "LABEL SECONDS" for each; the two kinds take turns, ROUNDS times.
@@ -204,10 +217,10 @@ open_cmd=("$nook" run --net user -- /bin/true)
 "${lab[@]}" "${as_user[@]}" "${open_cmd[@]}" || { echo "bench: '${open_cmd[*]}' failed" >&2; exit 1; }
 "${lab[@]}" "${as_user[@]}" "$py" "$repo/bench/alternate.py" "$pairs" 20 gate open \
     "${#gate_cmd[@]}" "${gate_cmd[@]}" "${open_cmd[@]}" >"$work/gate-startup.txt"
+fi
 
-python3 - "$json" "$work/tp.txt" "$work/ttfb.txt" "$work/gate-startup.txt" <<'PY'
+python3 - "$work/net-startup.txt" "$work/tp.txt" "$work/ttfb.txt" "$work/gate-startup.txt" <<'PY'
 import json, statistics, sys
-res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 runs = {}
 for line in open(sys.argv[2]):
     k, v = line.split()
@@ -222,10 +235,14 @@ if "host" in med:
     print(f"slirp4netns by hand:     {show('slirp_hand')}")
     print(f"nook (slirp4netns):      {show('slirp_nook')}")
     print(f"  ratio nook/by-hand (slirp4netns, medians): {med['slirp_nook'] / med['slirp_hand']:.2f}")
-if res:
-    none, user = res["none"], res["user"]
-    print(f"startup --net none: {none['mean'] * 1e3:.2f} ms, --net user: {user['mean'] * 1e3:.2f} ms, "
-          f"added {(user['mean'] - none['mean']) * 1e3:.2f} ms")
+    print(f"nook --net user (auto):  {show('auto_nook')}")
+    best = max(med['pasta_hand'], med['slirp_hand'])
+    print(f"  ratio auto/faster driver by hand (medians): {med['auto_nook'] / best:.2f} (target >= 0.90)")
+for line in open(sys.argv[1]):
+    print("startup, " + line.rstrip())
+print("(startup target: user-auto - none <= +20 ms)")
+if "name_open" not in med:
+    sys.exit(0)
 print("gate:")
 print(f"  iperf3 to iperf.test, no allow-list:          {show('name_open')}")
 print(f"  iperf3 to iperf.test, --net-allow iperf.test: {show('name_gate')}")

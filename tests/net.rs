@@ -32,20 +32,19 @@ fn default_is_loopback_only() {
 fn user_network_reaches_out_over_tcp_and_udp() {
     let env = TestEnv::new("net-user");
     let Some(lab) = Lab::new() else { return };
-    let a = probe(
-        &env,
-        &lab,
-        &["--net", "user"],
-        "tcp a 10.199.0.5:8001; tcp b 10.199.0.6:8001; udp u 10.199.0.5:8003; \
-         echo dns=$(sed -n 's/^nameserver //p' /etc/resolv.conf)",
-    );
-    assert_eq!(a["a"], "tcp-10.199.0.5");
-    assert_eq!(a["b"], "tcp-10.199.0.6");
-    assert_eq!(a["u"], "udp-10.199.0.5");
-    assert_eq!(
-        a["dns"], "169.254.0.53",
-        "resolv.conf names pasta's forwarder"
-    );
+    for (driver, dns) in [("pasta", "169.254.0.53"), ("slirp4netns", "10.0.2.3")] {
+        let a = probe(
+            &env,
+            &lab,
+            &["--net", "user", "--net-driver", driver],
+            "tcp a 10.199.0.5:8001; tcp b 10.199.0.6:8001; udp u 10.199.0.5:8003; \
+             echo dns=$(sed -n 's/^nameserver //p' /etc/resolv.conf)",
+        );
+        assert_eq!(a["a"], "tcp-10.199.0.5", "{driver}");
+        assert_eq!(a["b"], "tcp-10.199.0.6", "{driver}");
+        assert_eq!(a["u"], "udp-10.199.0.5", "{driver}");
+        assert_eq!(a["dns"], dns, "resolv.conf names {driver}'s forwarder");
+    }
 }
 
 #[test]
@@ -97,16 +96,29 @@ const HOST_LOOPBACK_PROBES: &str = "tcp lo4 127.0.0.1:8001; tcp6 lo6 [::1]:8001;
 fn host_loopback_is_closed_by_default_over_every_address() {
     let env = TestEnv::new("net-hostlo");
     let Some(lab) = Lab::new() else { return };
-    let a = probe(&env, &lab, &["--net", "user"], HOST_LOOPBACK_PROBES);
-    for k in ["lo4", "lo6", "own4", "own6"] {
-        assert_eq!(
-            a[k], "refused",
-            "{k} reached a host loopback service: {a:?}"
+    for driver in ["pasta", "slirp4netns"] {
+        let a = probe(
+            &env,
+            &lab,
+            &["--net", "user", "--net-driver", driver],
+            HOST_LOOPBACK_PROBES,
         );
+        for k in ["lo4", "lo6", "own4", "own6"] {
+            assert_eq!(
+                a[k], "refused",
+                "{driver}: {k} reached a host loopback service: {a:?}"
+            );
+        }
+        // The gateway leads to the gateway, not to the host's loopback.
+        assert_eq!(a["gw4"], "tcp-gateway", "{driver}: {a:?}");
+        // slirp4netns gives no IPv6 (README).
+        let gw6 = if driver == "pasta" {
+            "tcp-v6-gateway"
+        } else {
+            "refused"
+        };
+        assert_eq!(a["gw6"], gw6, "{driver}: {a:?}");
     }
-    // The gateway leads to the gateway, not to the host's loopback.
-    assert_eq!(a["gw4"], "tcp-gateway", "{a:?}");
-    assert_eq!(a["gw6"], "tcp-v6-gateway", "{a:?}");
     // Control: the host's loopback server is there, seen from the host.
     let out = lab.host_sh("socat -u TCP:127.0.0.1:8001 - | head -n1");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tcp-127.0.0.1");
@@ -119,7 +131,15 @@ fn host_loopback_opens_when_allowed() {
     let a = probe(
         &env,
         &lab,
-        &["--net", "user", "--allow-host-loopback"],
+        // pasta maps the gateway's own address; slirp4netns has 10.0.2.2
+        // (its test above).
+        &[
+            "--net",
+            "user",
+            "--net-driver",
+            "pasta",
+            "--allow-host-loopback",
+        ],
         HOST_LOOPBACK_PROBES,
     );
     assert_eq!(a["gw4"], "tcp-127.0.0.1", "{a:?}");
@@ -199,7 +219,11 @@ fn allow_list_refuses_other_addresses_and_ports() {
 fn published_port_serves_the_host() {
     let env = TestEnv::new("net-publish");
     let Some(lab) = Lab::new() else { return };
-    for driver in ["pasta", "slirp4netns"] {
+    for (driver, tcp, udp) in [("pasta", 18080, 18053), ("slirp4netns", 18081, 18054)] {
+        let (publish_tcp, publish_udp) = (
+            format!("127.0.0.1:{tcp}:8080"),
+            format!("{udp}:8053/udp"),
+        );
         let mut run = env
             .run(&[
                 "--net",
@@ -207,9 +231,9 @@ fn published_port_serves_the_host() {
                 "--net-driver",
                 driver,
                 "-p",
-                "127.0.0.1:18080:8080",
+                &publish_tcp,
                 "-p",
-                "18053:8053/udp",
+                &publish_udp,
                 "--",
                 "sh",
                 "-c",
@@ -223,7 +247,9 @@ fn published_port_serves_the_host() {
             .timeout(Duration::from_secs(30))
             .spawn();
         run.wait_for_line("listening", Duration::from_secs(15));
-        let out = lab.host_sh("socat -u TCP:127.0.0.1:18080,connect-timeout=2 - | head -n1");
+        let out = lab.host_sh(&format!(
+            "socat -u TCP:127.0.0.1:{tcp},connect-timeout=2 - | head -n1"
+        ));
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             "served-from-sandbox",
@@ -231,7 +257,9 @@ fn published_port_serves_the_host() {
         );
         // UDP one way: the pasta that Debian 12 ships delivers datagrams to
         // a published port but loses the sandbox's replies (README says so).
-        lab.host_sh("echo datagram-from-host | socat -u - UDP:127.0.0.1:18053");
+        lab.host_sh(&format!(
+            "echo datagram-from-host | socat -u - UDP:127.0.0.1:{udp}"
+        ));
         run.wait_for_line("datagram-from-host", Duration::from_secs(10));
         run.signal("TERM");
         let _ = run.wait(Duration::from_secs(10));
@@ -271,6 +299,8 @@ fn killing_nook_leaves_no_helper() {
         .run(&[
             "--net",
             "user",
+            "--net-driver",
+            "pasta",
             "-p",
             &publish,
             "--",
@@ -363,7 +393,11 @@ fn dns_resolves_inside() {
         ])
         .output();
     out.ok();
-    assert!(out.stdout.contains("nameserver 169.254.0.53"), "{out}");
+    // pasta's forwarder or slirp4netns's, whichever `auto` took.
+    assert!(
+        out.stdout.contains("nameserver 169.254.0.53") || out.stdout.contains("nameserver 10.0.2.3"),
+        "{out}"
+    );
     assert!(
         out.stdout
             .lines()

@@ -56,13 +56,14 @@ pub fn run(host: &Host) -> Vec<Check> {
         landlock(),
         overlay(host),
         fuse(host),
-        helper(host, "pasta", "passt", "user-mode networking (preferred)"),
+        helper(host, "pasta", "passt", "user-mode networking"),
         helper(
             host,
             "slirp4netns",
             "slirp4netns",
-            "user-mode networking (fallback)",
+            "user-mode networking",
         ),
+        net_driver(host),
         subids(host),
         cgroup(host),
         nesting(),
@@ -268,20 +269,7 @@ fn overlay(_host: &Host) -> Check {
 }
 
 fn version(program: &Path) -> String {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned()
-                + &String::from_utf8_lossy(&o.stderr);
-            let name = program.file_name()?.to_string_lossy().into_owned();
-            text.lines()
-                .find(|l| l.contains(&name))
-                .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
-                .map(|l| l.trim().to_string())
-        })
-        .unwrap_or_else(|| "version unknown".into())
+    crate::host::run_version(program)
 }
 
 fn fuse(host: &Host) -> Check {
@@ -368,6 +356,32 @@ fn helper(host: &Host, name: &'static str, package: &str, what: &str) -> Check {
         Status::Degraded,
         format!("{detail}; lacks {}", missing.join(", ")),
         Some(format!("upgrade the '{package}' package")),
+        false,
+    )
+}
+
+/// Which helper `--net user` takes by default here, and why.
+fn net_driver(host: &Host) -> Check {
+    let pasta = host.find_program("pasta").map(|p| host.program_version(&p));
+    let slirp = host.find_program("slirp4netns").is_some();
+    if pasta.is_none() && !slirp {
+        return check(
+            "network driver",
+            Status::Missing,
+            "no user-mode helper: --net user can't work",
+            Some("install the 'passt' or the 'slirp4netns' package".into()),
+            false,
+        );
+    }
+    let (driver, why) = crate::net::choose_driver(pasta.as_deref(), slirp);
+    check(
+        "network driver",
+        Status::Ok,
+        format!(
+            "--net user takes {} ({why}); --net-driver chooses another",
+            driver.name()
+        ),
+        None,
         false,
     )
 }

@@ -42,6 +42,8 @@ pub struct Host {
     pub cgroup: OnceCell<cgroup::Situation>,
     /// Helper programs looked up so far (each name searched once).
     pub programs: RefCell<BTreeMap<String, Option<PathBuf>>>,
+    /// What `PROGRAM --version` said first, per program asked about.
+    pub versions: RefCell<BTreeMap<PathBuf, String>>,
 }
 
 /// The clock, as seconds since the epoch (records and events keep times
@@ -100,6 +102,7 @@ impl Host {
             root_entries,
             cgroup: OnceCell::new(),
             programs: RefCell::default(),
+            versions: RefCell::default(),
         }
     }
 
@@ -131,6 +134,7 @@ impl Host {
             ],
             cgroup: OnceCell::from(cgroup::Situation::NoUnified),
             programs: RefCell::default(),
+            versions: RefCell::default(),
         }
     }
 
@@ -226,6 +230,72 @@ impl Host {
             .insert(name.to_string(), found.clone());
         found
     }
+}
+
+impl Host {
+    /// The first line `program --version` prints, kept in the user's cache
+    /// directory with the program's size and time, so a start pays for
+    /// running it only after the program changed.
+    pub fn program_version(&self, program: &Path) -> String {
+        if let Some(v) = self.versions.borrow().get(program) {
+            return v.clone();
+        }
+        use std::os::unix::fs::MetadataExt;
+        let stamp = std::fs::metadata(program)
+            .map(|m| format!("{}\t{}\t{}", program.display(), m.size(), m.mtime_nsec() + m.mtime() * 1_000_000_000))
+            .unwrap_or_default();
+        let cache = self
+            .env
+            .get("XDG_CACHE_HOME")
+            .filter(|d| d.starts_with('/'))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.home.join(".cache"))
+            .join("nook/programs");
+        let known = std::fs::read_to_string(&cache).unwrap_or_default();
+        let cached = known.lines().find_map(|l| {
+            l.rsplit_once('\t')
+                .filter(|(k, _)| *k == stamp)
+                .map(|(_, v)| v.to_string())
+        });
+        let version = cached.unwrap_or_else(|| {
+            let v = run_version(program);
+            // Best effort: without a cache the next start asks again.
+            let mut lines: Vec<&str> = known
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{}\t", program.display())))
+                .collect();
+            let line = format!("{stamp}\t{v}");
+            lines.push(&line);
+            if let Some(dir) = cache.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(&cache, lines.join("\n") + "\n");
+            v
+        });
+        self.versions
+            .borrow_mut()
+            .insert(program.to_path_buf(), version.clone());
+        version
+    }
+}
+
+/// The line of `program --version` that names it (else the first).
+pub fn run_version(program: &Path) -> String {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            let name = program.file_name()?.to_string_lossy().into_owned();
+            text.lines()
+                .find(|l| l.contains(&name))
+                .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "version unknown".into())
 }
 
 /// Name and home directory of `uid` from passwd(5) text.

@@ -76,6 +76,34 @@ impl DriverKind {
     }
 }
 
+/// What `--net-driver auto` picks from the helpers installed (pasta with
+/// what its `--version` says, slirp4netns), and why, in words for `-v`
+/// and `nook doctor`. pasta is preferred (faster where it is sound, and
+/// it publishes IPv6 host addresses) except for a build known to be
+/// defective: the 2023 snapshots without a version string (Debian 12's),
+/// whose upload through the helper stalls (0.03-2.2 Gbit/s run to run,
+/// where slirp4netns moves 3.7-5.4 on the same machine: bench/net.sh).
+pub fn choose_driver(pasta: Option<&str>, slirp4netns: bool) -> (DriverKind, String) {
+    match (pasta, slirp4netns) {
+        (Some(v), true) if v.contains("unknown version") => (
+            DriverKind::Slirp4netns,
+            format!(
+                "pasta here is a build without a version ('{v}', a 2023 snapshot such as Debian 12's) whose upload stalls; slirp4netns is faster here"
+            ),
+        ),
+        (Some(_), true) => (
+            DriverKind::Pasta,
+            "pasta is preferred; slirp4netns is the fallback".into(),
+        ),
+        (Some(_), false) => (DriverKind::Pasta, "only pasta is installed".into()),
+        (None, true) => (
+            DriverKind::Slirp4netns,
+            "only slirp4netns is installed".into(),
+        ),
+        (None, false) => (DriverKind::Pasta, "no helper is installed".into()),
+    }
+}
+
 /// A published port: HOST side -> SANDBOX side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Publish {
@@ -93,6 +121,8 @@ pub struct Network {
     pub mode: Mode,
     /// The user-mode helper, for `user`.
     pub driver: Option<DriverKind>,
+    /// Why this driver: the user's choice, or what `auto` saw.
+    pub driver_why: Option<String>,
     pub helper: Option<PathBuf>,
     pub allow_host_loopback: bool,
     /// Host loopback ports that appear on the sandbox's own loopback.
@@ -111,6 +141,7 @@ impl Network {
         Network {
             mode: Mode::None,
             driver: None,
+            driver_why: None,
             helper: None,
             allow_host_loopback: false,
             allow_host_ports: Vec::new(),
@@ -208,6 +239,9 @@ pub fn helper_args(net: &Network) -> Vec<String> {
             a.extend(["--dns-forward".into(), PASTA_DNS.into()]);
         }
         Some(DriverKind::Slirp4netns) => {
+            // No --enable-ipv6: it is experimental in slirp4netns 1.2 (the
+            // address comes by router advertisement seconds after the
+            // start, and outbound IPv6 failed in the tests' lab).
             a.extend(["--configure", "--mtu=65520"].map(String::from));
             // Single host ports come through nook's own relay onto the
             // sandbox's loopback (as pasta's -T does), so slirp's gateway
@@ -343,6 +377,19 @@ mod tests {
         for bad in ["80", "0:80", "a:80", "1:2/sctp", "1.2.3:1:2", "70000:1"] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn auto_prefers_pasta_unless_it_is_a_known_defective_build() {
+        let pick = |p, s| choose_driver(p, s).0;
+        assert_eq!(pick(Some("pasta 2024_08_21.1d6142f"), true), DriverKind::Pasta);
+        assert_eq!(
+            pick(Some("pasta unknown version"), true),
+            DriverKind::Slirp4netns
+        );
+        assert_eq!(pick(Some("pasta unknown version"), false), DriverKind::Pasta);
+        assert_eq!(pick(None, true), DriverKind::Slirp4netns);
+        assert!(choose_driver(Some("pasta unknown version"), true).1.contains("Debian 12"));
     }
 
     #[test]

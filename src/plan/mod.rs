@@ -94,6 +94,8 @@ pub struct ExecStage {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NetPlan {
     pub driver: Option<crate::net::DriverKind>,
+    /// Why this driver (said under -v).
+    pub driver_why: Option<String>,
     /// Host ports to publish: checked free before anything starts.
     pub publish: Vec<crate::net::Publish>,
     pub helper: Option<(PathBuf, Vec<String>)>,
@@ -281,6 +283,7 @@ pub fn build(spec: &Spec, sandbox_dir: Option<&Path>) -> Plan {
 fn net_plan(n: &crate::net::Network) -> NetPlan {
     NetPlan {
         driver: n.driver,
+        driver_why: n.driver_why.clone(),
         publish: n.publish.clone(),
         helper: n
             .helper

@@ -429,7 +429,11 @@ fn step4_start_helper(
         trace(
             ctl.verbose,
             "supervisor",
-            format_args!("network helper started"),
+            format_args!(
+                "network helper {} started ({})",
+                driver.name(),
+                plan.net.driver_why.as_deref().unwrap_or("")
+            ),
         );
         ctl.events.emit(Event::Network {
             driver: plan.net.driver,

@@ -589,12 +589,15 @@ fn resolve_network(set: &Layer, host: &Host) -> Result<Network, Error> {
         return Ok(net);
     }
     let chosen = choice(set, Key::NetDriver, DriverKind::parse)?.and_then(|d| d.v);
-    let driver = match chosen {
-        Some(d) => d,
-        None if host.find_program("pasta").is_some() => DriverKind::Pasta,
-        None if host.find_program("slirp4netns").is_some() => DriverKind::Slirp4netns,
-        None => DriverKind::Pasta,
+    let (driver, why) = match chosen {
+        Some(d) => (d, "chosen by --net-driver".to_string()),
+        None => {
+            let pasta = host.find_program("pasta").map(|p| host.program_version(&p));
+            let slirp = host.find_program("slirp4netns").is_some();
+            crate::net::choose_driver(pasta.as_deref(), slirp)
+        }
     };
+    net.driver_why = Some(why);
     let at = net_mode
         .as_ref()
         .map_or("--net".to_string(), |v| v.from.to_string());
