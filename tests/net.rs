@@ -158,7 +158,14 @@ fn single_host_port_opens_with_both_drivers() {
         let a = probe(
             &env,
             &lab,
-            &["--net", "user", "--net-driver", driver, "--allow-host-port", "8001"],
+            &[
+                "--net",
+                "user",
+                "--net-driver",
+                driver,
+                "--allow-host-port",
+                "8001",
+            ],
             &format!("{HOST_LOOPBACK_PROBES}; tcp other 127.0.0.1:8002; tcp slirpgw 10.0.2.2:8001"),
         );
         assert_eq!(a["lo4"], "tcp-127.0.0.1", "{driver}: {a:?}");
@@ -220,10 +227,8 @@ fn published_port_serves_the_host() {
     let env = TestEnv::new("net-publish");
     let Some(lab) = Lab::new() else { return };
     for (driver, tcp, udp) in [("pasta", 18080, 18053), ("slirp4netns", 18081, 18054)] {
-        let (publish_tcp, publish_udp) = (
-            format!("127.0.0.1:{tcp}:8080"),
-            format!("{udp}:8053/udp"),
-        );
+        let (publish_tcp, publish_udp) =
+            (format!("127.0.0.1:{tcp}:8080"), format!("{udp}:8053/udp"));
         let mut run = env
             .run(&[
                 "--net",
@@ -395,7 +400,8 @@ fn dns_resolves_inside() {
     out.ok();
     // pasta's forwarder or slirp4netns's, whichever `auto` took.
     assert!(
-        out.stdout.contains("nameserver 169.254.0.53") || out.stdout.contains("nameserver 10.0.2.3"),
+        out.stdout.contains("nameserver 169.254.0.53")
+            || out.stdout.contains("nameserver 10.0.2.3"),
         "{out}"
     );
     assert!(

@@ -57,12 +57,7 @@ pub fn run(host: &Host) -> Vec<Check> {
         overlay(host),
         fuse(host),
         helper(host, "pasta", "passt", "user-mode networking"),
-        helper(
-            host,
-            "slirp4netns",
-            "slirp4netns",
-            "user-mode networking",
-        ),
+        helper(host, "slirp4netns", "slirp4netns", "user-mode networking"),
         net_driver(host),
         subids(host),
         cgroup(host),

@@ -242,7 +242,14 @@ impl Host {
         }
         use std::os::unix::fs::MetadataExt;
         let stamp = std::fs::metadata(program)
-            .map(|m| format!("{}\t{}\t{}", program.display(), m.size(), m.mtime_nsec() + m.mtime() * 1_000_000_000))
+            .map(|m| {
+                format!(
+                    "{}\t{}\t{}",
+                    program.display(),
+                    m.size(),
+                    m.mtime_nsec() + m.mtime() * 1_000_000_000
+                )
+            })
             .unwrap_or_default();
         let cache = self
             .env

@@ -382,14 +382,24 @@ mod tests {
     #[test]
     fn auto_prefers_pasta_unless_it_is_a_known_defective_build() {
         let pick = |p, s| choose_driver(p, s).0;
-        assert_eq!(pick(Some("pasta 2024_08_21.1d6142f"), true), DriverKind::Pasta);
+        assert_eq!(
+            pick(Some("pasta 2024_08_21.1d6142f"), true),
+            DriverKind::Pasta
+        );
         assert_eq!(
             pick(Some("pasta unknown version"), true),
             DriverKind::Slirp4netns
         );
-        assert_eq!(pick(Some("pasta unknown version"), false), DriverKind::Pasta);
+        assert_eq!(
+            pick(Some("pasta unknown version"), false),
+            DriverKind::Pasta
+        );
         assert_eq!(pick(None, true), DriverKind::Slirp4netns);
-        assert!(choose_driver(Some("pasta unknown version"), true).1.contains("Debian 12"));
+        assert!(
+            choose_driver(Some("pasta unknown version"), true)
+                .1
+                .contains("Debian 12")
+        );
     }
 
     #[test]

@@ -229,7 +229,9 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
             Ok(gate) => Some(gate),
             Err(e) => {
                 helper.map(helper::Helper::stop);
-                relay.map(relay::PortRelay::stop);
+                if let Some(r) = relay {
+                    r.stop();
+                }
                 return Err(abort(e));
             }
         },
@@ -240,7 +242,9 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
                 Ok(t) => Some(t),
                 Err(e) => {
                     helper.map(helper::Helper::stop);
-                    relay.map(relay::PortRelay::stop);
+                    if let Some(r) = relay {
+                        r.stop();
+                    }
                     gate.map(gate::Gate::stop);
                     return Err(abort(e));
                 }
@@ -251,7 +255,9 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
     let end = step6_wait_for_end(plan, &mut s, init);
     let refused = gate.map(gate::Gate::stop).unwrap_or_default();
-    relay.map(relay::PortRelay::stop);
+    if let Some(r) = relay {
+        r.stop();
+    }
     let seen = watcher.map(tracer::Tracer::stop);
     let mut outcome = step7_teardown(plan, s, end, helper, failure, ctl);
     outcome.refused = refused;

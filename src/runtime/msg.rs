@@ -4,10 +4,10 @@
 //! supervisor has its pid from clone, so no message is needed for either):
 //!  1. supervisor -> init: `Mapped` (uid_map, setgroups, gid_map written,
 //!     and init moved into the cgroup leaf if there is one); only when
-//!     init does not set itself up alone (see `setup`)
-//!  1b. supervisor -> init: `Published`, once slirp4netns publishes the
-//!     ports, when the plan has it publish any (init waits for it with the
-//!     route, so the payload never runs before its ports are reachable)
+//!     init does not set itself up alone (see `setup`).
+//!     Then, when the plan has slirp4netns publish ports, `Published`
+//!     once it did (init waits for it with the route, so the payload never
+//!     runs before its ports are reachable).
 //!  2. payload -> supervisor: `Enforced`, what its hardening really did
 //!  3. init or payload -> supervisor: `Failed` if any step fails; otherwise
 //!     the channel reaches end-of-file when the payload's execve succeeds

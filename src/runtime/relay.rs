@@ -202,7 +202,10 @@ fn receive_listeners(sock: &OwnedFd) -> Result<Vec<TcpListener>, StepError> {
         )
         .map_err(|e| StepError::new(Step::StartRelay, None, e))?;
         let mut fd = None;
-        for c in msg.cmsgs().map_err(|e| StepError::new(Step::StartRelay, None, e))? {
+        for c in msg
+            .cmsgs()
+            .map_err(|e| StepError::new(Step::StartRelay, None, e))?
+        {
             if let ControlMessageOwned::ScmRights(fds) = c
                 && let Some(&f) = fds.first()
             {
