@@ -122,7 +122,9 @@ pub(crate) fn userns_hint_from(
         return "the limit on user namespaces is reached; raise 'sysctl user.max_user_namespaces'"
             .into();
     }
-    if e == Errno::EPERM && around.seccomp_filter {
+    // A filter answers EPERM (Docker's profile) or ENOSYS (podman's
+    // default errno); a kernel without user namespaces answers EINVAL.
+    if matches!(e, Errno::EPERM | Errno::ENOSYS) && around.seccomp_filter {
         return format!(
             "a seccomp filter nook inherited refuses user namespaces; {outer}; for podman or docker: --security-opt seccomp=unconfined, or a profile that allows clone and unshare with CLONE_NEWUSER"
         );
@@ -201,11 +203,13 @@ mod tests {
             h.contains("forbids nested user namespaces") && h.contains("--allow-userns"),
             "{h}"
         );
-        let h = userns_hint_from(Errno::EPERM, &inner, |_| None);
-        assert!(
-            h.contains("seccomp filter") && h.contains("seccomp=unconfined"),
-            "{h}"
-        );
+        for e in [Errno::EPERM, Errno::ENOSYS] {
+            let h = userns_hint_from(e, &inner, |_| None);
+            assert!(
+                h.contains("seccomp filter") && h.contains("seccomp=unconfined"),
+                "{h}"
+            );
+        }
         let h = userns_hint_from(Errno::EPERM, &Surroundings::default(), |_| None);
         assert!(h.contains("chroot"), "{h}");
     }

@@ -107,8 +107,17 @@ fn prepare(
         trace(v, "init", format_args!("lo up"));
     }
     if let Some(h) = &plan.hostname {
-        rustix::system::sethostname(h.as_bytes())
-            .map_err(|e| StepError::new(Step::SetHostname, None, from_rustix(e)).detail(h))?;
+        rustix::system::sethostname(h.as_bytes()).map_err(|e| {
+            let e = StepError::new(Step::SetHostname, None, from_rustix(e)).detail(h);
+            if crate::host::nesting::Surroundings::read().seccomp_filter {
+                // We hold CAP_SYS_ADMIN over our own uts namespace: only a
+                // filter we inherited refuses (podman's and Docker's do,
+                // without that capability in the container).
+                e.hint("a seccomp filter nook inherited refuses sethostname (a container engine's, without CAP_SYS_ADMIN); leave out --hostname, or give the container that capability")
+            } else {
+                e
+            }
+        })?;
     }
     // No nested user namespaces (and so no nested mount or network
     // namespaces, which would need one): the limit is per user namespace
@@ -173,6 +182,9 @@ fn warn(what: &str) {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
+/// Why a new procfs is refused, and the fix, for the errors that meet it.
+pub(super) const PROC_REFUSED_HINT: &str = "the kernel refuses a new procfs where the /proc nook sees has covered parts (inside another sandbox or a container); give the container an uncovered /proc (podman: --security-opt unmask=ALL; docker: --security-opt systempaths=unconfined), or run without --strict";
+
 /// Set user.max_user_namespaces to 0 for our user namespace, through a
 /// fresh procfs instance of our own pid namespace: a lookup in the host's
 /// /proc/sys walks past the entries of every other user namespace on the
@@ -191,8 +203,19 @@ fn forbid_nested_userns(own_pid_ns: bool) -> Result<Option<OwnedFd>, StepError> 
             .map_err(|e| StepError::new(step, Some(limit), from_io(&e)));
     }
     let fail = |e: rustix::io::Errno| StepError::new(step, Some(limit), from_rustix(e));
-    let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail)?;
-    rustix::mount::fsconfig_create(&fs).map_err(fail)?;
+    // The limit is written through a new procfs; where the kernel refuses
+    // one, the error says so, not that the write failed.
+    let refused = |e: rustix::io::Errno| {
+        StepError::new(
+            Step::MountNew,
+            Some(std::path::Path::new("/proc")),
+            from_rustix(e),
+        )
+        .detail("proc (to forbid nested user namespaces) on")
+        .hint(PROC_REFUSED_HINT)
+    };
+    let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(refused)?;
+    rustix::mount::fsconfig_create(&fs).map_err(refused)?;
     let proc = rustix::mount::fsmount(
         &fs,
         FsMountFlags::FSMOUNT_CLOEXEC,
@@ -200,7 +223,7 @@ fn forbid_nested_userns(own_pid_ns: bool) -> Result<Option<OwnedFd>, StepError> 
             | MountAttrFlags::MOUNT_ATTR_NODEV
             | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )
-    .map_err(fail)?;
+    .map_err(refused)?;
     let f = rustix::fs::openat(
         &proc,
         "sys/user/max_user_namespaces",

@@ -332,9 +332,10 @@ impl<S: MountSys> Builder<'_, S> {
                         self.parent_proc = true;
                         Ok(())
                     }
-                    Err(e) => Err(e.hint(
-                        "this runs inside another sandbox or container whose /proc has covered parts; without --strict nook uses the parent's /proc",
-                    )),
+                    Err(e) if e.errno() == Some(Errno::EPERM) => {
+                        Err(e.hint(super::init::PROC_REFUSED_HINT))
+                    }
+                    Err(e) => Err(e),
                 }
             }
             MountOp::Devpts { dst } => {
