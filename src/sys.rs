@@ -229,6 +229,23 @@ pub fn default_handler(sig: Signal) -> nix::Result<()> {
     unsafe { sigaction(sig, &action) }.map(drop)
 }
 
+/// Ignore `sig` (SIG_IGN).
+pub fn ignore_signal(sig: Signal) -> nix::Result<()> {
+    let action = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_IGN installs no code of ours.
+    unsafe { sigaction(sig, &action) }.map(drop)
+}
+
+/// Make descriptor `to` a copy of `from` (dup2), replacing what `to` was.
+pub fn dup_onto(from: i32, to: i32) -> nix::Result<()> {
+    if from == to {
+        return clear_cloexec(to);
+    }
+    // SAFETY: dup2 on a descriptor we hold; replacing `to` (a standard
+    // stream) is the point.
+    Errno::result(unsafe { libc::dup2(from, to) }).map(drop)
+}
+
 /// Bring up `lo` in the current network namespace (SIOCSIFFLAGS).
 pub fn loopback_up() -> nix::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

@@ -228,6 +228,20 @@ pub struct RunArgs {
     /// runs, and exit (output goes to `nook logs NAME`)
     #[arg(short = 'd', long, help_heading = "Management")]
     pub detach: bool,
+    /// Give the command a terminal of its own (a pty made in the
+    /// sandbox), even when stdin is not a terminal. The default: one when
+    /// stdin and stdout are terminals
+    #[arg(
+        short = 't',
+        long,
+        conflicts_with = "no_tty",
+        help_heading = "Management"
+    )]
+    pub tty: bool,
+    /// Never a terminal of its own: the command gets nook's descriptors as
+    /// they are
+    #[arg(long, help_heading = "Management")]
+    pub no_tty: bool,
     /// Write one JSON object per line for each step of the run to FILE, or
     /// to the open descriptor FD
     #[arg(long, value_name = "FILE|FD", help_heading = "Management")]
@@ -283,6 +297,9 @@ pub struct RunRequest {
     /// `--name`: the sandbox whose overlay layers this run uses.
     pub name: Option<String>,
     pub detach: bool,
+    /// `-t` (Some(true)), `--no-tty` (Some(false)), or decided by whether
+    /// stdin and stdout are terminals.
+    pub tty: Option<bool>,
     pub events: Option<String>,
     /// `--trace`: record the run's refusals.
     pub trace: bool,
@@ -467,6 +484,13 @@ fn run_request(a: RunArgs, m: &ArgMatches) -> Result<RunRequest, Error> {
         stats,
         name: a.name,
         detach: a.detach,
+        tty: if a.tty {
+            Some(true)
+        } else if a.no_tty {
+            Some(false)
+        } else {
+            None
+        },
         events: a.events,
         trace: a.trace || a.trace_stat,
         trace_stat: a.trace_stat,
@@ -582,10 +606,12 @@ mod tests {
 
     /// The run flags that are not settings (they say how to run, not what
     /// the sandbox is, so no profile can give them).
-    const RUN_ONLY: [&str; 11] = [
+    const RUN_ONLY: [&str; 13] = [
         "profile",
         "name",
         "detach",
+        "tty",
+        "no-tty",
         "events",
         "stats",
         "print-spec",

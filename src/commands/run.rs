@@ -97,8 +97,22 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
                 plan::seccomp::Watch::Paths
             },
         }),
+        // A terminal of its own when the user has one (stdin and stdout),
+        // or asked by -t; pipes stay pipes.
+        tty: req.tty.unwrap_or_else(|| {
+            !req.detach
+                && nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
+                && nix::unistd::isatty(std::io::stdout()).unwrap_or(false)
+        }),
         ..Default::default()
     };
+    if req.detach && req.tty == Some(true) {
+        return Err(Error::usage(
+            "--tty",
+            "",
+            "a detached sandbox can't have a terminal yet (nook attach is not there); leave out -t",
+        ));
+    }
     if req.detach {
         let after = |ctl: &runtime::Control| say_new_protected_paths(&spec, &host, ctl);
         return super::manage::detach(&plan, ctl, &after);

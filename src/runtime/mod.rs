@@ -30,6 +30,7 @@ mod relay;
 mod setup;
 mod side;
 pub mod stats;
+mod terminal;
 mod tracer;
 
 use std::io::Write;
@@ -105,6 +106,8 @@ pub struct Control {
     pub events: crate::runtime::events::Events,
     /// `--trace`: watch what the command is refused (see `tracer`).
     pub trace: Option<TraceWith>,
+    /// The command gets a terminal of its own (see `terminal`).
+    pub tty: bool,
 }
 
 /// What the tracer needs besides the plan.
@@ -252,8 +255,27 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
         }
         _ => None,
     };
+    // Last, once no process is forked any more: the relay's threads.
+    let terminal = match s.pty_ends.take() {
+        None => None,
+        Some((ours, _)) => match terminal::Terminal::start(ours) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                helper.map(helper::Helper::stop);
+                if let Some(r) = relay {
+                    r.stop();
+                }
+                gate.map(gate::Gate::stop);
+                watcher.map(tracer::Tracer::stop);
+                return Err(abort(e));
+            }
+        },
+    };
     let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
     let end = step6_wait_for_end(plan, &mut s, init);
+    if let Some(t) = terminal {
+        t.finish();
+    }
     let refused = gate.map(gate::Gate::stop).unwrap_or_default();
     if let Some(r) = relay {
         r.stop();
@@ -284,6 +306,9 @@ struct Supervision {
     /// `--trace`: the tracer's end of its socket, and the payload's (ours
     /// until init is started).
     trace_ends: Option<(OwnedFd, Option<OwnedFd>)>,
+    /// A terminal of its own: the ends the pty master travels over (the
+    /// same way).
+    pty_ends: Option<(OwnedFd, Option<OwnedFd>)>,
 }
 
 /// Step 1: everything before init: the exec stage precomputed (the code after
@@ -294,7 +319,7 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
         Some(_) => Some(tracer::channel()?),
         None => None,
     };
-    let exec = payload::ExecPlan::new(
+    let mut exec = payload::ExecPlan::new(
         &plan.exec,
         &plan.command,
         &plan.pass_fds,
@@ -303,6 +328,14 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
             .zip(ctl.trace.as_ref())
             .map(|((_, sb), with)| (sb.as_raw_fd(), with.watch)),
     )?;
+    let pty_ends = if ctl.tty {
+        let (ours, theirs) =
+            msg::fd_channel().map_err(|e| StepError::new(Step::OwnTerminal, None, e))?;
+        exec.own_terminal(theirs.as_raw_fd(), terminal::size_of_stdin());
+        Some((ours, Some(theirs)))
+    } else {
+        None
+    };
     helper::check_ports(&plan.net.publish)?;
     let lock = match &ctl.sandbox {
         Some(sb) => Some(crate::state::layers::open(
@@ -356,6 +389,7 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
         end: Some(end),
         child_ends: Some((to_sup_tx, to_sandbox_rx, end_tx)),
         trace_ends: trace_ends.map(|(ours, theirs)| (ours, Some(theirs))),
+        pty_ends,
     })
 }
 
@@ -384,7 +418,7 @@ fn step2_start_init(plan: &Plan, s: &mut Supervision, v: bool) -> Result<Pid, Er
     };
     // Our copies of the child's ends must go, or end-of-file never comes.
     drop((to_sup_tx, to_sandbox_rx, end_tx));
-    if let Some((_, theirs)) = s.trace_ends.as_mut() {
+    for (_, theirs) in s.trace_ends.iter_mut().chain(s.pty_ends.iter_mut()) {
         drop(theirs.take());
     }
     trace(
@@ -746,6 +780,7 @@ fn ended(e: msg::Ending) -> End {
 fn on_signal(sig: Signal, init: Pid, timeout: bool, leaf: Option<&cgroup::Leaf>) -> bool {
     match sig {
         Signal::SIGCHLD => false,
+        Signal::SIGWINCH if terminal::follow_resize() => false,
         Signal::SIGALRM if timeout => {
             if let Some(l) = leaf {
                 l.kill();

@@ -17,6 +17,7 @@
 //!     (init has no child left), just before init exits.
 
 use std::io::{Read, Write};
+use std::os::fd::{OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +110,54 @@ impl Receiver {
         self.0.read_exact(&mut body)?;
         Ok(Some(serde_json::from_slice(&body)?))
     }
+}
+
+/// A socket pair for passing descriptors (SCM_RIGHTS), close-on-exec.
+pub fn fd_channel() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+/// Send `fd` over `sock` (one message of one byte).
+pub fn send_fd(sock: RawFd, fd: RawFd) -> nix::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    sendmsg::<()>(
+        sock,
+        &[std::io::IoSlice::new(b"F")],
+        &[ControlMessage::ScmRights(&[fd])],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(drop)
+}
+
+/// The next message on `sock`: a descriptor if it carries one, and its
+/// bytes (at most 64 KiB); `None` and no bytes at end-of-file.
+pub fn receive_fd(sock: RawFd) -> nix::Result<(Option<OwnedFd>, Vec<u8>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut fd = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for f in fds {
+                let owned = crate::sys::own_received_fd(f);
+                if fd.is_none() {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    let n = msg.bytes;
+    buf.truncate(n);
+    Ok((fd, buf))
 }
 
 #[cfg(test)]

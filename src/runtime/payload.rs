@@ -37,6 +37,9 @@ pub struct ExecPlan {
     rlimits: Vec<crate::spec::limits::Rlimit>,
     /// `--trace`: the socket the filter's listener goes out on.
     trace_sock: Option<i32>,
+    /// A terminal of its own: the socket its master goes out on, and the
+    /// size to start it with.
+    pty: Option<(i32, Option<rustix::termios::Winsize>)>,
 }
 
 fn cstring(s: &str) -> CString {
@@ -97,7 +100,14 @@ impl ExecPlan {
             seccomp_text,
             rlimits: join.rlimits.clone(),
             trace_sock,
+            pty: None,
         })
+    }
+
+    /// The payload makes a terminal of its own (`terminal::take_own`) and
+    /// sends its master over `sock`.
+    pub fn own_terminal(&mut self, sock: i32, size: Option<rustix::termios::Winsize>) {
+        self.pty = Some((sock, size));
     }
 }
 
@@ -142,6 +152,10 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
             .hint("the directory must exist inside the sandbox; --chdir picks another")
     })?;
     set_rlimits(&exec.rlimits)?;
+    let own_tty = match exec.pty {
+        Some((sock, size)) => Some(super::terminal::take_own(sock, size)?),
+        None => None,
+    };
     close_inherited(exec, tx)?;
     let mut weaker = Vec::new();
     let best_effort = |what: Step, e: Errno, weaker: &mut Vec<String>| {
@@ -170,7 +184,9 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     // Without a terminal, a new session: the payload has no controlling
     // terminal to inject input into. With one, job control needs it, and
     // seccomp refuses TIOCSTI and TIOCLINUX instead.
-    let session = if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+    let session = if let Some(name) = own_tty {
+        format!("new session, its own terminal {name}")
+    } else if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
         "kept (stdin is a terminal; TIOCSTI and TIOCLINUX are filtered)".to_string()
     } else {
         match nix::unistd::setsid() {

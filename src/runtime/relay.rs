@@ -17,16 +17,14 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::poll::PollFlags;
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
-    sendmsg, socketpair,
-};
+use nix::sys::socket::MsgFlags;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Step, StepError};
 use crate::sys;
 
+use super::msg;
 use super::side::{Ends, Side, enter_sandbox_net, ready_within};
 use super::trace;
 
@@ -147,30 +145,16 @@ fn connection(client: TcpStream) {
 /// joins it and passes them back.
 fn listeners_inside(ports: &[u16], init: Pid) -> Result<Vec<TcpListener>, StepError> {
     let step = Step::StartRelay;
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| StepError::new(step, None, e))?;
+    let (ours, theirs) = msg::fd_channel().map_err(|e| StepError::new(step, None, e))?;
     match sys::fork().map_err(|e| e.into_step(step))? {
         nix::unistd::ForkResult::Child => {
             drop(ours);
-            let result = bind_inside(ports, init);
-            let (fds, report) = match result {
+            let (fds, report) = match bind_inside(ports, init) {
                 Ok(fds) => (fds, Ok(())),
                 Err(e) => (Vec::new(), Err(e)),
             };
             for fd in &fds {
-                let sent = sendmsg::<()>(
-                    theirs.as_raw_fd(),
-                    &[std::io::IoSlice::new(b"L")],
-                    &[ControlMessage::ScmRights(&[fd.as_raw_fd()])],
-                    MsgFlags::empty(),
-                    None,
-                );
-                if sent.is_err() {
+                if msg::send_fd(theirs.as_raw_fd(), fd.as_raw_fd()).is_err() {
                     sys::exit_now(1);
                 }
             }
@@ -191,37 +175,17 @@ fn listeners_inside(ports: &[u16], init: Pid) -> Result<Vec<TcpListener>, StepEr
 fn receive_listeners(sock: &OwnedFd) -> Result<Vec<TcpListener>, StepError> {
     let mut out = Vec::new();
     loop {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(|e| StepError::new(Step::StartRelay, None, e))?;
-        let mut fd = None;
-        for c in msg
-            .cmsgs()
-            .map_err(|e| StepError::new(Step::StartRelay, None, e))?
-        {
-            if let ControlMessageOwned::ScmRights(fds) = c
-                && let Some(&f) = fds.first()
-            {
-                fd = Some(sys::own_received_fd(f));
-            }
-        }
-        let n = msg.bytes;
+        let (fd, bytes) = msg::receive_fd(sock.as_raw_fd())
+            .map_err(|e| StepError::new(Step::StartRelay, None, e))?;
         if let Some(fd) = fd {
             out.push(TcpListener::from(fd));
             continue;
         }
-        if n == 0 {
+        if bytes.is_empty() {
             return Err(StepError::failed(Step::StartRelay, None)
                 .hint("its child ended before it bound the ports"));
         }
-        let report: Result<(), StepError> = serde_json::from_slice(&buf[..n]).map_err(|_| {
+        let report: Result<(), StepError> = serde_json::from_slice(&bytes).map_err(|_| {
             StepError::failed(Step::StartRelay, None).hint("its child's report was garbled")
         })?;
         return report.map(|()| out);

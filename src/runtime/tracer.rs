@@ -42,29 +42,13 @@ pub struct Tracer(Side);
 /// The socket pair the listener travels over: the tracer's end and the
 /// payload's.
 pub fn channel() -> Result<(OwnedFd, OwnedFd), StepError> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| StepError::new(Step::StartTracer, None, e))
+    msg::fd_channel().map_err(|e| StepError::new(Step::StartTracer, None, e))
 }
 
 /// The payload's side: send the listener, and let go of both.
 pub fn send_listener(sock: std::os::fd::RawFd, listener: OwnedFd) -> Result<(), StepError> {
-    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let fds = [listener.as_raw_fd()];
-    sendmsg::<()>(
-        sock,
-        &[std::io::IoSlice::new(b"L")],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(|e| StepError::new(Step::StartTracer, None, e).detail("sending the listener"))?;
-    Ok(())
+    msg::send_fd(sock, listener.as_raw_fd())
+        .map_err(|e| StepError::new(Step::StartTracer, None, e).detail("sending the listener"))
 }
 
 impl Tracer {
@@ -279,7 +263,6 @@ impl Watch<'_> {
 
 /// Wait for the payload to send its listener (or for the end).
 fn receive_listener(sock: BorrowedFd<'_>, stop: BorrowedFd<'_>) -> Option<OwnedFd> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut fds = [
         PollFd::new(sock, PollFlags::POLLIN),
         PollFd::new(stop, PollFlags::POLLIN),
@@ -291,24 +274,7 @@ fn receive_listener(sock: BorrowedFd<'_>, stop: BorrowedFd<'_>) -> Option<OwnedF
     {
         return None;
     }
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .ok()?;
-    for c in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(fds) = c
-            && let Some(&fd) = fds.first()
-        {
-            return Some(sys::own_received_fd(fd));
-        }
-    }
-    None
+    msg::receive_fd(sock.as_raw_fd()).ok()?.0
 }
 
 /// A NUL-terminated string at `addr` in thread `pid`'s memory (at most
