@@ -41,6 +41,19 @@ pub enum Command {
     Review(ReviewCommand),
     #[command(flatten)]
     Manage(ManageCommand),
+    /// Print the completion script for SHELL (install: see README)
+    Completions {
+        /// The shell to complete for
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print nook's manual page (roff), or write one page per subcommand
+    Man {
+        /// Write nook.1 and one page per subcommand (nook-run.1, ...) into
+        /// DIR instead, creating DIR if needed
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// `nook why`: the newest traced run, or a named one.
@@ -318,6 +331,11 @@ pub enum Parsed {
     },
     Why(WhyArgs),
     Learn(LearnArgs),
+    Completions(clap_complete::Shell),
+    /// `nook man`: to stdout, or the pages written into `dir`.
+    Man {
+        dir: Option<std::path::PathBuf>,
+    },
     /// Help or version text, already rendered; print it and exit 0.
     Info(String),
 }
@@ -349,6 +367,8 @@ where
         Command::Learn(a) => Ok(Parsed::Learn(a)),
         Command::Review(c) => Ok(Parsed::Review(c)),
         Command::Manage(c) => Ok(Parsed::Manage(c)),
+        Command::Completions { shell } => Ok(Parsed::Completions(shell)),
+        Command::Man { dir } => Ok(Parsed::Man { dir }),
     }
 }
 

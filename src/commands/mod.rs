@@ -1,12 +1,14 @@
 //! The commands: each finds what it needs, runs the pipeline, and prints
 //! (`advice` is the one module here that prints nothing: the rules `why`
-//! and `learn` share).
+//! and `learn` share; `docs` makes completions and man pages from the
+//! command line's clap definitions).
 //! The only modules that write to the user's terminal, apart from `main`'s
 //! one error printer. Whatever the sandbox could have chosen (file names,
 //! command lines, log output, paths in errors) goes through [`escape`] as
 //! it is printed.
 
 pub mod advice;
+pub mod docs;
 pub mod doctor;
 pub mod explain;
 pub mod learn;
@@ -37,6 +39,15 @@ pub fn dispatch(parsed: Parsed) -> Result<i32, Error> {
         Parsed::Manage(cmd) => manage::command(cmd, &Host::detect()),
         Parsed::Why(args) => why::command(args, &Host::detect()),
         Parsed::Learn(args) => learn::command(args),
+        Parsed::Completions(shell) => {
+            out(&docs::completions(shell));
+            Ok(0)
+        }
+        Parsed::Man { dir: None } => {
+            out(&docs::man_page());
+            Ok(0)
+        }
+        Parsed::Man { dir: Some(dir) } => docs::write_man_pages(&dir).map(|()| 0),
         Parsed::Doctor { json } => {
             let checks = doctor::run(&Host::detect());
             if json {
