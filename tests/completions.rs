@@ -158,8 +158,9 @@ fn zsh_completes_every_subcommand_and_run_flag() {
     }
     let run = case_block(&zsh, "(run)");
     for flag in run_flags(&env) {
-        // '--ro-bind=[help]:SRC:...', '*--publish=[...]', '--trace[...]'
-        let named = ["'", "'*"]
+        // '--ro-bind=[help]:SRC:...', '*--publish=[...]', '--trace[...]',
+        // '(--no-tty)--tty[...]' (with the flags it excludes)
+        let named = ["'", "'*", ")"]
             .iter()
             .flat_map(|p| ["[", "=["].map(|s| format!("{p}{flag}{s}")))
             .any(|form| run.contains(&form));

@@ -555,10 +555,14 @@ fn clap_error(e: clap::Error) -> Result<Parsed, Error> {
         },
         _ => {
             // clap's first line names the flag and value; drop its prefix and
-            // the usage block that follows.
+            // the usage block that follows, but keep what is expected.
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
-            first.trim_start_matches("error: ").to_string()
+            let mut line = first.trim_start_matches("error: ").to_string();
+            if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
+                line.push_str(&format!("; expected one of {}", valid.join(", ")));
+            }
+            line
         }
     };
     Err(Error::Cli(line))
