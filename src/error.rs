@@ -240,6 +240,7 @@ steps! {
     StartRelay => "starting the host-port relay",
     RawTerminal => "taking over the terminal (raw mode)",
     OwnTerminal => "making the sandbox's terminal",
+    Attach => "attaching to the sandbox's terminal",
     RelayListen => "the host-port relay listening on",
     PublishPorts => "publishing ports through slirp4netns's API socket",
     StartTracer => "starting the tracer (--trace)",

@@ -357,7 +357,8 @@ fn man_dir_writes_a_page_per_subcommand() {
 }
 
 /// A shell nook has no script for: clap's one line, as every usage error
-/// (exit 125, see tests/errors.rs), and nothing on stdout.
+/// (exit 125, see tests/errors.rs), naming the shells there are, and
+/// nothing on stdout.
 #[test]
 fn an_unknown_shell_is_one_line() {
     let env = TestEnv::new("compl-badshell");
@@ -365,7 +366,8 @@ fn an_unknown_shell_is_one_line() {
     out.expect_code(125);
     assert_eq!(out.stdout, "", "{out}");
     assert_eq!(
-        out.stderr, "nook: error: invalid value 'tcsh' for '<SHELL>'\n",
+        out.stderr,
+        "nook: error: invalid value 'tcsh' for '<SHELL>'; expected one of bash, elvish, fish, powershell, zsh\n",
         "{out}"
     );
     env.nook(&["completions"]).output().expect_code(125);

@@ -165,3 +165,60 @@ fn pipes_stay_pipes_and_t_forces_a_terminal() {
         "{out}"
     );
 }
+
+/// `run -d -t`: the command runs on its own terminal in the background;
+/// `nook attach` connects yours to it, ctrl-p ctrl-q leaves it running, a
+/// second attach at the same time is refused, a later one picks it up
+/// again, and `nook logs` has kept what it printed.
+#[test]
+fn attach_detach_and_attach_again() {
+    let env = TestEnv::new("tty-attach");
+    let out = env
+        .run(&[
+            "-d",
+            "-t",
+            "--name",
+            "sess",
+            "--setenv",
+            "PS1=$ ",
+            "--",
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-i",
+        ])
+        .output();
+    out.ok();
+    assert_eq!(out.stdout, "sess\n", "{out}");
+    let (seen, out) = on_terminal(
+        &env,
+        r#"[["send", "\r"], ["wait", "$ "], ["send", "stty size; echo attached-$((1+1))\r"],
+            ["wait", "attached-2"], ["send", "\u0010\u0011"]]"#,
+        r#"exec "$NOOK" attach sess"#,
+    );
+    assert_eq!(seen.status, Some(0), "{out}");
+    assert!(seen.output.contains("40 100\r\nattached-2"), "{out}");
+    assert!(seen.output.contains("nook: detached from sess"), "{out}");
+    assert!(seen.cooked, "{out}");
+    // One attach at a time.
+    let (seen, out) = on_terminal(
+        &env,
+        "[]",
+        r#""$NOOK" attach sess </dev/tty >/dev/null 2>&1 & sleep 1; "$NOOK" attach sess; echo second=$?; kill $!; wait"#,
+    );
+    assert!(
+        seen.output.contains("another nook attach holds") && seen.output.contains("second=125"),
+        "{out}"
+    );
+    let logs = env.nook(&["logs", "sess"]).output();
+    assert!(logs.stdout.contains("attached-2"), "{logs}");
+    // Attached again, the session goes on where it was; its end ends the
+    // attach.
+    let (seen, out) = on_terminal(
+        &env,
+        r#"[["send", "\r"], ["wait", "$ "], ["send", "echo again; exit 3\r"]]"#,
+        r#"exec "$NOOK" attach sess"#,
+    );
+    assert_eq!(seen.status, Some(0), "{out}");
+    assert!(seen.output.contains("again"), "{out}");
+}

@@ -180,6 +180,15 @@ pub enum ManageCommand {
         #[arg(short, long, default_value = "TERM")]
         signal: String,
     },
+    /// Connect your terminal to a sandbox started with -d -t; the detach
+    /// keys leave it running
+    Attach {
+        /// The sandbox
+        name: String,
+        /// Two keys that detach, as ctrl-X,ctrl-Y
+        #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+        detach_keys: String,
+    },
     /// Print a detached sandbox's output
     Logs {
         /// The sandbox

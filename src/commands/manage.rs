@@ -92,6 +92,9 @@ fn supervise_detached(
         return super::report_error(&e.into());
     }
     ctl.log = Some(log);
+    if ctl.tty {
+        ctl.sessions = Some(crate::runtime::terminal::session_socket(&dir, &ctl.name));
+    }
     ctl.started = Some(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
     let outcome = runtime::run(plan, ctl);
     after(ctl);
@@ -116,6 +119,26 @@ pub fn command(cmd: ManageCommand, host: &Host) -> Result<i32, Error> {
         ManageCommand::Kill { name, signal } => {
             let e = running::find(&dir, &name)?;
             signal_sandbox(&e, &signal)
+        }
+        ManageCommand::Attach { name, detach_keys } => {
+            let keys = parse_detach_keys(&detach_keys)
+                .map_err(|e| Error::usage("--detach-keys", &detach_keys, e))?;
+            let e = running::find(&dir, &name)?;
+            let socket = crate::runtime::terminal::session_socket(&dir, &e.name);
+            if !socket.exists() {
+                return Err(Error::usage(
+                    "sandbox name",
+                    &name,
+                    "expected a sandbox with a terminal (start it with nook run -d -t)",
+                ));
+            }
+            let detached = crate::runtime::terminal::attach(&socket, keys)?;
+            if detached {
+                let _ = std::io::stderr().write_all(
+                    format!("nook: detached from {}\n", escape::name(&e.name)).as_bytes(),
+                );
+            }
+            Ok(0)
         }
         ManageCommand::Logs { name, follow } => {
             let e = running::find(&dir, &name)?;
@@ -310,5 +333,36 @@ fn logs(e: &Entry, follow: bool) -> Result<i32, Error> {
             return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ctrl-p,ctrl-q`: two control keys, as the bytes a terminal sends.
+fn parse_detach_keys(s: &str) -> Result<[u8; 2], &'static str> {
+    let expected = "expected two keys as ctrl-X,ctrl-Y (X and Y letters, or one of @[\\]^_)";
+    let key = |k: &str| -> Result<u8, &'static str> {
+        let c = k.strip_prefix("ctrl-").ok_or(expected)?;
+        let [c] = c.as_bytes() else {
+            return Err(expected);
+        };
+        match c.to_ascii_uppercase() {
+            c @ b'@'..=b'_' => Ok(c - b'@'),
+            _ => Err(expected),
+        }
+    };
+    let (a, b) = s.split_once(',').ok_or(expected)?;
+    Ok([key(a)?, key(b)?])
+}
+
+#[cfg(test)]
+mod detach_keys_tests {
+    use super::parse_detach_keys;
+
+    #[test]
+    fn detach_keys_are_control_bytes() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q"), Ok([0x10, 0x11]));
+        assert_eq!(parse_detach_keys("ctrl-a,ctrl-d"), Ok([0x01, 0x04]));
+        for bad in ["p,q", "ctrl-p", "ctrl-pp,ctrl-q", "ctrl-1,ctrl-q"] {
+            assert!(parse_detach_keys(bad).is_err(), "{bad}");
+        }
     }
 }

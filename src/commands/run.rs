@@ -99,6 +99,7 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
         }),
         // A terminal of its own when the user has one (stdin and stdout),
         // or asked by -t; pipes stay pipes.
+        // A detached one only with -t: it then waits for `nook attach`.
         tty: req.tty.unwrap_or_else(|| {
             !req.detach
                 && nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
@@ -106,13 +107,6 @@ pub fn run(req: RunRequest) -> Result<i32, Error> {
         }),
         ..Default::default()
     };
-    if req.detach && req.tty == Some(true) {
-        return Err(Error::usage(
-            "--tty",
-            "",
-            "a detached sandbox can't have a terminal yet (nook attach is not there); leave out -t",
-        ));
-    }
     if req.detach {
         let after = |ctl: &runtime::Control| say_new_protected_paths(&spec, &host, ctl);
         return super::manage::detach(&plan, ctl, &after);

@@ -30,7 +30,7 @@ mod relay;
 mod setup;
 mod side;
 pub mod stats;
-mod terminal;
+pub mod terminal;
 mod tracer;
 
 use std::io::Write;
@@ -108,6 +108,8 @@ pub struct Control {
     pub trace: Option<TraceWith>,
     /// The command gets a terminal of its own (see `terminal`).
     pub tty: bool,
+    /// ...which a detached sandbox serves to `nook attach` on this socket.
+    pub sessions: Option<std::path::PathBuf>,
 }
 
 /// What the tracer needs besides the plan.
@@ -258,7 +260,7 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     // Last, once no process is forked any more: the relay's threads.
     let terminal = match s.pty_ends.take() {
         None => None,
-        Some((ours, _)) => match terminal::Terminal::start(ours) {
+        Some((ours, _)) => match terminal::Terminal::start(ours, ctl.sessions.clone()) {
             Ok(t) => Some(t),
             Err(e) => {
                 helper.map(helper::Helper::stop);
@@ -331,7 +333,14 @@ fn step1_prepare(plan: &Plan, ctl: &Control) -> Result<Supervision, Error> {
     let pty_ends = if ctl.tty {
         let (ours, theirs) =
             msg::fd_channel().map_err(|e| StepError::new(Step::OwnTerminal, None, e))?;
-        exec.own_terminal(theirs.as_raw_fd(), terminal::size_of_stdin());
+        let (size, echo) = match ctl.sessions {
+            Some(_) => (Some(terminal::SESSION_SIZE), true),
+            None => {
+                let size = terminal::size_of_stdin();
+                (size, size.is_some())
+            }
+        };
+        exec.own_terminal(theirs.as_raw_fd(), size, echo);
         Some((ours, Some(theirs)))
     } else {
         None

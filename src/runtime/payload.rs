@@ -39,7 +39,7 @@ pub struct ExecPlan {
     trace_sock: Option<i32>,
     /// A terminal of its own: the socket its master goes out on, and the
     /// size to start it with.
-    pty: Option<(i32, Option<rustix::termios::Winsize>)>,
+    pty: Option<(i32, Option<rustix::termios::Winsize>, bool)>,
 }
 
 fn cstring(s: &str) -> CString {
@@ -106,8 +106,8 @@ impl ExecPlan {
 
     /// The payload makes a terminal of its own (`terminal::take_own`) and
     /// sends its master over `sock`.
-    pub fn own_terminal(&mut self, sock: i32, size: Option<rustix::termios::Winsize>) {
-        self.pty = Some((sock, size));
+    pub fn own_terminal(&mut self, sock: i32, size: Option<rustix::termios::Winsize>, echo: bool) {
+        self.pty = Some((sock, size, echo));
     }
 }
 
@@ -153,7 +153,7 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     })?;
     set_rlimits(&exec.rlimits)?;
     let own_tty = match exec.pty {
-        Some((sock, size)) => Some(super::terminal::take_own(sock, size)?),
+        Some((sock, size, echo)) => Some(super::terminal::take_own(sock, size, echo)?),
         None => None,
     };
     close_inherited(exec, tx)?;
