@@ -300,6 +300,80 @@ pub fn drop_capabilities() -> nix::Result<()> {
     clear_capability_sets()
 }
 
+fn cap_set(caps: &[u8]) -> rustix::thread::CapabilitySet {
+    caps.iter()
+        .fold(rustix::thread::CapabilitySet::empty(), |s, &c| {
+            s | rustix::thread::CapabilitySet::from_bits_retain(1u64 << c)
+        })
+}
+
+/// Make the capabilities numbered `keep` inheritable and ambient, so that
+/// they outlive execve of ordinary programs. Before the securebits forbid
+/// raising ambient ones.
+pub fn raise_ambient(keep: &[u8]) -> nix::Result<()> {
+    let errno = |e: rustix::io::Errno| Errno::from_raw(e.raw_os_error());
+    let now = rustix::thread::capabilities(None).map_err(errno)?;
+    rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: now.effective,
+            permitted: now.permitted,
+            inheritable: cap_set(keep),
+        },
+    )
+    .map_err(errno)?;
+    for &c in keep {
+        // SAFETY: integer-only prctl.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                c as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        Errno::result(ret)?;
+    }
+    Ok(())
+}
+
+/// Keep only the capabilities numbered `keep` (none: `drop_capabilities`):
+/// the bounding set cut (needs CAP_SETPCAP, so after the securebits), then
+/// effective, permitted and inheritable; the ambient ones raised before
+/// stay.
+pub fn keep_only_capabilities(keep: &[u8]) -> nix::Result<()> {
+    if keep.is_empty() {
+        return drop_capabilities();
+    }
+    for cap in 0..64u8 {
+        if keep.contains(&cap) {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if ret == -1 && Errno::last() == Errno::EINVAL {
+            break; // past the last capability this kernel knows
+        }
+        Errno::result(ret)?;
+    }
+    hold_only(keep)
+}
+
+/// capset(2): effective, permitted and inheritable exactly `keep`.
+pub fn hold_only(keep: &[u8]) -> nix::Result<()> {
+    let set = cap_set(keep);
+    rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: set,
+            permitted: set,
+            inheritable: set,
+        },
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
 /// capset(2) with every set empty: effective, permitted, inheritable.
 pub fn clear_capability_sets() -> nix::Result<()> {
     let none = rustix::thread::CapabilitySet::empty();

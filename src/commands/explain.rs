@@ -197,6 +197,17 @@ protected by the profile's choice: {}; released by the profile's choice: {}",
         o,
         "  - is killed, with everything it started, when nook exits"
     );
+    let caps = &spec.security.caps;
+    if caps.is_empty() {
+        let _ = writeln!(o, "  - holds no capability");
+    } else {
+        let names: Vec<String> = caps.iter().map(|c| format!("CAP_{}", c.name)).collect();
+        let _ = writeln!(
+            o,
+            "  - holds {} in its own user namespace only (over the files and processes of its mapped ids; the seccomp filter and Landlock still apply)",
+            names.join(", ")
+        );
+    }
     let _ = writeln!(
         o,
         "\nwhen a command fails under it: `nook run --trace` keeps what it was refused, `nook why` says what would allow it, `nook learn` writes that as a profile."

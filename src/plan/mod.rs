@@ -87,6 +87,10 @@ pub struct ExecStage {
     pub rlimits: Vec<Rlimit>,
     pub landlock: landlock::Rules,
     pub seccomp: seccomp::Policy,
+    /// Capabilities held in the sandbox's user namespace (numbers), kept
+    /// across execve as ambient ones; none by default.
+    #[serde(default)]
+    pub caps: Vec<u8>,
 }
 
 /// The user-mode network: the helper to start (the sandbox's pid goes
@@ -275,6 +279,7 @@ pub fn build(spec: &Spec, sandbox_dir: Option<&Path>) -> Plan {
                 &sec.seccomp_deny,
                 sec.allow_userns,
             ),
+            caps: sec.caps.iter().map(|c| c.number).collect(),
         },
         pass_fds: spec.pass_fds.clone(),
     }
@@ -604,6 +609,18 @@ impl fmt::Display for Plan {
             seccomp::Mode::Strict => "allows",
             _ => "refuses",
         };
+        if !self.exec.caps.is_empty() {
+            writeln!(
+                f,
+                "capabilities (user namespace, ambient): {}",
+                self.exec
+                    .caps
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )?;
+        }
         writeln!(
             f,
             "seccomp ({}): {verb} {}{}",

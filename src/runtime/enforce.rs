@@ -23,6 +23,8 @@ pub struct Report {
     pub keyring: String,
     pub session: String,
     pub seccomp: String,
+    /// The capabilities the command holds, as the kernel says.
+    pub caps: String,
     /// Best-effort layers that came out weaker than asked, one line each.
     pub weaker: Vec<String>,
 }

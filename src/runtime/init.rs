@@ -173,7 +173,7 @@ fn prepare(
     }
     drop(rx);
     // Setup is over: init keeps nothing the payload could use against it.
-    lock_down()?;
+    lock_down(&plan.exec.caps)?;
     Ok((proc, built.pool))
 }
 
@@ -235,26 +235,35 @@ fn forbid_nested_userns(own_pid_ns: bool) -> Result<Option<OwnedFd>, StepError> 
     Ok(Some(proc))
 }
 
-/// No capabilities (dropped before the payload's fork, so it starts
-/// without any too), locked securebits, and not dumpable, so it can't be
-/// ptraced from inside. `nook exec` does the same to a joining process.
-pub fn lock_down() -> Result<(), StepError> {
+/// No capabilities but the ones the plan holds (set before the payload's
+/// fork, so it starts with the same), locked securebits, and not
+/// dumpable, so it can't be ptraced from inside. `nook exec` does the same
+/// to a joining process.
+pub fn lock_down(keep: &[u8]) -> Result<(), StepError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| StepError::new(Step::NotDumpable, None, from_rustix(e)))?;
     // Locked securebits (while we still hold CAP_SETPCAP): uid 0 inside
-    // gets no capabilities back from execve or setuid, ever.
+    // gets no capabilities back from execve, ever, and none is raised
+    // into the ambient set after ours. Without held capabilities, setuid
+    // gives none back either; with them, setuid away from root clears
+    // them as on any system (a package manager dropping to its own user
+    // checks that it can't get root back).
     use rustix::thread::CapabilitiesSecureBits as B;
-    rustix::thread::set_capabilities_secure_bits(
-        B::NO_ROOT
-            | B::NO_ROOT_LOCKED
-            | B::NO_SETUID_FIXUP
-            | B::NO_SETUID_FIXUP_LOCKED
-            | B::KEEP_CAPS_LOCKED
-            | B::NO_CAP_AMBIENT_RAISE
-            | B::NO_CAP_AMBIENT_RAISE_LOCKED,
-    )
-    .map_err(|e| StepError::new(Step::LockSecurebits, None, from_rustix(e)))?;
-    sys::drop_capabilities().map_err(|e| StepError::new(Step::DropCaps, None, e))
+    let mut bits = B::NO_ROOT
+        | B::NO_ROOT_LOCKED
+        | B::NO_SETUID_FIXUP_LOCKED
+        | B::KEEP_CAPS_LOCKED
+        | B::NO_CAP_AMBIENT_RAISE
+        | B::NO_CAP_AMBIENT_RAISE_LOCKED;
+    if keep.is_empty() {
+        bits |= B::NO_SETUID_FIXUP;
+    }
+    // In this order: ambient ones raised while that is allowed, the
+    // securebits and the bounding cut while we hold CAP_SETPCAP.
+    sys::raise_ambient(keep).map_err(|e| StepError::new(Step::DropCaps, None, e))?;
+    rustix::thread::set_capabilities_secure_bits(bits)
+        .map_err(|e| StepError::new(Step::LockSecurebits, None, from_rustix(e)))?;
+    sys::keep_only_capabilities(keep).map_err(|e| StepError::new(Step::DropCaps, None, e))
 }
 
 /// Forward signals to the payload and reap every child until the payload

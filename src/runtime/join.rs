@@ -106,7 +106,7 @@ fn joiner(
     let step = enter(entry, pidfd, root)
         .and_then(|()| sys::clone_fork(0).map_err(|e| e.into_step(Step::StartCommand)));
     let e = match step {
-        Ok(None) => match die_with_parent().and_then(|()| init::lock_down()) {
+        Ok(None) => match die_with_parent().and_then(|()| init::lock_down(&entry.join.caps)) {
             Ok(()) => payload::run(exec, tx),
             Err(e) => e,
         },

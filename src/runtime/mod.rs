@@ -676,6 +676,7 @@ pub(super) fn report(r: &crate::runtime::enforce::Report, v: bool) {
     trace(v, "payload", format_args!("landlock: {}", r.landlock.text));
     trace(v, "payload", format_args!("keyring: {}", r.keyring));
     trace(v, "payload", format_args!("session: {}", r.session));
+    trace(v, "payload", format_args!("capabilities: {}", r.caps));
     let mut lines = String::new();
     for w in &r.weaker {
         lines.push_str(&format!(

@@ -37,6 +37,8 @@ pub struct ExecPlan {
     rlimits: Vec<crate::spec::limits::Rlimit>,
     /// `--trace`: the socket the filter's listener goes out on.
     trace_sock: Option<i32>,
+    /// Capabilities held in the user namespace (numbers).
+    caps: Vec<u8>,
     /// A terminal of its own: the socket its master goes out on, and the
     /// size to start it with.
     pty: Option<(i32, Option<rustix::termios::Winsize>, bool)>,
@@ -100,6 +102,7 @@ impl ExecPlan {
             seccomp_text,
             rlimits: join.rlimits.clone(),
             trace_sock,
+            caps: join.caps.clone(),
             pty: None,
         })
     }
@@ -213,18 +216,34 @@ fn prepare(exec: &ExecPlan, tx: &mut Sender) -> Result<(), StepError> {
     if !landlock.fully && exec.landlock.mode != landlock::Mode::Off {
         weaker.push(format!("landlock {}", landlock.text));
     }
-    // Capabilities: init dropped them all before forking us; clear the
-    // thread's sets once more in case a future change forgets.
-    sys::clear_capability_sets().map_err(|e| StepError::new(Step::ClearCaps, None, e))?;
+    // Capabilities: init kept only the plan's (usually none) before
+    // forking us; set them once more in case a future change forgets.
+    sys::hold_only(&exec.caps).map_err(|e| StepError::new(Step::ClearCaps, None, e))?;
     for s in FORWARDED {
         let _ = sys::default_handler(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&wait_mask()), None)
         .map_err(|e| StepError::new(Step::UnblockSignals, None, e))?;
+    let held = rustix::thread::capabilities(None)
+        .map(|c| c.effective.bits())
+        .unwrap_or(0);
+    let caps = if held == 0 {
+        "none".to_string()
+    } else {
+        let numbers: Vec<String> = (0..64)
+            .filter(|b| held & (1u64 << b) != 0)
+            .map(|b| b.to_string())
+            .collect();
+        format!(
+            "{} (in the sandbox's user namespace, ambient)",
+            numbers.join(" ")
+        )
+    };
     let report = Report {
         landlock,
         keyring,
         session,
+        caps,
         seccomp: exec.seccomp_text.clone(),
         weaker,
     };

@@ -297,6 +297,12 @@ keys! {
     SeccompDeny = Def::new("--seccomp-deny", STR, "SYSCALL")
         .list()
         .help(HARDENING, "Refuse this system call too (by name)");
+    CapAdd = Def::new("--cap-add", STR, "CAP")
+        .list()
+        .help(HARDENING, "Hold this capability in the sandbox's user namespace (e.g. CAP_CHOWN); --uid 0 --subids holds a fake root's set");
+    CapDrop = Def::new("--cap-drop", STR, "CAP")
+        .list()
+        .help(HARDENING, "Don't hold this capability (of the fake root's set)");
     Landlock = Def::new("--landlock", Choice { words: &["best-effort", "required", "off"], noun: "a mode" }, "MODE")
         .help(HARDENING, "Landlock filesystem rules: best-effort, required or off");
     AllowUserns = Def::new("--allow-userns", Bool, "")

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+pub mod caps;
 pub mod limits;
 pub mod security;
 pub mod syscalls;
@@ -321,7 +322,7 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
         pass_fds.push(fd.v);
     }
 
-    let security = resolve_security(set)?;
+    let security = resolve_security(set, &ids, network.gated())?;
 
     Ok(Spec {
         command: req.command.to_vec(),
@@ -657,7 +658,7 @@ fn network_files(net: &Network, mounts: &mut Vec<Mount>) {
     });
 }
 
-fn resolve_security(set: &Layer) -> Result<Security, Error> {
+fn resolve_security(set: &Layer, ids: &Ids, gated: bool) -> Result<Security, Error> {
     let strict = set.on(Key::Strict);
     let mut names = Vec::new();
     for key in [Key::SeccompAllow, Key::SeccompDeny] {
@@ -693,8 +694,21 @@ fn resolve_security(set: &Layer) -> Result<Security, Error> {
     if strict && landlock == LandlockMode::BestEffort {
         landlock = LandlockMode::Required;
     }
+    let mut lists = Vec::new();
+    for key in [Key::CapAdd, Key::CapDrop] {
+        let mut out = Vec::new();
+        for v in set.list::<String>(key) {
+            out.push(
+                caps::parse(&v.v, gated).map_err(|e| Error::usage(&v.from.to_string(), &v.v, e))?,
+            );
+        }
+        lists.push(out);
+    }
+    let fake_root = ids.uid == 0 && ids.subids.is_some();
+    let caps = caps::resolve(fake_root, &lists[0], &lists[1]);
     Ok(Security {
         strict,
+        caps,
         seccomp: choice(set, Key::Seccomp, SeccompMode::parse)?
             .map_or(SeccompMode::Default, |v| v.v),
         seccomp_allow,

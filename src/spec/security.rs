@@ -17,6 +17,9 @@ pub struct Security {
     pub landlock: LandlockMode,
     /// Nested user namespaces allowed (browsers' own sandboxes need them).
     pub allow_userns: bool,
+    /// Capabilities the command holds in its user namespace (none unless
+    /// asked, or a fake root's set).
+    pub caps: Vec<super::caps::Cap>,
 }
 
 /// The Landlock level.

@@ -1,0 +1,171 @@
+//! Capabilities in the sandbox's user namespace: a fake root that can do
+//! what root does to its own view, and nothing more. The real binary as
+//! the unprivileged test user.
+
+mod common;
+
+use common::TestEnv;
+
+/// What a fake root does to its own files, and what it is still refused.
+const ROOT_WORK: &str = "touch /tmp/f; chown 1000:1000 /tmp/f && echo chown=ok; \
+    stat -c owner=%u:%g /tmp/f; \
+    mknod /tmp/null c 1 3 2>/dev/null; echo mknod=$?; \
+    grep CapEff /proc/self/status";
+
+/// `--subids --uid 0 --gid 0` holds the fake root's set: chown works
+/// (on ids mapped into the sandbox), device nodes stay refused (the kernel
+/// allows none in a user namespace). The same command without the
+/// capabilities (--cap-drop of chown) can't chown.
+#[test]
+fn a_fake_root_holds_its_set_and_can_chown() {
+    let env = TestEnv::new("caps-root");
+    if !common::require(
+        !common::subid_lines("/etc/subuid", &env.user).is_empty(),
+        "the test user has no /etc/subuid range: run .ci/setup",
+    ) {
+        return;
+    }
+    let root = ["--subids", "--uid", "0", "--gid", "0"];
+    let mut args: Vec<&str> = root.to_vec();
+    args.extend(["--", "sh", "-c", ROOT_WORK]);
+    let out = env.run(&args).output();
+    out.ok();
+    assert!(out.stdout.contains("chown=ok\nowner=1000:1000\n"), "{out}");
+    assert!(out.stdout.contains("mknod=1\n"), "{out}");
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
+    // NET_BIND_SERVICE SETFCAP.
+    assert!(out.stdout.contains("CapEff:\t00000000800004fb"), "{out}");
+    let mut args: Vec<&str> = root.to_vec();
+    args.extend(["--cap-drop", "CAP_CHOWN", "--", "sh", "-c", ROOT_WORK]);
+    let out = env.run(&args).output();
+    out.ok();
+    assert!(!out.stdout.contains("chown=ok"), "{out}");
+    assert!(out.stdout.contains("CapEff:\t00000000800004fa"), "{out}");
+    // Not a fake root (no subordinate ids): nothing is held unless asked.
+    let out = env
+        .run(&["--uid", "0", "--", "grep", "CapEff", "/proc/self/status"])
+        .output();
+    out.ok();
+    assert_eq!(out.stdout, "CapEff:\t0000000000000000\n", "{out}");
+    let out = env
+        .run(&[
+            "--cap-add",
+            "net_bind_service",
+            "--",
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ])
+        .output();
+    out.ok();
+    assert_eq!(out.stdout, "CapEff:\t0000000000000400\n", "{out}");
+}
+
+/// Raw system calls a fake root might try, each with its errno name.
+const ATTEMPTS_PY: &str = r#"
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(name, nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *args)
+    print(name, "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()])
+call("mount", 165, b"none", b"/tmp", b"tmpfs", 0, None)
+call("unshare_user", 272, 0x10000000)
+call("bpf", 321, 9999, None, 0)
+call("keyctl", 250, 0, -3, 0)
+call("init_module", 175, None, 0, b"")
+call("setns", 308, 0, 0)
+call("kill_init", 62, 1, 9)
+try:
+    open("/proc/sys/kernel/hostname", "w").write("x")
+    print("proc_sys ok")
+except OSError as e:
+    print("proc_sys", errno.errorcode[e.errno])
+try:
+    os.chown("/etc/hostname", 0, 0)
+    print("chown_host_file ok")
+except OSError as e:
+    print("chown_host_file", errno.errorcode[e.errno])
+"#;
+
+/// The hardening tests' escape attempts, repeated with the fake root's
+/// set held: each is still refused (seccomp, the user namespace's limits,
+/// read-only views, init out of reach).
+#[test]
+fn a_fake_root_is_still_refused_what_the_sandbox_refuses() {
+    let env = TestEnv::new("caps-escapes");
+    if !common::require(
+        !common::subid_lines("/etc/subuid", &env.user).is_empty(),
+        "the test user has no /etc/subuid range: run .ci/setup",
+    ) {
+        return;
+    }
+    env.write(&env.path("attempts.py"), ATTEMPTS_PY);
+    let out = env
+        .run(&[
+            "--subids",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--cap-add",
+            "sys_chroot",
+            "--",
+            "python3",
+            "attempts.py",
+        ])
+        .output();
+    out.ok();
+    for line in [
+        "mount EPERM",
+        "unshare_user EPERM",
+        "bpf EPERM",
+        "keyctl EPERM",
+        "init_module EPERM",
+        "setns EPERM",
+        "proc_sys EROFS",
+        "chown_host_file EROFS",
+        // init, nook's pid 1, is not the command's to signal.
+        "kill_init EPERM",
+    ] {
+        assert!(out.stdout.contains(line), "{line} in {out}");
+    }
+}
+
+/// Capabilities that can't act in a user namespace, or would undo a
+/// layer, are refused with one line and exit 125.
+#[test]
+fn capabilities_that_must_stay_out_are_refused() {
+    let env = TestEnv::new("caps-refused");
+    for (cap, says) in [
+        (
+            "CAP_SYS_MODULE",
+            "acts only in the host's own user namespace",
+        ),
+        ("sys_admin", "CAP_SYS_ADMIN is refused"),
+        ("sys_ptrace", "CAP_SYS_PTRACE is refused"),
+        ("cap_fly", "expected a capability name"),
+    ] {
+        let out = env.run(&["--cap-add", cap, "--", "true"]).output();
+        assert_eq!(out.code(), 125, "{out}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out}");
+        assert!(
+            out.stderr.contains(&format!("--cap-add '{cap}'")) && out.stderr.contains(says),
+            "{out}"
+        );
+    }
+    let out = env
+        .run(&[
+            "--net",
+            "user",
+            "--net-allow",
+            "pypi.org",
+            "--cap-add",
+            "net_admin",
+            "--",
+            "true",
+        ])
+        .output();
+    assert_eq!(out.code(), 125, "{out}");
+    assert!(out.stderr.contains("egress allow-list"), "{out}");
+}
