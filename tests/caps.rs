@@ -169,3 +169,105 @@ fn capabilities_that_must_stay_out_are_refused() {
     assert_eq!(out.code(), 125, "{out}");
     assert!(out.stderr.contains("egress allow-list"), "{out}");
 }
+
+/// Built by `.ci/setup` (tests/common/rootfs.sh): Debian bookworm with apt,
+/// owned by the test user and its subordinate ids as a fake root maps
+/// them.
+const ROOTFS: &str = "/var/cache/nook-tests/podman-rootfs";
+
+fn rootfs_ready(env: &TestEnv) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let owned = std::fs::metadata(format!("{ROOTFS}/usr/bin/apt-get"))
+        .is_ok_and(|m| m.uid() == env.user.uid);
+    common::require(
+        owned && !common::subid_lines("/etc/subuid", &env.user).is_empty(),
+        &format!(
+            "the root filesystem {ROOTFS} with apt, made for the test user, and its subordinate ids: run .ci/setup"
+        ),
+    )
+}
+
+/// `--rootfs DIR` is the sandbox's system: its /etc names the users, it is
+/// read-only, and /proc, /dev, /tmp are nook's.
+#[test]
+fn a_root_filesystem_is_the_sandboxs_system() {
+    let env = TestEnv::new("rootfs-view");
+    if !rootfs_ready(&env) {
+        return;
+    }
+    let out = env
+        .run(&[
+            "--rootfs",
+            ROOTFS,
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/debian_version; grep -c '^_apt:' /etc/passwd; touch /usr/x 2>/dev/null; echo touch=$?; ls /tmp | wc -l; test -e /proc/self/status && echo proc",
+        ])
+        .output();
+    out.ok();
+    assert!(out.stdout.starts_with("12."), "{out}");
+    assert!(out.stdout.contains("\n1\ntouch=1\n0\nproc\n"), "{out}");
+}
+
+/// A throw-away system to change: the fake root installs a package from
+/// Debian's archive with apt-get into `--tmp-overlay /` of a root
+/// filesystem, through --net user; the root filesystem is untouched after.
+#[test]
+fn apt_installs_into_a_throw_away_system() {
+    let env = TestEnv::new("rootfs-apt");
+    if !rootfs_ready(&env) {
+        return;
+    }
+    let out = env
+        .run(&[
+            "--rootfs",
+            ROOTFS,
+            "--tmp-overlay",
+            "/",
+            "--subids",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--net",
+            "user",
+            "--",
+            "sh",
+            "-c",
+            "apt-get update -qq && apt-get install -y -qq --no-install-recommends sl >/dev/null && test -x /usr/games/sl && echo installed",
+        ])
+        .timeout(std::time::Duration::from_secs(300))
+        .output();
+    out.ok();
+    assert!(out.stdout.ends_with("installed\n"), "{out}");
+    assert!(
+        !std::path::Path::new(&format!("{ROOTFS}/usr/games/sl")).exists(),
+        "the root filesystem changed"
+    );
+}
+
+/// Bad input: each one line, exit 125.
+#[test]
+fn bad_root_filesystems_are_one_line() {
+    let env = TestEnv::new("rootfs-bad");
+    env.mkdir(&env.path("empty"));
+    for (args, says) in [
+        (
+            vec!["--rootfs", "/nonexistent-rootfs"],
+            "expected a directory holding a root filesystem",
+        ),
+        (
+            vec!["--rootfs", "empty"],
+            "expected a root filesystem with /bin/sh",
+        ),
+        (vec!["--tmp-overlay", "/"], "an overlay of / needs --rootfs"),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--", "true"]);
+        let out = env.run(&all).output();
+        assert_eq!(out.code(), 125, "{out}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out}");
+        assert!(out.stderr.contains(says), "{out}");
+    }
+}

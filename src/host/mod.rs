@@ -160,6 +160,31 @@ impl Host {
         std::fs::read(path)
     }
 
+    /// The entries of directory `dir`: name, and whether each is a
+    /// directory or a symlink (to what); other kinds are left out.
+    pub fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<(String, RootEntry)>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let t = e.file_type()?;
+            if t.is_symlink() {
+                out.push((name, RootEntry::Symlink(std::fs::read_link(e.path())?)));
+            } else if t.is_dir() {
+                out.push((name, RootEntry::Dir));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Whether `dir` is a directory with nothing in it.
+    pub fn is_empty_dir(&self, dir: &Path) -> bool {
+        std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+    }
+
     /// Whether `path` exists (symlinks followed).
     pub fn exists(&self, path: &Path) -> bool {
         path.exists()

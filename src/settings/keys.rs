@@ -229,6 +229,8 @@ keys! {
         .help(FILESYSTEM, "Start from an empty root instead of the default view (/usr, /etc read-only, /proc, /dev, /tmp, empty $HOME, the current directory)");
     ShareCwd = Def::new("--share-cwd", Choice { words: &["rw", "ro", "no", "overlay"], noun: "a mode" }, "MODE")
         .help(FILESYSTEM, "What the default view does with the current directory: rw (protected paths read-only), ro, no, or overlay (every write kept for review: nook diff / commit)");
+    Rootfs = Def::new("--rootfs", STR, "DIR")
+        .help(FILESYSTEM, "Use DIR (a root filesystem: mmdebstrap's, an unpacked image) as the sandbox's system instead of the host's; --tmp-overlay / or --overlay / make it writable");
     // Filesystem entries, in the order a profile applies them among
     // entries of the same depth (hide last, on top of what shows it).
     RoBind = Def::new("--ro-bind", fs(FsFlag::RoBind, P::FirstOptSecond), "SRC[:DST]")

@@ -249,13 +249,41 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
 
     let mut mounts = Vec::new();
     let mut visible_cwd = None;
+    let rootfs = match set.get::<String>(Key::Rootfs) {
+        Some(r) => Some(rootfs(&r, req.command, host)?),
+        None => None,
+    };
     if !on(Key::NoDefaultView) {
         let cwd = choice(set, Key::ShareCwd, CwdMode::parse)?.map_or(CwdMode::Rw, |m| m.v);
-        visible_cwd = default_view(host, cwd, &mut mounts);
+        visible_cwd = default_view(host, rootfs.as_ref(), cwd, &mut mounts);
     }
     let mut explicit = Vec::new();
     for (flag, value) in &set.fs() {
         let m = fs_entry(*flag, value, host)?;
+        // `--tmp-overlay /` and `--overlay /`: the root filesystem's
+        // directories, each through an overlay.
+        if let Mount::Overlay { lower, dst, keep } = &m
+            && lower == Path::new("/")
+            && dst == Path::new("/")
+        {
+            let Some(r) = &rootfs else {
+                return Err(Error::usage(
+                    &value.from.to_string(),
+                    &value.v,
+                    "an overlay of / needs --rootfs (the host's system belongs to its root, which no sandbox maps); overlay /usr, /etc or /var instead",
+                ));
+            };
+            for (name, entry) in &r.entries {
+                if *entry == RootEntry::Dir {
+                    mounts.push(Mount::Overlay {
+                        lower: r.dir.join(name),
+                        dst: Path::new("/").join(name),
+                        keep: *keep,
+                    });
+                }
+            }
+            continue;
+        }
         if let Mount::Bind { src, .. } = &m {
             explicit.push(src.clone());
         }
@@ -798,29 +826,89 @@ fn resolve_ids(set: &Layer, host: &Host) -> Result<Ids, Error> {
     })
 }
 
-/// The working system every sandbox starts from unless told otherwise:
-/// system files read-only, fresh /proc, /dev and /tmp, an empty $HOME, and
-/// the current directory as `cwd` says. Returns the working directory.
-fn default_view(host: &Host, cwd_mode: CwdMode, mounts: &mut Vec<Mount>) -> Option<PathBuf> {
-    for p in ["/usr", "/etc"] {
-        mounts.push(Mount::Bind {
-            src: PathBuf::from(p),
-            dst: PathBuf::from(p),
-            read_only: true,
-            optional: false,
-        });
+/// A root filesystem for `--rootfs`: its directory and the top-level
+/// entries that make the sandbox's system (not those nook makes itself:
+/// /proc, /dev, /sys, /tmp, /run, /home).
+pub struct Rootfs {
+    dir: PathBuf,
+    entries: Vec<(String, RootEntry)>,
+    /// Its empty directories (/mnt, /srv...): made, not bound, which is
+    /// cheaper at every start.
+    empty: Vec<String>,
+}
+
+/// Entries of a root filesystem nook provides itself.
+const ROOTFS_SKIPPED: [&str; 7] = ["proc", "dev", "sys", "tmp", "run", "home", "lost+found"];
+
+fn rootfs(r: &Val<String>, command: &[String], host: &Host) -> Result<Rootfs, Error> {
+    let at = r.from.to_string();
+    let dir = host
+        .resolve_existing(&r.v)
+        .ok()
+        .filter(|d| d.is_dir())
+        .ok_or_else(|| Error::usage(&at, &r.v, "expected a directory holding a root filesystem"))?;
+    let entries: Vec<(String, RootEntry)> = host
+        .list_dir(&dir)
+        .map_err(|e| Error::usage(&at, &r.v, format!("can't list it: {}", io_reason(&e))))?
+        .into_iter()
+        .filter(|(n, _)| !ROOTFS_SKIPPED.contains(&n.as_str()))
+        .collect();
+    let empty = entries
+        .iter()
+        .filter(|(n, e)| *e == RootEntry::Dir && host.is_empty_dir(&dir.join(n)))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let needs_shell = command.first().is_none_or(|c| !c.starts_with('/'));
+    if needs_shell && !host.exists(&dir.join("bin/sh")) {
+        return Err(Error::usage(
+            &at,
+            &r.v,
+            "expected a root filesystem with /bin/sh (the command is looked up in its PATH), or an absolute command path",
+        ));
     }
-    for (path, entry) in &host.root_entries {
+    Ok(Rootfs {
+        dir,
+        entries,
+        empty,
+    })
+}
+
+/// The working system every sandbox starts from unless told otherwise:
+/// system files read-only (the host's, or a root filesystem's), fresh
+/// /proc, /dev and /tmp, an empty $HOME, and the current directory as
+/// `cwd` says. Returns the working directory.
+fn default_view(
+    host: &Host,
+    rootfs: Option<&Rootfs>,
+    cwd_mode: CwdMode,
+    mounts: &mut Vec<Mount>,
+) -> Option<PathBuf> {
+    let entries: Vec<(PathBuf, PathBuf, RootEntry)> = match rootfs {
+        Some(r) => r
+            .entries
+            .iter()
+            .map(|(n, e)| (r.dir.join(n), Path::new("/").join(n), e.clone()))
+            .collect(),
+        None => ["/usr", "/etc"]
+            .iter()
+            .map(|p| (PathBuf::from(p), PathBuf::from(p), RootEntry::Dir))
+            .chain(
+                host.root_entries
+                    .iter()
+                    .map(|(p, e)| (p.clone(), p.clone(), e.clone())),
+            )
+            .collect(),
+    };
+    for (src, dst, entry) in entries {
+        let empty = rootfs.is_some_and(|r| r.empty.iter().any(|e| Path::new("/").join(e) == dst));
         match entry {
-            RootEntry::Symlink(target) => mounts.push(Mount::Symlink {
-                target: target.clone(),
-                link: path.clone(),
-            }),
+            RootEntry::Symlink(target) => mounts.push(Mount::Symlink { target, link: dst }),
+            RootEntry::Dir if empty => mounts.push(Mount::Dir { dst }),
             RootEntry::Dir => mounts.push(Mount::Bind {
-                src: path.clone(),
-                dst: path.clone(),
+                optional: rootfs.is_none() && !matches!(dst.to_str(), Some("/usr" | "/etc")),
+                src,
+                dst,
                 read_only: true,
-                optional: true,
             }),
             RootEntry::Absent => {}
         }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the root filesystem tests/contained.rs gives rootless podman
-# (`podman run --rootfs DIR:O`, as no image registry is reachable here):
-# Debian bookworm's essential packages (about 100 MB: /bin/sh, coreutils,
-# no apt), fetched by mmdebstrap from this machine's Debian mirror.
+# (`podman run --rootfs DIR:O`, as no image registry is reachable here) and
+# tests/caps.rs gives `nook run --rootfs`: Debian bookworm's essential
+# packages and apt (about 120 MB: /bin/sh, coreutils, apt), fetched by
+# mmdebstrap from this machine's Debian mirror.
 #
 # Usage (as root, from .ci/setup): rootfs.sh DIR USER
 #
@@ -36,7 +37,7 @@ chmod 0755 "$work"
 
 # /etc/mtab: podman creates it in the lower directory (not the overlay) when
 # it is missing, which USER may not do.
-mmdebstrap --quiet --variant=essential \
+mmdebstrap --quiet --variant=apt \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
