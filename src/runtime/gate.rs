@@ -107,20 +107,8 @@ fn child(plan: &GatePlan, init: Pid, events: &Events, v: bool, ends: Ends) -> i3
     };
     // From here on the gate reads hostile bytes: it keeps no way to the
     // user's files (it has no need), whatever a bug in it might try.
-    let confined = crate::runtime::enforce::enforce_landlock(&crate::plan::landlock::Rules {
-        mode: crate::spec::security::LandlockMode::BestEffort,
-        paths: Vec::new(),
-        scoped: true,
-        tcp_connect: None,
-    });
-    trace(
-        v,
-        "gate",
-        format_args!(
-            "listening; landlock: {}",
-            confined.map_or_else(|e| e.to_string(), |o| o.text)
-        ),
-    );
+    let confined = super::side::confine();
+    trace(v, "gate", format_args!("listening; landlock: {}", confined));
     if tx.send(&FromGate::Ready).is_err() {
         return 1;
     }

@@ -200,79 +200,18 @@ fn supervise(plan: &Plan, ctl: &mut Control) -> Result<Outcome, Error> {
     ctl.events.emit(Event::Namespaces {
         init_pid: init.as_raw(),
     });
-    let mut helper = step4_start_helper(plan, init, ctl).map_err(abort)?;
-    if let Some(h) = helper.as_mut()
-        && !plan.net.slirp_forwards.is_empty()
-    {
-        let published = h.publish(&plan.net.slirp_forwards).and_then(|()| {
-            s.to_sandbox
-                .as_mut()
-                .expect("held until the end")
-                .send(&ToSandbox::Published)
-                .map_err(io_step(Step::SignalInit))
-        });
-        if let Err(e) = published {
-            helper.map(helper::Helper::stop);
-            return Err(abort(e));
-        }
-        trace(v, "supervisor", format_args!("ports published"));
+    let mut sides = Sides::default();
+    if let Err(e) = step4_start_sides(plan, &mut s, init, ctl, &mut sides) {
+        sides.stop();
+        return Err(abort(e));
     }
-    let relay = if plan.net.relay_ports.is_empty() {
-        None
-    } else {
-        match relay::PortRelay::start(&plan.net.relay_ports, init, v) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                helper.map(helper::Helper::stop);
-                return Err(abort(e));
-            }
-        }
-    };
-    let gate = match &plan.net.gate {
-        None => None,
-        Some(g) => match gate::Gate::start(g, init, &ctl.events, v) {
-            Ok(gate) => Some(gate),
-            Err(e) => {
-                helper.map(helper::Helper::stop);
-                if let Some(r) = relay {
-                    r.stop();
-                }
-                return Err(abort(e));
-            }
-        },
-    };
-    let watcher = match (s.trace_ends.take(), &ctl.trace) {
-        (Some((ours, _)), Some(with)) => {
-            match tracer::Tracer::start(ours, &plan.exec.seccomp, &with.home, &ctl.events) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    helper.map(helper::Helper::stop);
-                    if let Some(r) = relay {
-                        r.stop();
-                    }
-                    gate.map(gate::Gate::stop);
-                    return Err(abort(e));
-                }
-            }
-        }
-        _ => None,
-    };
-    // Last, once no process is forked any more: the relay's threads.
-    let terminal = match s.pty_ends.take() {
-        None => None,
-        Some((ours, _)) => match terminal::Terminal::start(ours, ctl.sessions.clone()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                helper.map(helper::Helper::stop);
-                if let Some(r) = relay {
-                    r.stop();
-                }
-                gate.map(gate::Gate::stop);
-                watcher.map(tracer::Tracer::stop);
-                return Err(abort(e));
-            }
-        },
-    };
+    let Sides {
+        helper,
+        relay,
+        gate,
+        watcher,
+        terminal,
+    } = sides;
     let failure = step5_wait_for_payload(plan, &mut s, init, helper.as_ref(), ctl);
     let end = step6_wait_for_end(plan, &mut s, init);
     if let Some(t) = terminal {
@@ -462,10 +401,82 @@ fn step3_map_and_place(
         .map_err(io_step(Step::SignalInit))
 }
 
-/// Step 4: the network helper starts now, against init's namespaces, while
-/// init builds the filesystem; init waits for the route before the
-/// payload runs.
-fn step4_start_helper(
+/// What runs beside the sandbox, started in step 4.
+#[derive(Default)]
+struct Sides {
+    helper: Option<helper::Helper>,
+    relay: Option<relay::PortRelay>,
+    gate: Option<gate::Gate>,
+    watcher: Option<tracer::Tracer>,
+    terminal: Option<terminal::Terminal>,
+}
+
+impl Sides {
+    /// A later step failed: end what was started.
+    fn stop(self) {
+        if let Some(h) = self.helper {
+            h.stop();
+        }
+        if let Some(r) = self.relay {
+            r.stop();
+        }
+        if let Some(g) = self.gate {
+            g.stop();
+        }
+        if let Some(w) = self.watcher {
+            w.stop();
+        }
+    }
+}
+
+/// Step 4: what runs beside the sandbox, against init's namespaces, while
+/// init builds the filesystem: the network helper (and slirp4netns's
+/// published ports, which init waits for with the route), the host-port
+/// relay, the egress gate, the tracer; last, once no process is forked
+/// any more, the terminal's relay threads.
+fn step4_start_sides(
+    plan: &Plan,
+    s: &mut Supervision,
+    init: Pid,
+    ctl: &Control,
+    sides: &mut Sides,
+) -> Result<(), StepError> {
+    let v = ctl.verbose;
+    sides.helper = start_helper(plan, init, ctl)?;
+    if let Some(h) = sides.helper.as_mut()
+        && !plan.net.slirp_forwards.is_empty()
+    {
+        h.publish(&plan.net.slirp_forwards)?;
+        s.to_sandbox
+            .as_mut()
+            .expect("held until the end")
+            .send(&ToSandbox::Published)
+            .map_err(io_step(Step::SignalInit))?;
+        trace(v, "supervisor", format_args!("ports published"));
+    }
+    if !plan.net.relay_ports.is_empty() {
+        sides.relay = Some(relay::PortRelay::start(&plan.net.relay_ports, init, v)?);
+    }
+    if let Some(g) = &plan.net.gate {
+        sides.gate = Some(gate::Gate::start(g, init, &ctl.events, v)?);
+    }
+    if let (Some((ours, _)), Some(with)) = (s.trace_ends.take(), &ctl.trace) {
+        sides.watcher = Some(tracer::Tracer::start(
+            ours,
+            &plan.exec.seccomp,
+            &with.home,
+            &ctl.events,
+        )?);
+    }
+    if let Some((ours, _)) = s.pty_ends.take() {
+        sides.terminal = Some(terminal::Terminal::start(ours, ctl.sessions.clone())?);
+    }
+    Ok(())
+}
+
+/// The network helper, against init's namespaces; init waits for the
+/// route before the payload runs.
+fn start_helper(
     plan: &Plan,
     init: Pid,
     ctl: &Control,

@@ -79,18 +79,13 @@ fn child(ports: &[u16], init: Pid, v: bool, ends: Ends) -> i32 {
         }
     };
     // It moves bytes the sandbox sends and never needs a file.
-    let confined = crate::runtime::enforce::enforce_landlock(&crate::plan::landlock::Rules {
-        mode: crate::spec::security::LandlockMode::BestEffort,
-        paths: Vec::new(),
-        scoped: true,
-        tcp_connect: None,
-    });
+    let confined = super::side::confine();
     trace(
         v,
         "relay",
         format_args!(
             "host ports {ports:?} on the sandbox's loopback; landlock: {}",
-            confined.map_or_else(|e| e.to_string(), |o| o.text)
+            confined
         ),
     );
     if tx.send(&FromRelay::Ready).is_err() {
