@@ -271,3 +271,39 @@ fn bad_root_filesystems_are_one_line() {
         assert!(out.stderr.contains(says), "{out}");
     }
 }
+
+/// A fake root over the host's own system can't change it (the host's
+/// root is not mapped, and some of its files, like apt's locks, are not
+/// even readable): one warning names the way that works.
+#[test]
+fn a_fake_root_over_the_hosts_system_is_told_why_it_cant() {
+    let env = TestEnv::new("caps-hostsys");
+    if !common::require(
+        !common::subid_lines("/etc/subuid", &env.user).is_empty(),
+        "the test user has no /etc/subuid range: run .ci/setup",
+    ) {
+        return;
+    }
+    let out = env
+        .run(&[
+            "--subids",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--tmp-overlay",
+            "/var",
+            "--",
+            "sh",
+            "-c",
+            "touch /var/lib/dpkg/lock-frontend 2>/dev/null; echo touch=$?",
+        ])
+        .output();
+    out.ok();
+    assert_eq!(out.stdout, "touch=1\n", "{out}");
+    assert_eq!(
+        out.stderr,
+        "nook: warning: /var belongs to the host's root, which the sandbox can't map: the fake root can't change it; a package manager needs a root filesystem (--rootfs DIR --tmp-overlay /)\n",
+        "{out}"
+    );
+}

@@ -180,6 +180,12 @@ impl Host {
         Ok(out)
     }
 
+    /// The uid that owns `path` (symlinks followed).
+    pub fn owner_of(&self, path: &Path) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| m.uid())
+    }
+
     /// Whether `dir` is a directory with nothing in it.
     pub fn is_empty_dir(&self, dir: &Path) -> bool {
         std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())

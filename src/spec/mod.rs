@@ -216,7 +216,7 @@ pub struct Request<'a> {
 pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Error> {
     let ids = resolve_ids(set, host)?;
     let on = |k| set.on(k);
-    let warnings = Vec::new();
+    let mut warnings = Vec::new();
     let network = resolve_network(set, host)?;
     let limits = crate::spec::limits::resolve(set)?;
     let overlay_driver =
@@ -351,6 +351,26 @@ pub fn resolve(set: &Layer, req: &Request<'_>, host: &Host) -> Result<Spec, Erro
     }
 
     let security = resolve_security(set, &ids, network.gated())?;
+    // A fake root over the host's own system: its files belong to the
+    // host's root, which no sandbox maps, so the capabilities don't reach
+    // them (some, like apt's and dpkg's locks, it can't even read).
+    if ids.uid == 0
+        && ids.subids.is_some()
+        && let Some(lower) = mounts.iter().find_map(|m| match m {
+            Mount::Overlay { lower, .. }
+                if rootfs.as_ref().is_none_or(|r| !lower.starts_with(&r.dir))
+                    && host.owner_of(lower) == Some(0) =>
+            {
+                Some(lower.clone())
+            }
+            _ => None,
+        })
+    {
+        warnings.push(format!(
+            "{} belongs to the host's root, which the sandbox can't map: the fake root can't change it; a package manager needs a root filesystem (--rootfs DIR --tmp-overlay /)",
+            lower.display()
+        ));
+    }
 
     Ok(Spec {
         command: req.command.to_vec(),
