@@ -280,3 +280,41 @@ fn nook_runs_under_an_inherited_seccomp_filter() {
         "{out}"
     );
 }
+
+/// `nook doctor` knows when it runs nested and what that costs, and which
+/// network driver `--net user` takes here and why.
+#[test]
+fn doctor_says_where_nook_runs_and_which_driver() {
+    let env = TestEnv::new("starts-doctor");
+    let dir = nook_dir();
+    let out = env
+        .run(&[
+            "--allow-userns",
+            "--ro-bind",
+            &dir,
+            "--",
+            common::NOOK,
+            "doctor",
+        ])
+        .output();
+    out.ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("where nook runs"))
+        .unwrap_or_else(|| panic!("no 'where nook runs' line: {out}"));
+    assert!(
+        line.starts_with("degraded")
+            && line.contains("in a user namespace (uid map")
+            && line.contains("under a seccomp filter it inherited")
+            && line.contains("a new /proc is refused"),
+        "{out}"
+    );
+    let out = env.nook(&["doctor"]).output();
+    let driver = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("network driver"))
+        .unwrap_or_else(|| panic!("no 'network driver' line: {out}"));
+    assert!(driver.contains("--net user takes "), "{out}");
+}
