@@ -11,6 +11,11 @@
 //! killed: a guardian process, forked before raw mode, holds the saved
 //! settings and a pipe from the supervisor; if the pipe hangs up without
 //! the supervisor's word, it restores them.
+//!
+//! A detached sandbox (`run -d -t`) keeps the master and writes what it
+//! prints to its log; `nook attach` connects to its socket in the private
+//! directory of running-sandbox records and relays the same way, in
+//! frames (keys, sizes), one attach at a time.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -568,4 +573,29 @@ pub fn take_own(sock: RawFd, size: Option<Winsize>, echo: bool) -> Result<String
         sys::dup_onto(slave.as_raw_fd(), to).map_err(|e| StepError::new(step, None, e))?;
     }
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_end_cleanly() {
+        let mut wire = Vec::new();
+        send_frame(&mut wire, FRAME_DATA, b"ls\r").unwrap();
+        send_frame(&mut wire, FRAME_SIZE, &[24, 0, 80, 0]).unwrap();
+        let mut r = std::io::Cursor::new(wire);
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((FRAME_DATA, b"ls\r".to_vec()))
+        );
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((FRAME_SIZE, vec![24, 0, 80, 0]))
+        );
+        assert_eq!(read_frame(&mut r).unwrap(), None);
+        // A length no client sends is refused, not allocated.
+        let mut bad = std::io::Cursor::new(vec![FRAME_DATA, 0xff, 0xff, 0xff, 0xff]);
+        assert!(read_frame(&mut bad).is_err());
+    }
 }
