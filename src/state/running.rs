@@ -31,7 +31,8 @@ pub struct Entry {
     pub join: crate::plan::ExecStage,
 }
 
-/// `$XDG_RUNTIME_DIR/nook`, or `/tmp/nook-UID` without one.
+/// `$XDG_RUNTIME_DIR/nook` when that is the user's own directory, else
+/// `$XDG_STATE_HOME/nook/running` (`~/.local/state/nook/running`).
 pub fn dir(env: &std::collections::BTreeMap<String, String>, uid: u32, home: &Path) -> PathBuf {
     use std::os::unix::fs::MetadataExt;
     // $XDG_RUNTIME_DIR only when it really is the user's own directory: a
