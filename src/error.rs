@@ -162,6 +162,7 @@ steps! {
     Chdir => "changing to the working directory",
     ClearCaps => "clearing capabilities",
     DropCaps => "dropping capabilities",
+    KeepCaps => "keeping the capabilities asked for (ambient)",
     LockSecurebits => "locking securebits",
     NotDumpable => "making init not dumpable",
     CloneTree => "cloning (open_tree)",

@@ -275,31 +275,6 @@ pub fn clear_cloexec(fd: i32) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
-/// Drop every capability: the bounding set (so execve of a file with
-/// capabilities can't regain them), the ambient set, and the thread's own.
-pub fn drop_capabilities() -> nix::Result<()> {
-    for cap in 0..64 {
-        // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory.
-        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-        if ret == -1 && Errno::last() == Errno::EINVAL {
-            break; // past the last capability this kernel knows
-        }
-        Errno::result(ret)?;
-    }
-    // SAFETY: integer-only prctl.
-    let ret = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    Errno::result(ret)?;
-    clear_capability_sets()
-}
-
 fn cap_set(caps: &[u8]) -> rustix::thread::CapabilitySet {
     caps.iter()
         .fold(rustix::thread::CapabilitySet::empty(), |s, &c| {
@@ -311,6 +286,9 @@ fn cap_set(caps: &[u8]) -> rustix::thread::CapabilitySet {
 /// they outlive execve of ordinary programs. Before the securebits forbid
 /// raising ambient ones.
 pub fn raise_ambient(keep: &[u8]) -> nix::Result<()> {
+    if keep.is_empty() {
+        return Ok(());
+    }
     let errno = |e: rustix::io::Errno| Errno::from_raw(e.raw_os_error());
     let now = rustix::thread::capabilities(None).map_err(errno)?;
     rustix::thread::set_capabilities(
@@ -338,14 +316,12 @@ pub fn raise_ambient(keep: &[u8]) -> nix::Result<()> {
     Ok(())
 }
 
-/// Keep only the capabilities numbered `keep` (none: `drop_capabilities`):
-/// the bounding set cut (needs CAP_SETPCAP, so after the securebits), then
-/// effective, permitted and inheritable; the ambient ones raised before
-/// stay.
+/// Keep only the capabilities numbered `keep` (usually none): the
+/// bounding set cut (so execve of a file with capabilities can't regain
+/// others; needs CAP_SETPCAP, so after the securebits), the ambient set
+/// cleared when none is kept (those raised before stay), then effective,
+/// permitted and inheritable.
 pub fn keep_only_capabilities(keep: &[u8]) -> nix::Result<()> {
-    if keep.is_empty() {
-        return drop_capabilities();
-    }
     for cap in 0..64u8 {
         if keep.contains(&cap) {
             continue;
@@ -355,6 +331,19 @@ pub fn keep_only_capabilities(keep: &[u8]) -> nix::Result<()> {
         if ret == -1 && Errno::last() == Errno::EINVAL {
             break; // past the last capability this kernel knows
         }
+        Errno::result(ret)?;
+    }
+    if keep.is_empty() {
+        // SAFETY: integer-only prctl.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
         Errno::result(ret)?;
     }
     hold_only(keep)
@@ -369,20 +358,6 @@ pub fn hold_only(keep: &[u8]) -> nix::Result<()> {
             effective: set,
             permitted: set,
             inheritable: set,
-        },
-    )
-    .map_err(|e| Errno::from_raw(e.raw_os_error()))
-}
-
-/// capset(2) with every set empty: effective, permitted, inheritable.
-pub fn clear_capability_sets() -> nix::Result<()> {
-    let none = rustix::thread::CapabilitySet::empty();
-    rustix::thread::set_capabilities(
-        None,
-        rustix::thread::CapabilitySets {
-            effective: none,
-            permitted: none,
-            inheritable: none,
         },
     )
     .map_err(|e| Errno::from_raw(e.raw_os_error()))

@@ -260,7 +260,7 @@ pub fn lock_down(keep: &[u8]) -> Result<(), StepError> {
     }
     // In this order: ambient ones raised while that is allowed, the
     // securebits and the bounding cut while we hold CAP_SETPCAP.
-    sys::raise_ambient(keep).map_err(|e| StepError::new(Step::DropCaps, None, e))?;
+    sys::raise_ambient(keep).map_err(|e| StepError::new(Step::KeepCaps, None, e))?;
     rustix::thread::set_capabilities_secure_bits(bits)
         .map_err(|e| StepError::new(Step::LockSecurebits, None, from_rustix(e)))?;
     sys::keep_only_capabilities(keep).map_err(|e| StepError::new(Step::DropCaps, None, e))

@@ -37,7 +37,8 @@ pub struct Terminal {
     raw: Option<RawMode>,
     /// A detached sandbox's attach socket, removed at the end.
     sessions: Option<std::path::PathBuf>,
-    output: Option<std::thread::JoinHandle<()>>,
+    /// Says (by closing) when the relay's output thread is done.
+    output: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 /// The pty master of the sandbox this supervisor runs (one per process),
@@ -106,9 +107,13 @@ impl Terminal {
         let slot = master.clone();
         let _ = CURRENT.set(master);
         let tty_in = raw.is_some();
-        let output = std::thread::Builder::new()
+        let (done, output) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
             .stack_size(super::relay::THREAD_STACK)
-            .spawn(move || relay(sock, slot, tty_in, listener))
+            .spawn(move || {
+                relay(sock, slot, tty_in, listener);
+                drop(done);
+            })
             .map_err(|e| StepError::io(Step::RawTerminal, None, &e))?;
         Ok(Terminal {
             raw,
@@ -120,14 +125,8 @@ impl Terminal {
     /// The sandbox ended: let the last output through (up to 1 s), then
     /// give the user's terminal back as it was.
     pub fn finish(mut self) {
-        if let Some(h) = self.output.take() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(1);
-            while !h.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if h.is_finished() {
-                let _ = h.join();
-            }
+        if let Some(done) = self.output.take() {
+            let _ = done.recv_timeout(Duration::from_secs(1));
         }
         self.end();
     }
