@@ -150,15 +150,21 @@ fn landlock() -> Check {
     }
 }
 
-fn overlay_probe() -> Result<(), nix::errno::Errno> {
-    use nix::mount::{MsFlags, mount};
+/// Unshare a user and a mount namespace (and `more`), mapping ourselves
+/// to ourselves, as a sandbox's init does.
+fn own_namespaces(more: CloneFlags) -> Result<(), nix::errno::Errno> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)?;
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | more)?;
     let w = |p: &str, s: String| std::fs::write(p, s).map_err(|_| nix::errno::Errno::EACCES);
     w("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
     w("/proc/self/setgroups", "deny".into())?;
-    w("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    w("/proc/self/gid_map", format!("{gid} {gid} 1"))
+}
+
+fn overlay_probe() -> Result<(), nix::errno::Errno> {
+    use nix::mount::{MsFlags, mount};
+    own_namespaces(CloneFlags::empty())?;
     mount(
         None::<&str>,
         "/",
@@ -189,13 +195,7 @@ fn overlay_probe() -> Result<(), nix::errno::Errno> {
 /// where the parent's /proc has covered parts (mount_too_revealing).
 fn proc_probe() -> Result<(), nix::errno::Errno> {
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
-    let uid = rustix::process::getuid().as_raw();
-    let gid = rustix::process::getgid().as_raw();
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)?;
-    let w = |p: &str, s: String| std::fs::write(p, s).map_err(|_| nix::errno::Errno::EACCES);
-    w("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
-    w("/proc/self/setgroups", "deny".into())?;
-    w("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    own_namespaces(CloneFlags::CLONE_NEWPID)?;
     // The first child is the new pid namespace's init.
     in_child(|| {
         let e = crate::error::from_rustix;
@@ -263,10 +263,6 @@ fn overlay(_host: &Host) -> Check {
     }
 }
 
-fn version(program: &Path) -> String {
-    crate::host::run_version(program)
-}
-
 fn fuse(host: &Host) -> Check {
     let dev = nix::unistd::access(
         "/dev/fuse",
@@ -276,7 +272,11 @@ fn fuse(host: &Host) -> Check {
         (Some(p), Ok(())) => check(
             "fuse-overlayfs",
             Status::Ok,
-            format!("{} ({}), /dev/fuse usable", p.display(), version(&p)),
+            format!(
+                "{} ({}), /dev/fuse usable",
+                p.display(),
+                host.program_version(&p)
+            ),
             None,
             false,
         ),
@@ -335,7 +335,7 @@ fn helper(host: &Host, name: &'static str, package: &str, what: &str) -> Check {
         .copied()
         .filter(|o| !help.contains(o))
         .collect();
-    let mut detail = format!("{} ({}): {what}", p.display(), version(&p));
+    let mut detail = format!("{} ({}): {what}", p.display(), host.program_version(&p));
     if name == "pasta" && !help.contains("--map-host-loopback") {
         // Debian 12's build (2023_03): no version string, and replies to
         // datagrams on published UDP ports are lost.

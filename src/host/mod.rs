@@ -318,7 +318,7 @@ impl Host {
 }
 
 /// The line of `program --version` that names it (else the first).
-pub fn run_version(program: &Path) -> String {
+fn run_version(program: &Path) -> String {
     std::process::Command::new(program)
         .arg("--version")
         .stdin(std::process::Stdio::null())
